@@ -1,0 +1,5 @@
+"""`python -m watcher`."""
+
+from watcher.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""Wiring and lifecycle in one place: start-up -> poll and deliver -> drain and stop.
+
+Signal handlers only set a flag. On stop, the scheduler is paused, the cycle in
+flight and the sends in flight get `shutdown_timeout` to finish, then whatever is
+left is cancelled: an unfinished cycle committed nothing, an unsent alert stays in
+the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watcher import cycle
+from watcher.client import ApiError, Client
+from watcher.metrics import Metrics
+from watcher.notifier import Notifier
+from watcher.server import HealthServer
+from watcher.settings import Settings
+from watcher.store import SqliteStore, StoreError
+from watcher.systemd import Notifier as SystemdNotifier
+
+log = structlog.get_logger("watcher.app")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store(settings: Settings, *, dry_run: bool) -> SqliteStore:
+    """The state store; for a dry run, an in-memory copy, so nothing is recorded."""
+    store = SqliteStore(settings.state.path if not dry_run else Path(":memory:"))
+    if dry_run and settings.state.path.exists():
+        try:
+            source = sqlite3.connect(f"file:{settings.state.path}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state.path: cannot open {settings.state.path}: {exc}") from None
+        with source:
+            store.restore_from(source)
+        source.close()
+    return store
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, dry_run: bool = False, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.dry_run = dry_run
+        self.clock = clock
+        self.metrics = Metrics()
+        self.store = open_store(settings, dry_run=dry_run)
+        self.client = Client(settings.api, metrics=self.metrics)
+        self.notifier = Notifier(
+            self.store,
+            settings.channels,
+            settings.delivery,
+            clock,
+            metrics=self.metrics,
+            dry_run=dry_run,
+        )
+        self.stop = asyncio.Event()
+        self.last_success: float | None = None  # monotonic time of the last good poll
+        self.last_error: str | None = None
+        self._cycle: asyncio.Task[bool] | None = None
+
+    async def close(self) -> None:
+        await self.client.close()
+        self.store.close()
+
+    # -- one cycle ----------------------------------------------------------------------
+
+    async def poll_once(self) -> bool:
+        """Run one poll cycle; True on success. Never raises for API trouble."""
+        started = time.monotonic()
+        try:
+            report = await cycle.run_cycle(
+                self.client,
+                self.store,
+                self.settings.poll,
+                self.settings.rules,
+                self.clock,
+                self.metrics,
+            )
+        except ApiError as exc:
+            self.last_error = str(exc)
+            self.metrics.polls.labels("failed").inc()
+            log.warning("poll_failed", error=str(exc), state="unchanged")
+            return False
+        finally:
+            self.metrics.poll_duration.observe(time.monotonic() - started)
+        self.last_success = time.monotonic()
+        self.last_error = None
+        self.metrics.polls.labels("ok").inc()
+        self.metrics.last_success.set(time.time())
+        self.metrics.jobs_followed.set(report.followed)
+        log.info(
+            "poll_done",
+            window_start=report.window.start.isoformat(),
+            window_end=report.window.end.isoformat(),
+            pages=report.pages,
+            requests=report.requests,
+            jobs_seen=report.jobs_seen,
+            skipped=report.skipped,
+            events=report.events,
+            alerts=report.alerts,
+            followed=report.followed,
+            seconds=round(report.seconds, 3),
+        )
+        if report.alerts:
+            self.notifier.wake.set()
+        return True
+
+    async def _scheduled_poll(self) -> None:
+        if self.stop.is_set() or (self._cycle and not self._cycle.done()):
+            return
+        self._cycle = asyncio.create_task(self.poll_once())
+        await asyncio.shield(self._cycle)
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def once(self) -> int:
+        """`watcher once`: one cycle, then one try of every pending alert."""
+        try:
+            polled = await self.poll_once()
+            delivered = await self.notifier.flush(budget=self.settings.shutdown_timeout)
+        finally:
+            await self.close()
+        return 0 if polled and delivered else 1
+
+    async def run(self, systemd: SystemdNotifier | None = None) -> int:
+        """`watcher run`: poll every interval and deliver, until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        server = HealthServer(self, self.settings.server.listen)
+        await server.start()
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._scheduled_poll,
+            "interval",
+            seconds=self.settings.poll.interval,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(self.settings.poll.interval)),
+            id="poll",
+        )
+        scheduler.start()
+        delivery = asyncio.create_task(self.notifier.run(self.stop))
+        log.info(
+            "watcher_started",
+            interval=self.settings.poll.interval,
+            channels=sorted(self.settings.channels),
+            rules=len(self.settings.rules),
+            state=str(self.settings.state.path),
+            dry_run=self.dry_run,
+        )
+        watchdog = asyncio.create_task(systemd.watchdog()) if systemd else None
+        if systemd:
+            systemd.ready()
+        try:
+            await self.stop.wait()
+        finally:
+            if systemd:
+                systemd.stopping()
+            await self._shutdown(scheduler, delivery, server)
+            if watchdog:
+                watchdog.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("stop_requested", signal=sig.name)
+        self.stop.set()
+
+    async def _shutdown(
+        self, scheduler: AsyncIOScheduler, delivery: asyncio.Task[None], server: HealthServer
+    ) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        scheduler.pause()
+        if self._cycle and not self._cycle.done():
+            done, _ = await asyncio.wait({self._cycle}, timeout=self._left(deadline))
+            if not done:
+                self._cycle.cancel()
+                log.warning("cycle_abandoned", reason="shutdown_timeout", state="unchanged")
+        await asyncio.wait({delivery}, timeout=self._left(deadline))
+        delivery.cancel()
+        await self.notifier.drain(budget=self._left(deadline))
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+        await server.stop()
+        await self.close()
+        log.info("watcher_stopped")
+
+    @staticmethod
+    def _left(deadline: float) -> float:
+        return max(0.0, deadline - time.monotonic())

@@ -1,0 +1,189 @@
+"""The command line: arguments -> settings -> logging -> the chosen command.
+
+Exit codes: 0 success, 1 a poll or delivery failed, 2 invalid configuration or an
+unusable state file (the message names the key, never a secret, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from watcher import __version__, config, logs, report
+from watcher.settings import Settings
+from watcher.store import StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        help="configuration file (default: $WATCHER_CONFIG, "
+        "./watcher.yaml, /etc/watcher/watcher.yaml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="watcher", description="Alerts on Eggplant Web Performance Analyzer jobs."
+    )
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    parser.add_argument("--log-format", choices=["json", "console"])
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("run", "the daemon, until SIGTERM or SIGINT"),
+        ("once", "one poll cycle, then delivery; for cron and CI"),
+    ):
+        cmd = sub.add_parser(name, parents=[common], help=text)
+        cmd.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="render and log alerts; send nothing, record nothing",
+        )
+    sub.add_parser("check", parents=[common], help="validate the configuration, offline")
+    test = sub.add_parser("notify-test", parents=[common], help="send a test message")
+    test.add_argument("channel")
+    status = sub.add_parser("status", parents=[common], help="what the state store knows")
+    status.add_argument("--json", action="store_true")
+    sub.add_parser("demo", help="the daemon against the built-in simulator, for a minute")
+    sim = sub.add_parser("simulate", help="the simulated API alone, on loopback")
+    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--scenario", default="steady")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--speed", type=float, default=1.0)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    settings = config.load(args.config)
+    redactor = logs.configure(
+        fmt=args.log_format or settings.log.format, level=args.log_level or settings.log.level
+    )
+    redactor.add(*report.secrets(settings))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
+    try:
+        return _dispatch(args)
+    except config.ConfigError as exc:
+        print(f"watcher: invalid configuration\n{_indent(str(exc))}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"watcher: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "demo":
+        from watcher import demo
+
+        return asyncio.run(demo.run(log_level=args.log_level or "warning"))
+    if command == "simulate":
+        return _simulate(args)
+    settings = _load(args)
+    if command == "check":
+        print(report.summary(settings))
+        return EXIT_OK
+    if command == "status":
+        data = report.status(settings.state.path)
+        print(json.dumps(data, indent=2) if args.json else report.status_text(data))
+        return EXIT_OK
+    if command == "notify-test":
+        return asyncio.run(_notify_test(settings, args.channel))
+    return asyncio.run(_daemon(settings, once=command == "once", dry_run=args.dry_run))
+
+
+async def _daemon(settings: Settings, *, once: bool, dry_run: bool) -> int:
+    from watcher.app import Daemon
+    from watcher.systemd import Notifier as Systemd
+
+    daemon = Daemon(settings, dry_run=dry_run)
+    if not settings.api.verify_tls:
+        structlog.get_logger("watcher").warning(
+            "tls_verification_disabled", hint="api.verify_tls is false"
+        )
+    if once:
+        return await daemon.once()
+    return await daemon.run(systemd=Systemd.from_env(os.environ))
+
+
+async def _notify_test(settings: Settings, channel: str) -> int:
+    import apprise
+
+    urls = settings.channels.get(channel)
+    if urls is None:
+        known = ", ".join(sorted(settings.channels)) or "none defined"
+        print(f"watcher: no channel named {channel!r} ({known})", file=sys.stderr)
+        return EXIT_FAILED
+    failed = 0
+    for url in urls:
+        target = apprise.Apprise()
+        target.add(url)
+        masked = target.urls(privacy=True)[0]
+        ok = bool(
+            await target.async_notify(
+                title="watcher test message",
+                body=f"This is a test of channel {channel!r} from watcher {__version__}.",
+                notify_type=apprise.NotifyType.INFO,
+            )
+        )
+        print(f"{'delivered' if ok else 'FAILED'}: {masked}")
+        failed += not ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from watcher.simulator import scenarios
+    from watcher.simulator.runner import serve
+
+    if args.scenario not in scenarios.SCENARIOS:
+        names = ", ".join(sorted(scenarios.SCENARIOS))
+        print(f"watcher: unknown scenario {args.scenario!r} ({names})", file=sys.stderr)
+        return EXIT_CONFIG
+
+    def ready(port: int) -> None:
+        print(
+            f"simulator on http://127.0.0.1:{port}/pa/v1 (token: "
+            f"http://127.0.0.1:{port}/authorisation/token)",
+            flush=True,
+        )
+
+    async def main() -> None:
+        import signal
+
+        task = asyncio.ensure_future(
+            serve(
+                "127.0.0.1",
+                args.port,
+                scenario=args.scenario,
+                seed=args.seed,
+                speed=args.speed,
+                ready=ready,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    return EXIT_OK

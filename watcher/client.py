@@ -1,0 +1,299 @@
+"""The only module that knows the API's HTTP: OAuth2 tokens, headers, retries and paging.
+
+Retries connection errors, timeouts, 5xx, 429 (honouring Retry-After) and unreadable
+bodies with jittered backoff; anything it cannot get right raises `ApiError`, whose
+message never carries a token or secret. Payload parsing lives in `payload`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import aiohttp
+import structlog
+from yarl import URL
+
+from watcher import payload
+from watcher.metrics import Metrics
+from watcher.models import Job
+from watcher.settings import ApiSettings
+
+log = structlog.get_logger("watcher.client")
+
+MAX_RETRY_AFTER = 60.0  # seconds; a longer ask fails this cycle, the next one tries again
+TOKEN_MARGIN = 0.1  # renew when this share of the token's lifetime is left
+
+
+class ApiError(Exception):
+    """The API could not be read this cycle."""
+
+
+class _NotFound(Exception):
+    pass
+
+
+class JobGone(Exception):
+    """The API answers 404 for a job it listed before."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    jobs: list[Job]
+    pages: int
+    skipped: int
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Client:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        metrics: Metrics | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._s = settings
+        self._metrics = metrics
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+        self._gate = asyncio.Semaphore(settings.max_concurrency)
+        self._token_lock = asyncio.Lock()
+        self._token: str | None = (
+            settings.access_token.get_secret_value() if settings.access_token else None
+        )
+        self._token_expiry = float("inf") if self._token else 0.0
+        self.requests = 0
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._s.timeout),
+                connector=aiohttp.TCPConnector(
+                    limit=self._s.max_concurrency + 1, ssl=self._s.verify_tls
+                ),
+                raise_for_status=False,
+            )
+        return self._session
+
+    def _count(self, endpoint: str, outcome: str) -> None:
+        self.requests += 1
+        if self._metrics:
+            self._metrics.api_requests.labels(endpoint, outcome).inc()
+
+    # -- authentication ---------------------------------------------------------------
+
+    async def _bearer(self, *, renew: bool = False) -> str:
+        if self._s.access_token is not None:
+            return self._s.access_token.get_secret_value()
+        async with self._token_lock:
+            if self._token and not renew and time.monotonic() < self._token_expiry:
+                return self._token
+            self._token = None
+            self._token, lifetime = await self._fetch_token()
+            self._token_expiry = time.monotonic() + lifetime * (1 - TOKEN_MARGIN)
+            return self._token
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        assert self._s.client_id is not None
+        assert self._s.client_secret is not None
+        pair = f"{self._s.client_id}:{self._s.client_secret.get_secret_value()}"
+        headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        for attempt in range(self._s.retries + 1):
+            wait: float | None = None
+            try:
+                async with self._http().post(
+                    self._s.token_url, data={"grant_type": "client_credentials"}, headers=headers
+                ) as resp:
+                    status, body = resp.status, await resp.read()
+                    wait = _retry_after(resp.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._count("token", "connection_error")
+                problem = f"token endpoint unreachable ({type(exc).__name__})"
+            else:
+                if status in (400, 401, 403):
+                    self._count("token", "refused")
+                    raise ApiError(f"token endpoint refused the client credentials (HTTP {status})")
+                problem = f"token endpoint answered HTTP {status}"
+                if 200 <= status < 300:
+                    token = payload.parse_token(body)
+                    if token is not None:
+                        self._count("token", "ok")
+                        return token
+                    problem = "token endpoint answered without an access_token"
+                self._count("token", "error")
+            if attempt == self._s.retries:
+                raise ApiError(problem)
+            await self._backoff(attempt, wait, problem)
+        raise AssertionError("unreachable")
+
+    # -- requests ---------------------------------------------------------------------
+
+    async def _backoff(self, attempt: int, retry_after: float | None, problem: str) -> None:
+        if retry_after is not None:
+            if retry_after > MAX_RETRY_AFTER:
+                raise ApiError(f"{problem}; Retry-After {retry_after:.0f}s is too long to wait")
+            delay = retry_after
+        else:
+            delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+        log.info("api_retry", problem=problem, attempt=attempt + 1, delay=round(delay, 2))
+        await self._sleep(delay)
+
+    async def _get(self, url: str, endpoint: str) -> Any:
+        """GET `url` (already encoded) and return its decoded JSON, retrying what is worth it."""
+        renewed = False
+        attempt = 0
+        while True:
+            wait: float | None = None
+            async with self._gate:
+                token = await self._bearer()
+                headers = {"Realm": self._s.realm, "Authorization": f"Bearer {token}"}
+                try:
+                    async with self._http().get(URL(url, encoded=True), headers=headers) as resp:
+                        status, body = resp.status, await resp.read()
+                        wait = _retry_after(resp.headers.get("Retry-After"))
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    status, body = 0, b""
+                    outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
+                    problem = f"GET {endpoint}: {outcome.replace('_', ' ')}"
+            if status == 401 and not renewed and self._s.access_token is None:
+                self._count(endpoint, "unauthorized")
+                renewed = True
+                await self._bearer(renew=True)
+                continue
+            if 200 <= status < 300:
+                try:
+                    decoded = json.loads(body)
+                except ValueError:
+                    outcome, problem = "bad_body", f"GET {endpoint}: body is not JSON"
+                else:
+                    self._count(endpoint, "ok")
+                    return decoded
+            elif status == 404:
+                self._count(endpoint, "not_found")
+                raise _NotFound
+            elif status == 429 or status >= 500:
+                outcome, problem = f"http_{status}", f"GET {endpoint}: HTTP {status}"
+            elif status:
+                self._count(endpoint, f"http_{status}")
+                raise ApiError(f"GET {endpoint}: HTTP {status}")
+            self._count(endpoint, outcome)
+            if attempt >= self._s.retries:
+                raise ApiError(f"{problem} (after {attempt + 1} attempts)")
+            await self._backoff(attempt, wait, problem)
+            attempt += 1
+
+    async def get_job(self, sref: str) -> Job | None:
+        """The job at `sref` now; None if its record is unusable this time (logged).
+
+        Raises JobGone when the API no longer knows the job.
+        """
+        url = f"{self._s.base_url}/{quote(sref, safe='/')}"
+        try:
+            body = await self._get(url, "job")
+        except _NotFound:
+            raise JobGone(sref) from None
+        try:
+            return payload.parse_one(body, sref)
+        except payload.PayloadError as exc:
+            log.warning("job_record_skipped", sref=sref, where=f"GET {sref}", problems=str(exc))
+            return None
+
+    def _page_url(self, start: datetime, end: datetime, page: int) -> str:
+        query = {
+            "fromDate": start.isoformat(timespec="seconds"),
+            "toDate": end.isoformat(timespec="seconds"),
+            self._s.page_param: str(page),
+            self._s.page_size_param: str(self._s.page_size),
+        }
+        encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
+        return f"{self._s.base_url}/jobs?{encoded}"
+
+    async def list_jobs(self, start: datetime, end: datetime) -> Listing:
+        """Every job whose start lies in [start, end], across all pages, one per sref."""
+        jobs: dict[str, Job] = {}
+        url = self._page_url(start, end, 1)
+        page, raw, skipped, widest = 1, 0, 0, 0
+        visited: set[str] = set()
+        while True:
+            if page > self._s.max_pages:
+                raise ApiError(
+                    f"the window needs more than api.max_pages ({self._s.max_pages}) pages"
+                )
+            visited.add(url)
+            try:
+                body = await self._get(url, "jobs")
+            except _NotFound:
+                raise ApiError("GET jobs: HTTP 404") from None
+            try:
+                listed = payload.parse_list(body, page)
+            except payload.PayloadError as exc:
+                raise ApiError(f"GET jobs page {page}: {exc}") from None
+            skipped += listed.skipped
+            before = len(jobs)
+            for job in listed.jobs:
+                known = jobs.get(job.sref)
+                if known is None or payload.newer(job, known):
+                    jobs[job.sref] = job
+            count = listed.count
+            raw += count
+            widest = max(widest, count)
+            if count == 0:
+                break
+            if listed.next_url:
+                nxt = urljoin(self._s.base_url + "/", listed.next_url)
+                if nxt in visited:
+                    break
+                url, page = nxt, page + 1
+                continue
+            if len(jobs) == before:
+                log.warning("api_paging_ignored", page=page, hint="check api.page_param")
+                break
+            total = listed.total
+            if total is not None and (
+                len(jobs) + skipped >= total or (raw >= total and count < widest)
+            ):
+                break
+            # Without a total, only a page shorter than the widest so far ends the listing:
+            # a server that silently caps the page size makes every page "short".
+            if total is None and count < widest:
+                break
+            page += 1
+            url = self._page_url(start, end, page)
+        return Listing(jobs=list(jobs.values()), pages=page, skipped=skipped)

@@ -1,0 +1,174 @@
+"""Logging: structlog and the stdlib loggers (apprise, aiohttp, apscheduler) through one
+pipeline to stdout, one event a line, JSON or console, with secrets masked.
+
+`Redactor` masks every secret it has been told about (configuration values, tokens,
+credentials inside channel URLs) wherever it appears in a log line, tracebacks
+included. It runs last before rendering, so nothing can slip in after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import structlog
+
+MASK = "***"
+MIN_SECRET = 4  # shorter strings are too common to mask without garbling every line
+_SAFE_QUERY_KEYS = frozenset(
+    {
+        "to",
+        "from",
+        "cc",
+        "bcc",
+        "cto",
+        "rto",
+        "verify",
+        "format",
+        "overflow",
+        "method",
+        "smtp",
+        "mode",
+        "name",
+        "avatar",
+        "image",
+        "footer",
+        "priority",
+        "tags",
+        "port",
+        "secure",
+        "retry",
+    }
+)
+_PATTERNS = (
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 " + MASK),
+    (re.compile(r"(://[^/\s:@]*:)[^@\s/]+@"), r"\1" + MASK + "@"),
+    (
+        re.compile(r"(\"?(?:access_token|client_secret|password)\"?\s*[=:]\s*\"?)[^\s\",&]+"),
+        r"\1" + MASK,
+    ),
+)
+
+
+def url_secrets(url: str) -> set[str]:
+    """The parts of an apprise URL that may be credentials: user info, a host that is a
+    token rather than a host name, path segments and query values."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        candidates = {parts.username or "", parts.password or ""}
+    except ValueError:
+        return {url}
+    if "." not in host and host != "localhost":
+        candidates.add(host)
+    candidates.update(unquote(seg) for seg in parts.path.split("/"))
+    candidates.update(v for k, v in parse_qsl(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
+    found = {c for c in candidates if len(c) >= MIN_SECRET}
+    found.add(url)
+    return found
+
+
+class Redactor:
+    """A structlog processor (and helper) that masks known secrets and credential shapes."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        fresh = {s for s in secrets if s and len(s) >= MIN_SECRET} - self._secrets
+        if not fresh:
+            return
+        self._secrets |= fresh
+        # Longest first, so a URL is masked whole before its parts are.
+        ordered = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def text(self, value: str) -> str:
+        if self._pattern is not None:
+            value = self._pattern.sub(MASK, value)
+        for pattern, replacement in _PATTERNS:
+            value = pattern.sub(replacement, value)
+        return value
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self._walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._walk(v) for v in value]
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        return self.text(str(value))
+
+    def __call__(
+        self, _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event_dict.items():
+            event_dict[key] = self._walk(value)
+        return event_dict
+
+
+QUIET_LIBRARIES = {
+    "apprise": logging.WARNING,  # its debug output has leaked credentials elsewhere
+    "aiohttp": logging.WARNING,
+    "apscheduler": logging.WARNING,  # logs every job run at INFO
+    "asyncio": logging.WARNING,
+}
+
+
+def configure(
+    *,
+    fmt: str = "auto",
+    level: str = "info",
+    redactor: Redactor | None = None,
+    stream: TextIO | None = None,
+) -> Redactor:
+    """Configure logging once for the process; return the redactor to feed secrets to."""
+    redactor = redactor or Redactor()
+    stream = stream or sys.stdout
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redactor,
+    ]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name, floor in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level.upper())))
+    logging.captureWarnings(True)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    return redactor

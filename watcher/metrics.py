@@ -1,0 +1,52 @@
+"""Prometheus metrics, every name prefixed `watcher_`, in a registry of the daemon's own
+(never the process-global one, so tests and reloads start clean)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from watcher import __version__
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter("watcher_polls", "Poll cycles by outcome", ["outcome"], registry=r)
+        self.poll_duration = Histogram(
+            "watcher_poll_duration_seconds",
+            "Duration of poll cycles",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "watcher_api_requests",
+            "API requests by endpoint and outcome",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.jobs_followed = Gauge(
+            "watcher_jobs_followed", "Unfinished jobs being followed", registry=r
+        )
+        self.events = Counter("watcher_events", "Events by kind", ["kind"], registry=r)
+        self.records_skipped = Counter(
+            "watcher_api_records_skipped", "Malformed job records left out", registry=r
+        )
+        self.alerts = Counter(
+            "watcher_alerts",
+            "Alert deliveries by channel and outcome",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "watcher_outbox_pending", "Alerts waiting for delivery", registry=r
+        )
+        self.outbox_given_up = Gauge(
+            "watcher_outbox_given_up", "Alerts given up after give_up_after", registry=r
+        )
+        self.last_success = Gauge(
+            "watcher_last_successful_poll_timestamp_seconds",
+            "Unix time of the last successful poll",
+            registry=r,
+        )
+        Info("watcher_build", "Build information", registry=r).info({"version": __version__})

@@ -1,0 +1,153 @@
+"""The watcher's own vocabulary: jobs, events, alerts and the reasons behind decisions.
+
+Frozen values only; nothing here does I/O or knows the API's JSON (that is `client`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancelled", "expired"})
+TERMINAL_STATUSES = frozenset({"failed", "completed", "cancelled", "expired"})
+FAILURE_STATUSES = frozenset({"failed", "expired"})
+NEW = "new"  # the "previous status" of a job seen for the first time
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as the API last described it (unknown fields dropped, unknown statuses kept)."""
+
+    sref: str
+    name: str
+    status: str
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    url: str = ""
+    type: str = ""
+    run_type: str = ""
+    started_by: str = ""
+    page_count: int = 0
+    template: str = ""
+    test_runs_uri: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.sref.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What the store remembers of a job between polls."""
+
+    sref: str
+    status: str
+    status_since: datetime
+    first_seen: datetime
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    template: str = ""
+    name: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return is_terminal(self.status)
+
+
+class EventKind(enum.StrEnum):
+    TRANSITION = "transition"
+    STUCK = "stuck"
+    RECOVERED = "recovered"
+    MISSED = "missed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    job: Job
+    from_status: str
+    to_status: str
+    at: datetime
+    streak: int = 0
+    stuck_for: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity of the event (job and new status): the same key is never alerted twice."""
+        return f"{self.kind}:{self.job.sref}:{self.to_status}"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+class MatchReason(enum.StrEnum):
+    """Why a rule did or did not produce alerts for an event."""
+
+    MATCHED = "matched"
+    WRONG_EVENT = "event_kind_differs"
+    WRONG_TO = "to_status_differs"
+    WRONG_FROM = "from_status_differs"
+    WRONG_NAME = "name_differs"
+    WRONG_TYPE = "type_differs"
+    WRONG_RUN_TYPE = "run_type_differs"
+    WRONG_TEMPLATE = "template_differs"
+    WRONG_STARTED_BY = "started_by_differs"
+    STOPPED = "stopped_by_earlier_rule"
+
+
+class DeliveryOutcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    GIVEN_UP = "given_up"
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A rendered message bound for one channel, as it is kept in the outbox."""
+
+    event_key: str
+    rule: str
+    channel: str
+    severity: Severity
+    title: str
+    body: str
+    sref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    alert: Alert
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    done_targets: frozenset[int] = frozenset()  # indices of the channel's URLs that accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+    bounded: bool = False  # True when max_catch_up cut the window short
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything one cycle learned from the API; nothing is stored until it is complete."""
+
+    window: Window
+    jobs: tuple[Job, ...]
+    gone: tuple[str, ...] = ()  # followed srefs the API no longer knows (404)
+    pages: int = 0
+    requests: int = 0
+    skipped: int = 0  # malformed records left out

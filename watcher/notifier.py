@@ -1,0 +1,230 @@
+"""Outbox delivery through apprise: grouping, retry with backoff, give-up, per channel.
+
+An alert is marked sent only after every URL of its channel accepted it; URLs that
+accepted are not sent to again on retry. Each channel delivers in its own task, so
+a slow or dead channel never holds up the others. The decision what to do with a
+batch is a pure function (`decide`) that takes the clock as an argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import apprise
+import structlog
+
+from watcher.metrics import Metrics
+from watcher.models import DeliveryOutcome, OutboxItem, Severity
+from watcher.settings import DeliverySettings
+from watcher.store import SqliteStore
+
+log = structlog.get_logger("watcher.notifier")
+
+_NOTIFY_TYPE = {
+    Severity.INFO: apprise.NotifyType.INFO,
+    Severity.SUCCESS: apprise.NotifyType.SUCCESS,
+    Severity.WARNING: apprise.NotifyType.WARNING,
+    Severity.FAILURE: apprise.NotifyType.FAILURE,
+}
+_SEVERITY_ORDER = list(Severity)
+IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    title: str
+    body: str
+    severity: Severity
+
+
+def compose(items: Sequence[OutboxItem]) -> Message:
+    """One alert as itself; several as a digest: a summary title, each title a line."""
+    if len(items) == 1:
+        alert = items[0].alert
+        return Message(alert.title, alert.body, alert.severity)
+    outcomes = Counter(item.alert.event_key.rsplit(":", 1)[-1] for item in items)
+    first, *rest = outcomes.most_common()
+    parts = [f"{first[1]} jobs {first[0]}"] + [f"{n} {status}" for status, n in rest]
+    if first[1] == 1:
+        parts[0] = f"1 job {first[0]}"
+    severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
+    body = "\n".join(f"- {item.alert.title}" for item in items)
+    return Message(", ".join(parts), body, severity)
+
+
+def backoff(attempts: int, delivery: DeliverySettings) -> float:
+    """Seconds before the next try: exponential from retry_initial, capped, jittered."""
+    ceiling = min(delivery.retry_max, delivery.retry_initial * 2.0 ** min(attempts, 30))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def decide(
+    items: Sequence[OutboxItem], delivered: bool, now: datetime, delivery: DeliverySettings
+) -> DeliveryOutcome:
+    if delivered:
+        return DeliveryOutcome.SENT
+    oldest = min(item.created_at for item in items)
+    if (now - oldest).total_seconds() >= delivery.give_up_after:
+        return DeliveryOutcome.GIVEN_UP
+    return DeliveryOutcome.RETRY
+
+
+def ready(items: Sequence[OutboxItem], now: datetime, group_wait: float) -> datetime:
+    """When a channel's batch should go: a retry when due, a fresh alert after group_wait."""
+    return min(
+        item.next_attempt_at if item.attempts else item.created_at + timedelta(seconds=group_wait)
+        for item in items
+    )
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: SqliteStore,
+        channels: dict[str, list[str]],
+        delivery: DeliverySettings,
+        clock: Callable[[], datetime],
+        *,
+        metrics: Metrics | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self._store = store
+        self._delivery = delivery
+        self._clock = clock
+        self._metrics = metrics
+        self._dry_run = dry_run
+        self._targets = {
+            name: [self._apprise(url) for url in urls] for name, urls in channels.items()
+        }
+        self._inflight: dict[str, asyncio.Task[bool]] = {}
+        self.wake = asyncio.Event()
+
+    @staticmethod
+    def _apprise(url: str) -> apprise.Apprise:
+        target = apprise.Apprise()
+        target.add(url)
+        return target
+
+    def masked(self, channel: str) -> list[str]:
+        return [u for target in self._targets[channel] for u in target.urls(privacy=True)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; `wake` is set by whoever queued something."""
+        while not stop.is_set():
+            self.wake.clear()
+            wake_at = self.start_due()
+            delay = IDLE_WAKE
+            if wake_at is not None:
+                delay = min(IDLE_WAKE, max(0.05, (wake_at - self._clock()).total_seconds()))
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    def start_due(self, *, flush: bool = False) -> datetime | None:
+        """Start a send for every channel whose batch is ready; return the next wake time."""
+        now = self._clock()
+        batches: dict[str, list[OutboxItem]] = defaultdict(list)
+        horizon = now + timedelta(days=36500) if flush else now
+        for item in self._store.due(horizon):
+            batches[item.alert.channel].append(item)
+        wake_at: datetime | None = None
+        for channel, items in batches.items():
+            if channel in self._inflight:
+                continue
+            if channel not in self._targets:
+                # Left pending, not dropped: the channel may come back with a reload.
+                log.warning("channel_not_configured", channel=channel, alerts=len(items))
+                continue
+            when = now if flush else ready(items, now, self._delivery.group_wait)
+            if when > now:
+                wake_at = when if wake_at is None else min(wake_at, when)
+                continue
+            # Retries waiting for their own time stay out of this batch.
+            batch = [i for i in items if flush or not i.attempts or i.next_attempt_at <= now]
+            task = asyncio.create_task(self._send(channel, batch))
+            self._inflight[channel] = task
+            task.add_done_callback(functools.partial(self._finished, channel))
+        if wake_at is None:
+            wake_at = self._store.next_due()
+        return wake_at
+
+    def _finished(self, channel: str, _task: asyncio.Task[bool]) -> None:
+        self._inflight.pop(channel, None)
+        self.wake.set()
+
+    async def flush(self, budget: float | None = None) -> bool:
+        """Try every pending alert once now (for `once` and shutdown); True if all went."""
+        await self.drain(budget)
+        self.start_due(flush=True)
+        results = await self.drain(budget)
+        return all(results) and self._store.outbox_counts().pending == 0
+
+    async def drain(self, budget: float | None = None) -> list[bool]:
+        """Wait for sends in flight; those still running after `budget` seconds are cancelled
+        (their alerts stay pending and go after the restart)."""
+        tasks = list(self._inflight.values())
+        if not tasks:
+            return []
+        done, pending = await asyncio.wait(tasks, timeout=budget)
+        for task in pending:
+            task.cancel()
+        return [t.result() for t in done if not t.cancelled() and t.exception() is None]
+
+    async def _send(self, channel: str, items: list[OutboxItem]) -> bool:
+        message = compose(items)
+        bound = log.bind(channel=channel, alerts=len(items), title=message.title)
+        if self._dry_run:
+            bound.info("alert_dry_run", body=message.body, severity=str(message.severity))
+            self._store.mark_sent([i.id for i in items], self._clock())
+            self._count(channel, DeliveryOutcome.DRY_RUN, len(items))
+            return True
+        skip = frozenset.intersection(*(i.done_targets for i in items))
+        targets = [(n, t) for n, t in enumerate(self._targets[channel]) if n not in skip]
+        results = await asyncio.gather(*(self._notify(t, message) for _, t in targets))
+        done = skip | {n for (n, _), ok in zip(targets, results, strict=True) if ok}
+        now = self._clock()
+        outcome = decide(items, len(done) == len(self._targets[channel]), now, self._delivery)
+        ids = [i.id for i in items]
+        if outcome is DeliveryOutcome.SENT:
+            self._store.mark_sent(ids, now)
+            bound.info("alert_sent", reason=outcome)
+        elif outcome is DeliveryOutcome.GIVEN_UP:
+            self._store.mark_given_up(ids, now, "channel kept failing")
+            bound.error(
+                "alert_given_up", reason=outcome, attempts=max(i.attempts for i in items) + 1
+            )
+        else:
+            delay = backoff(max(i.attempts for i in items), self._delivery)
+            self._store.mark_retry(ids, now + timedelta(seconds=delay), "delivery failed", done)
+            bound.warning(
+                "alert_retry",
+                reason=outcome,
+                retry_in=round(delay, 1),
+                failed_urls=len(self._targets[channel]) - len(done),
+            )
+        self._count(channel, outcome, len(items))
+        return outcome is DeliveryOutcome.SENT
+
+    async def _notify(self, target: apprise.Apprise, message: Message) -> bool:
+        try:
+            result = await target.async_notify(
+                title=message.title, body=message.body, notify_type=_NOTIFY_TYPE[message.severity]
+            )
+        except Exception as exc:  # a plugin's bug must not kill the delivery loop
+            log.error("channel_error", error=type(exc).__name__)
+            return False
+        return bool(result)
+
+    def _count(self, channel: str, outcome: DeliveryOutcome, n: int) -> None:
+        if self._metrics:
+            self._metrics.alerts.labels(channel, str(outcome)).inc(n)
+            counts = self._store.outbox_counts()
+            self._metrics.outbox_pending.set(counts.pending)
+            self._metrics.outbox_given_up.set(counts.given_up)

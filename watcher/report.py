@@ -1,0 +1,134 @@
+"""What `watcher check` and `watcher status` print, with every secret masked.
+
+Reads settings and the state file; never writes either (status opens the file
+read-only and does not create it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from watcher.logs import url_secrets
+from watcher.settings import Rule, Settings
+from watcher.store import SqliteStore, StoreError
+
+
+def secrets(settings: Settings) -> list[str]:
+    """Every configured value that must never be printed or logged."""
+    found: list[str] = []
+    for secret in (settings.api.client_secret, settings.api.access_token):
+        if secret is not None:
+            found.append(secret.get_secret_value())
+    for urls in settings.channels.values():
+        for url in urls:
+            found.extend(url_secrets(url))
+    return found
+
+
+def masked_url(url: str) -> str:
+    import apprise
+
+    target = apprise.Apprise()
+    target.add(url)
+    urls = target.urls(privacy=True)
+    return urls[0] if urls else "(invalid URL)"
+
+
+def _matchers(rule: Rule) -> str:
+    m = rule.match
+    parts = [f"event={m.event.value}"]
+    for label, values in (
+        ("from", m.from_),
+        ("to", m.to),
+        ("name", m.name),
+        ("type", m.type),
+        ("run_type", m.run_type),
+        ("template", m.template),
+        ("started_by", m.started_by),
+    ):
+        if values:
+            parts.append(f"{label}={'|'.join(values)}")
+    return " ".join(parts)
+
+
+def summary(settings: Settings) -> str:
+    api, poll = settings.api, settings.poll
+    auth = "fixed access token" if api.access_token else f"client credentials ({api.client_id})"
+    lines = [
+        "configuration is valid",
+        f"api: {api.base_url} realm={api.realm} auth={auth} tls_verify={api.verify_tls}",
+        f"poll: every {poll.interval:g}s, first poll looks back {poll.lookback:g}s, "
+        f"overlap {poll.overlap:g}s, catch-up at most {poll.max_catch_up:g}s, "
+        f"alert on first run: {poll.alert_on_first_run}",
+        f"state: {settings.state.path}",
+        "channels:",
+    ]
+    for name, urls in sorted(settings.channels.items()):
+        lines.extend(f"  {name}: {masked_url(url)}" for url in urls)
+    if not settings.channels:
+        lines.append("  (none: alerts are recorded but not sent)")
+    lines.append("rules:")
+    for rule in settings.rules:
+        stop = " (stop)" if rule.stop else ""
+        lines.append(
+            f"  {rule.name}: {_matchers(rule)} -> {', '.join(rule.notify)} "
+            f"[{rule.severity.value}]{stop}"
+        )
+    if not settings.rules:
+        lines.append("  (none: no event will alert)")
+    return "\n".join(lines)
+
+
+def status(path: Path) -> dict[str, Any]:
+    """What the state file knows; raises StoreError if it is not a usable state file."""
+    if not path.exists():
+        return {"state": str(path), "exists": False}
+    store = SqliteStore(path, readonly=True)
+    try:
+        watermark = store.watermark()
+        known, followed = store.known_jobs()
+        counts = store.outbox_counts()
+        return {
+            "state": str(path),
+            "exists": True,
+            "last_poll": watermark.isoformat() if watermark else None,
+            "jobs_known": known,
+            "jobs_followed": followed,
+            "recent_events": store.recent_events(),
+            "outbox": {"pending": counts.pending, "sent": counts.sent, "given_up": counts.given_up},
+            "pending": store.outbox_items("pending"),
+            "given_up": store.outbox_items("given_up"),
+        }
+    except sqlite3.Error as exc:
+        raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None
+    finally:
+        store.close()
+
+
+def status_text(data: dict[str, Any]) -> str:
+    if not data["exists"]:
+        return f"no state yet at {data['state']} (the daemon has not polled)"
+    outbox = data["outbox"]
+    lines = [
+        f"state: {data['state']}",
+        f"last successful poll: {data['last_poll'] or 'never'}",
+        f"jobs known: {data['jobs_known']}, being followed: {data['jobs_followed']}",
+        f"outbox: {outbox['pending']} pending, {outbox['sent']} sent, "
+        f"{outbox['given_up']} given up",
+        "recent events:",
+    ]
+    lines += [
+        f"  {e['at']} {e['sref']} {e['kind']} {e['from']} -> {e['to']}"
+        for e in data["recent_events"]
+    ] or ["  (none)"]
+    for label in ("pending", "given_up"):
+        if data[label]:
+            lines.append(f"{label.replace('_', ' ')}:")
+            lines += [
+                f"  #{i['id']} {i['channel']} [{i['rule']}] {i['title']} "
+                f"(attempts {i['attempts']}, {i['last_error'] or 'not tried yet'})"
+                for i in data[label]
+            ]
+    return "\n".join(lines)

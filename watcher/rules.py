@@ -1,0 +1,58 @@
+"""Pure: an event + the configured rules -> which rules fire, and why the others do not.
+
+Rules are tried in order; a matching rule with `stop: true` ends the search. Every
+rule gets a decision with a reason, so `check --explain` and the logs can say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from watcher.models import Event, MatchReason
+from watcher.settings import Match, Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rule: Rule
+    reason: MatchReason
+
+    @property
+    def fires(self) -> bool:
+        return self.reason is MatchReason.MATCHED
+
+
+def _glob(patterns: Sequence[str], value: str) -> bool:
+    return not patterns or any(fnmatchcase(value, p) for p in patterns)
+
+
+def _one_of(allowed: Sequence[str], value: str) -> bool:
+    # API enums (type, runType) are matched without regard to case: "crawl" means "Crawl".
+    return not allowed or value.casefold() in {a.casefold() for a in allowed}
+
+
+def match(m: Match, event: Event) -> MatchReason:
+    job = event.job
+    checks = (
+        (m.event == event.kind, MatchReason.WRONG_EVENT),
+        (not m.to or event.to_status in m.to, MatchReason.WRONG_TO),
+        (not m.from_ or event.from_status in m.from_, MatchReason.WRONG_FROM),
+        (_glob(m.name, job.name), MatchReason.WRONG_NAME),
+        (_one_of(m.type, job.type), MatchReason.WRONG_TYPE),
+        (_one_of(m.run_type, job.run_type), MatchReason.WRONG_RUN_TYPE),
+        (_glob(m.template, job.template), MatchReason.WRONG_TEMPLATE),
+        (_glob(m.started_by, job.started_by), MatchReason.WRONG_STARTED_BY),
+    )
+    return next((reason for ok, reason in checks if not ok), MatchReason.MATCHED)
+
+
+def evaluate(event: Event, rules: Sequence[Rule]) -> list[Decision]:
+    decisions: list[Decision] = []
+    stopped = False
+    for rule in rules:
+        reason = MatchReason.STOPPED if stopped else match(rule.match, event)
+        decisions.append(Decision(rule, reason))
+        stopped = stopped or (reason is MatchReason.MATCHED and rule.stop)
+    return decisions

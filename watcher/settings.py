@@ -1,0 +1,294 @@
+"""The configuration tree (SPEC "Configuration"): types, defaults and validation only.
+
+Loading (files, `${VAR}`, environment overrides) and error wording live in `config`;
+nothing here does I/O except reading a `*_file` secret that the configuration names.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from watcher import render
+from watcher.models import KNOWN_STATUSES, NEW, EventKind, Severity
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or from text such as `90s`, `5m`, `2h`, `1d`, `1h30m`."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and re.fullmatch(rf"(?:{_DURATION_PART.pattern}\s*)+", text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise ValueError(f"{value!r} is not a duration (use seconds, or 90s, 5m, 2h, 1d)")
+    else:
+        raise ValueError(f"{value!r} is not a duration (use seconds, or 90s, 5m, 2h, 1d)")
+    if seconds < 0:
+        raise ValueError(f"{value!r}: a duration cannot be negative")
+    return seconds
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+def _statuses(values: list[str], allowed: frozenset[str]) -> list[str]:
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not a job status ({', '.join(sorted(allowed))})")
+    return values
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+def _read_secret_file(path: Path, key: str) -> SecretStr:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{key}: {path} is empty")
+    return SecretStr(text)
+
+
+class ApiSettings(Section):
+    base_url: str = "https://api.pa.eggplant.cloud/pa/v1"
+    token_url: str = "https://api.pa.eggplant.cloud/authorisation/token"  # noqa: S105 (a URL)
+    realm: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    access_token: SecretStr | None = None
+    access_token_file: Path | None = None
+    timeout: Duration = 30.0
+    page_size: int = Field(100, ge=1, le=10_000)
+    page_param: str = "page"
+    page_size_param: str = "pageSize"
+    max_pages: int = Field(1000, ge=1)
+    max_concurrency: int = Field(4, ge=1, le=64)
+    retries: int = Field(3, ge=0, le=10)
+    verify_tls: bool = True
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("realm")
+    @classmethod
+    def _realm(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ApiSettings:
+        secret = self.client_secret
+        if self.client_secret_file is not None:
+            if secret is not None:
+                raise ValueError("client_secret: set client_secret or client_secret_file, not both")
+            secret = _read_secret_file(self.client_secret_file, "client_secret_file")
+        token = self.access_token
+        if self.access_token_file is not None:
+            if token is not None:
+                raise ValueError("access_token: set access_token or access_token_file, not both")
+            token = _read_secret_file(self.access_token_file, "access_token_file")
+        if token is None and (not self.client_id or secret is None):
+            raise ValueError(
+                "client_id: set client_id and client_secret (or client_secret_file), "
+                "or access_token"
+            )
+        object.__setattr__(self, "client_secret", secret)
+        object.__setattr__(self, "access_token", token)
+        return self
+
+
+class PollSettings(Section):
+    interval: Duration = Field(60.0, gt=0)
+    lookback: Duration = 3600.0
+    overlap: Duration = 120.0
+    max_catch_up: Duration = 86400.0
+    alert_on_first_run: bool = False
+    follow_for: Duration = 172800.0
+
+
+class StateSettings(Section):
+    path: Path = Path("watcher-state.db")
+
+
+class Match(Section):
+    event: EventKind = EventKind.TRANSITION
+    to: StrList = Field(default_factory=list)
+    from_: StrList = Field(default_factory=list, alias="from")
+    name: StrList = Field(default_factory=list)
+    type: StrList = Field(default_factory=list)
+    run_type: StrList = Field(default_factory=list)
+    template: StrList = Field(default_factory=list)
+    started_by: StrList = Field(default_factory=list)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, values: list[str]) -> list[str]:
+        return _statuses(values, KNOWN_STATUSES)
+
+    @field_validator("from_")
+    @classmethod
+    def _from(cls, values: list[str]) -> list[str]:
+        return _statuses(values, KNOWN_STATUSES | {NEW})
+
+    @field_validator("event")
+    @classmethod
+    def _supported(cls, value: EventKind) -> EventKind:
+        if value is not EventKind.TRANSITION:
+            raise ValueError(f"event {value.value!r} is not supported by this version yet")
+        return value
+
+
+class Rule(Section):
+    name: str = Field(min_length=1)
+    match: Match = Field(default_factory=Match)
+    notify: StrList = Field(min_length=1)
+    severity: Severity = Severity.FAILURE
+    title: str | None = None
+    body: str | None = None
+    stop: bool = False
+
+    @field_validator("title", "body")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and (problem := render.check(value)):
+            raise ValueError(problem)
+        return value
+
+
+class DeliverySettings(Section):
+    group_wait: Duration = 10.0
+    retry_initial: Duration = Field(5.0, gt=0)
+    retry_max: Duration = Field(300.0, gt=0)
+    give_up_after: Duration = 86400.0
+    quiet_hours: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if value:
+            raise ValueError("quiet hours are not supported by this version yet")
+        return value
+
+
+class ServerSettings(Section):
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", value):
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+
+class LogSettings(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def _channel_problem(url: str) -> str | None:
+    import apprise  # deferred: importing apprise loads every plugin, only needed here
+
+    if apprise.Apprise().add(url):
+        return None
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return f"not a valid apprise URL (scheme {scheme!r})" if scheme else "not a URL"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        case_sensitive=False,
+    )
+
+    api: ApiSettings
+    poll: PollSettings = Field(default_factory=PollSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    channels: dict[str, StrList] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    shutdown_timeout: Duration = 20.0
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML document arrives as init arguments; WATCHER_* variables win over it.
+        return (env_settings, init_settings)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, urls in value.items():
+            if not urls:
+                raise ValueError(f"channel {name!r} has no URL")
+            for index, url in enumerate(urls):
+                if problem := _channel_problem(url):
+                    raise ValueError(f"{name}[{index}]: {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _rules_refer_to_channels(self) -> Settings:
+        seen: set[str] = set()
+        for index, rule in enumerate(self.rules):
+            if rule.name in seen:
+                raise ValueError(f"rules[{index}].name: {rule.name!r} is used by an earlier rule")
+            seen.add(rule.name)
+            for channel in rule.notify:
+                if channel not in self.channels:
+                    known = ", ".join(sorted(self.channels)) or "none defined"
+                    raise ValueError(
+                        f"rules[{index}].notify: {channel!r} is not a channel ({known})"
+                    )
+        return self

@@ -1,0 +1,291 @@
+"""Scenarios: coroutines that change a World over real time, for demos and soak runs.
+
+Every scenario takes ``(world, stop, *, seed, speed)``; sleeps are divided by
+``speed`` and the scenario returns soon after ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from watcher.simulator.world import SimJob, World
+
+
+class Scenario(Protocol):
+    def __call__(
+        self, world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0
+    ) -> Coroutine[Any, Any, None]: ...
+
+
+async def pause(stop: asyncio.Event, seconds: float, speed: float) -> bool:
+    """Sleep ``seconds / speed`` of real time; True if ``stop`` was set meanwhile."""
+    try:
+        async with asyncio.timeout(max(seconds, 0.0) / speed):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class _Stopped(Exception):
+    """Unwinds a scripted story as soon as the scenario is asked to stop."""
+
+
+class _Story:
+    """Runs a linear script; while it waits, running jobs keep producing results."""
+
+    def __init__(self, world: World, stop: asyncio.Event, speed: float) -> None:
+        self.world, self.stop, self.speed = world, stop, speed
+        self.cast: list[SimJob] = []
+
+    def add(self, **kwargs: Any) -> SimJob:
+        job = self.world.add_job(**kwargs)
+        self.cast.append(job)
+        return job
+
+    async def wait(self, seconds: float) -> None:
+        while seconds > 0:
+            step = min(1.0, seconds)
+            if await pause(self.stop, step, self.speed):
+                raise _Stopped
+            seconds -= step
+            for job in self.cast:
+                if job.status == "running" and self.world.get(job.id) is job:
+                    self.world.progress(job)
+
+
+# Newest first, as GET /jobs lists them once the demo story has ended.
+DEMO_END_STATE: tuple[tuple[str, str], ...] = (
+    ("Nightly checkout", "completed"),
+    ("Nightly checkout", "failed"),
+    ("Basket API smoke test", "cancelled"),
+    ("Site crawl", "expired"),
+    ("Homepage", "completed"),
+    ("Nightly checkout", "failed"),
+    ("Homepage", "completed"),
+    ("Weekly regression suite", "completed"),
+    ("Product search", "failed"),
+    ("Nightly checkout", "completed"),
+)
+
+_SHOP = "https://shop.example.com"
+_NIGHTLY: dict[str, Any] = {
+    "name": "Nightly checkout",
+    "type": "Scripted",
+    "template": "jobTemplates/6789",
+    "run_type": "scheduled",
+    "url": f"{_SHOP}/checkout",
+}
+_HOMEPAGE: dict[str, Any] = {
+    "name": "Homepage",
+    "template": "jobTemplates/1101",
+    "url": f"{_SHOP}/",
+    "started_by": "Priya Natarajan",
+}
+_SEARCH: dict[str, Any] = {
+    "name": "Product search",
+    "type": "Multi",
+    "template": "jobTemplates/2204",
+    "url": f"{_SHOP}/search?q=shoes",
+}
+_WEEKLY: dict[str, Any] = {
+    "name": "Weekly regression suite",
+    "type": "Scripted",
+    "template": "jobTemplates/5120",
+    "started_by": "Priya Natarajan",
+}
+_CRAWL: dict[str, Any] = {
+    "name": "Site crawl",
+    "type": "Crawl",
+    "template": "jobTemplates/4410",
+    "url": f"{_SHOP}/",
+}
+_SMOKE: dict[str, Any] = {
+    "name": "Basket API smoke test",
+    "template": "jobTemplates/3021",
+    "url": f"{_SHOP}/basket",
+}
+
+
+async def demo(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0) -> None:
+    """A scripted story of about 45 s at speed 1 (``seed`` is unused: it is fixed).
+
+    Start: ended jobs from the past day (a completed "Nightly checkout" yesterday, a
+    completed "Homepage", a failed "Product search") and "Weekly regression suite"
+    running since 3 hours ago. Then, a few seconds apart: Nightly checkout #1 goes
+    pending -> running -> failed; a new Homepage completes; a Site crawl expires;
+    "Basket API smoke test" is cancelled; the weekly regression completes; Nightly
+    checkout #2 fails again; Nightly checkout #3 completes (the recovery).
+
+    End state, newest first (``DEMO_END_STATE``): Nightly checkout completed,
+    Nightly checkout failed, Basket API smoke test cancelled, Site crawl expired,
+    Homepage completed, Nightly checkout failed, Homepage completed (2 h ago),
+    Weekly regression suite completed, Product search failed (5 h ago), Nightly
+    checkout completed (yesterday).
+    """
+    story = _Story(world, stop, speed)
+    try:
+        await _demo_script(world, story)
+    except _Stopped:
+        return
+
+
+def _history(world: World, hours_ago: float, minutes: int, pages: int, **kw: Any) -> SimJob:
+    start = world.now() - timedelta(hours=hours_ago)
+    job = world.add_job(started_at=start, **kw)
+    # Ended long ago: their last change was when they ended, not now.
+    job.updated_at = start + timedelta(minutes=minutes)
+    job.page_count = pages
+    return job
+
+
+async def _demo_script(world: World, story: _Story) -> None:
+    _history(world, 24, 18, 14, status="completed", **_NIGHTLY)
+    _history(world, 5, 1, 0, status="failed", **_SEARCH)
+    three_hours_ago = world.now() - timedelta(hours=3)
+    weekly = story.add(status="running", started_at=three_hours_ago, **_WEEKLY)
+    weekly.page_count = 37
+    _history(world, 2, 2, 3, status="completed", **_HOMEPAGE)
+
+    await story.wait(2)
+    nightly = story.add(**_NIGHTLY)
+    await story.wait(3)
+    world.set_status(nightly, "running")
+    await story.wait(1)
+    home = story.add(**_HOMEPAGE)
+    await story.wait(1)
+    world.set_status(home, "running")
+    await story.wait(2)
+    world.set_status(nightly, "failed")
+    await story.wait(2)
+    world.set_status(home, "completed")
+    await story.wait(1)
+    crawl = story.add(status="running", **_CRAWL)
+    await story.wait(3)
+    smoke = story.add(status="running", **_SMOKE)
+    await story.wait(4)
+    world.set_status(crawl, "expired")
+    await story.wait(2)
+    world.set_status(smoke, "cancelled")
+    await story.wait(3)
+    world.set_status(weekly, "completed")
+    for pending_for, run_for, outcome in ((2, 4, "failed"), (2, 6, "completed")):
+        await story.wait(3)
+        job = story.add(**_NIGHTLY)
+        await story.wait(pending_for)
+        world.set_status(job, "running")
+        await story.wait(run_for)
+        world.set_status(job, outcome)
+    await story.wait(1)
+
+
+@dataclass(frozen=True)
+class _Template:
+    name: str
+    type: str
+    uri: str
+    url: str
+
+
+_TEMPLATES = (
+    _Template("Homepage", "Single", "jobTemplates/1101", "https://shop.example.com/"),
+    _Template("Nightly checkout", "Scripted", "jobTemplates/6789", ""),
+    _Template("Site crawl", "Crawl", "jobTemplates/4410", "https://shop.example.com/"),
+    _Template("Search results", "Multi", "jobTemplates/2204", "https://shop.example.com/search"),
+    _Template("Mobile landing", "Single", "jobTemplates/1187", "https://m.example.com/"),
+)
+_PEOPLE = ("Joe Bloggs", "Priya Natarajan", "Sam Okafor")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A job's whole life, drawn up front so a seed fixes it whatever the timing."""
+
+    template: _Template
+    run_type: str
+    started_by: str
+    pending_for: float
+    run_for: float
+    outcome: str
+
+
+def _draw(rng: random.Random) -> _Plan:
+    template = rng.choice(_TEMPLATES)
+    outcomes = ["completed", "failed", "cancelled"]
+    weights = [85, 10, 5]
+    if template.type == "Crawl":
+        outcomes.append("expired")
+        weights = [70, 8, 5, 17]
+    return _Plan(
+        template=template,
+        run_type="scheduled" if rng.random() < 0.4 else "manual",
+        started_by=rng.choice(_PEOPLE),
+        pending_for=rng.uniform(1, 3),
+        run_for=rng.uniform(5, 40),
+        outcome=rng.choices(outcomes, weights)[0],
+    )
+
+
+def _start(world: World, plan: _Plan, **kw: Any) -> SimJob:
+    t = plan.template
+    return world.add_job(
+        name=t.name,
+        type=t.type,
+        template=t.uri,
+        url=t.url,
+        run_type=plan.run_type,
+        started_by=plan.started_by,
+        **kw,
+    )
+
+
+async def _live(world: World, stop: asyncio.Event, job: SimJob, plan: _Plan, speed: float) -> None:
+    if await pause(stop, plan.pending_for, speed):
+        return
+    world.set_status(job, "running")
+    left = plan.run_for
+    while left > 0:
+        step = min(2.0, left)
+        if await pause(stop, step, speed):
+            return
+        left -= step
+        if world.get(job.id) is not job:
+            return  # removed meanwhile
+        world.progress(job)
+    world.set_status(job, plan.outcome)
+
+
+async def steady(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0) -> None:
+    """Seeded churn: some ended history, then a new job every 2-6 s, each running for
+    5-40 s and ending completed (mostly), failed, cancelled or (crawls) expired."""
+    rng = random.Random(seed)
+    for hours_ago in (6, 5, 4, 3, 2, 1):
+        plan = _draw(rng)
+        start = world.now() - timedelta(hours=hours_ago)
+        job = _start(world, plan, status=plan.outcome, started_at=start)
+        job.updated_at = start + timedelta(seconds=plan.run_for)
+        job.page_count = 0 if plan.outcome == "failed" else 1 + int(plan.run_for) // 4
+    lives: set[asyncio.Task[None]] = set()
+    try:
+        while not await pause(stop, rng.uniform(2, 6), speed):
+            plan = _draw(rng)
+            task = asyncio.create_task(_live(world, stop, _start(world, plan), plan, speed))
+            lives.add(task)
+            task.add_done_callback(lives.discard)
+    finally:
+        for task in lives:
+            task.cancel()
+        await asyncio.gather(*lives, return_exceptions=True)
+
+
+async def idle(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0) -> None:
+    """Nothing happens: the world stays as it was given."""
+    await stop.wait()
+
+
+SCENARIOS: dict[str, Scenario] = {"demo": demo, "steady": steady, "idle": idle}

@@ -1,0 +1,411 @@
+"""The state store: last known job states, the poll watermark, events seen and the outbox.
+
+One SQLite file opened once (WAL, busy timeout). A poll cycle's state changes, events
+and the alerts they cause are written in one transaction, so a kill at any moment
+leaves either all of a cycle or none of it. Never resets or rewrites a file it does
+not recognise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watcher.models import Alert, Event, JobState, OutboxItem, Severity
+
+SCHEMA_VERSION = 1
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE jobs (
+        sref TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        status_since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        updated_at REAL,
+        started_at REAL,
+        template TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL DEFAULT '',
+        ended INTEGER NOT NULL,
+        followed INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX jobs_open ON jobs (sref) WHERE ended = 0 AND followed = 1;
+    CREATE TABLE events (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at REAL NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX events_recorded ON events (recorded_at);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT '',
+        done_targets TEXT NOT NULL DEFAULT '',
+        done_at REAL,
+        UNIQUE (event_key, rule, channel)
+    );
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    """,
+}
+_WATERMARK = "watermark"
+_COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
+_CHUNK = 500  # srefs per IN (...) query, well under SQLite's variable limit
+
+
+class StoreError(Exception):
+    """The state file cannot be used; the message says which file and why."""
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _need_dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    pending: int
+    sent: int
+    given_up: int
+
+
+@dataclass(frozen=True, slots=True)
+class CycleCommit:
+    """What one successful poll cycle writes, all at once."""
+
+    states: Sequence[JobState]
+    events: Sequence[Event]
+    alerts: Sequence[Alert]
+    watermark: datetime
+    now: datetime
+    unfollowed: Sequence[str] = ()
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"state.path: cannot open {path}: {exc}") from None
+        try:
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            if readonly:
+                self._check_version()
+            else:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    def restore_from(self, source: sqlite3.Connection) -> None:
+        """Replace this store's content with a copy of `source` (used for dry runs)."""
+        source.backup(self._db)
+        self._migrate()
+
+    def usable(self) -> bool:
+        try:
+            self._db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _check_version(self) -> int:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if version == 0 and tables:
+            raise StoreError(f"state.path: {self.path} holds tables that are not watcher state")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"state.path: {self.path} was written by a newer watcher "
+                f"(schema {version}, this one knows {SCHEMA_VERSION})"
+            )
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_MIGRATIONS[target]}; PRAGMA user_version = {target};"
+                    " COMMIT;"
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._db
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.rollback()
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
+            yield self._db
+            self._db.commit()
+
+    # -- poll state -------------------------------------------------------------------
+
+    def watermark(self) -> datetime | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_WATERMARK,)).fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    def _states(self, sql: str, params: Iterable[object]) -> dict[str, JobState]:
+        return {
+            row[0]: JobState(
+                sref=row[0],
+                status=row[1],
+                status_since=_need_dt(row[2]),
+                first_seen=_need_dt(row[3]),
+                updated_at=_dt(row[4]),
+                started_at=_dt(row[5]),
+                template=row[6],
+                name=row[7],
+            )
+            for row in self._db.execute(sql, tuple(params))
+        }
+
+    def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
+        """The stored state of each of `srefs` that the store knows."""
+        found: dict[str, JobState] = {}
+        for start in range(0, len(srefs), _CHUNK):
+            chunk = srefs[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._states(f"SELECT {_COLUMNS} FROM jobs WHERE sref IN ({marks})", chunk)  # noqa: S608 (placeholders)
+            )
+        return found
+
+    def open_jobs(self) -> dict[str, JobState]:
+        """Jobs last seen unfinished that are still being followed."""
+        return self._states(
+            f"SELECT {_COLUMNS} FROM jobs WHERE ended = 0 AND followed = 1",  # noqa: S608
+            (),
+        )
+
+    def commit_cycle(self, commit: CycleCommit) -> int:
+        """Write one cycle atomically; return how many alerts entered the outbox.
+
+        An event already recorded (same key) is not recorded again, and neither are its
+        alerts: this is the last line of defence against alerting twice.
+        """
+        now = commit.now.timestamp()
+        queued = 0
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
+                " started_at, template, name, ended) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (sref) DO UPDATE SET status = excluded.status,"
+                " status_since = excluded.status_since, updated_at = excluded.updated_at,"
+                " started_at = excluded.started_at, template = excluded.template,"
+                " name = excluded.name, ended = excluded.ended",
+                [
+                    (
+                        s.sref,
+                        s.status,
+                        s.status_since.timestamp(),
+                        s.first_seen.timestamp(),
+                        _ts(s.updated_at),
+                        _ts(s.started_at),
+                        s.template,
+                        s.name,
+                        int(s.ended),
+                    )
+                    for s in commit.states
+                ],
+            )
+            db.executemany(
+                "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
+            )
+            fresh: set[str] = set()
+            for event in commit.events:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
+                    " recorded_at) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        event.key,
+                        str(event.kind),
+                        event.job.sref,
+                        event.from_status,
+                        event.to_status,
+                        event.at.timestamp(),
+                        now,
+                    ),
+                )
+                if cursor.rowcount:
+                    fresh.add(event.key)
+            for alert in commit.alerts:
+                if alert.event_key not in fresh:
+                    continue
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
+                    " body, sref, created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        alert.event_key,
+                        alert.rule,
+                        alert.channel,
+                        str(alert.severity),
+                        alert.title,
+                        alert.body,
+                        alert.sref,
+                        now,
+                        now,
+                    ),
+                )
+                queued += cursor.rowcount
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_WATERMARK, commit.watermark.isoformat()),
+            )
+        return queued
+
+    # -- outbox -----------------------------------------------------------------------
+
+    def due(self, now: datetime, limit: int = 1000) -> list[OutboxItem]:
+        """Pending alerts whose next attempt is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
+            " attempts, next_attempt_at, done_targets FROM outbox WHERE state = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (now.timestamp(), limit),
+        )
+        return [
+            OutboxItem(
+                id=row[0],
+                alert=Alert(
+                    event_key=row[1],
+                    rule=row[2],
+                    channel=row[3],
+                    severity=Severity(row[4]),
+                    title=row[5],
+                    body=row[6],
+                    sref=row[7],
+                ),
+                created_at=_need_dt(row[8]),
+                attempts=row[9],
+                next_attempt_at=_need_dt(row[10]),
+                done_targets=frozenset(int(t) for t in row[11].split(",") if t),
+            )
+            for row in rows
+        ]
+
+    def next_due(self) -> datetime | None:
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        ).fetchone()
+        return _dt(row[0])
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
+                " last_error = '' WHERE id = ?",
+                [(now.timestamp(), i) for i in ids],
+            )
+
+    def mark_retry(
+        self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
+    ) -> None:
+        """Try again at `next_at`; `done_targets` (URL indices) accepted and are not resent."""
+        done = ",".join(str(t) for t in sorted(done_targets))
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, done_targets = ? WHERE id = ?",
+                [(next_at.timestamp(), error, done, i) for i in ids],
+            )
+
+    def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'given_up', attempts = attempts + 1, done_at = ?,"
+                " last_error = ? WHERE id = ?",
+                [(now.timestamp(), error, i) for i in ids],
+            )
+
+    def outbox_counts(self) -> OutboxCounts:
+        counts = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+        return OutboxCounts(
+            pending=counts.get("pending", 0),
+            sent=counts.get("sent", 0),
+            given_up=counts.get("given_up", 0),
+        )
+
+    # -- reports (watcher status) -----------------------------------------------------
+
+    def known_jobs(self) -> tuple[int, int]:
+        """(jobs known, jobs being followed)."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(ended = 0 AND followed = 1), 0) FROM jobs"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def recent_events(self, limit: int = 20) -> list[dict[str, object]]:
+        rows = self._db.execute(
+            "SELECT kind, sref, from_status, to_status, at FROM events"
+            " ORDER BY recorded_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"kind": k, "sref": s, "from": f, "to": t, "at": _need_dt(at).isoformat()}
+            for k, s, f, t, at in rows
+        ]
+
+    def outbox_items(self, state: str, limit: int = 50) -> list[dict[str, object]]:
+        rows = self._db.execute(
+            "SELECT id, rule, channel, title, attempts, last_error, created_at"
+            " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
+            (state, limit),
+        )
+        return [
+            {
+                "id": i,
+                "rule": r,
+                "channel": c,
+                "title": t,
+                "attempts": a,
+                "last_error": e,
+                "created_at": _need_dt(ts).isoformat(),
+            }
+            for i, r, c, t, a, e, ts in rows
+        ]
