@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher import cycle
+from watcher import cycle, logs, report
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
@@ -53,6 +53,7 @@ def open_store(settings: Settings, *, dry_run: bool) -> SqliteStore:
 
 class Daemon:
     def __init__(self, settings: Settings, *, dry_run: bool = False, clock: Clock = utcnow) -> None:
+        logs.protect(*report.secrets(settings))
         self.settings = settings
         self.dry_run = dry_run
         self.clock = clock

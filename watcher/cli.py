@@ -64,10 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Settings:
     settings = config.load(args.config)
-    redactor = logs.configure(
+    logs.configure(
         fmt=args.log_format or settings.log.format, level=args.log_level or settings.log.level
     )
-    redactor.add(*report.secrets(settings))
+    logs.protect(*report.secrets(settings))
     return settings
 
 

@@ -23,7 +23,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from watcher import payload
+from watcher import logs, payload
 from watcher.metrics import Metrics
 from watcher.models import Job
 from watcher.settings import ApiSettings
@@ -155,6 +155,7 @@ class Client:
                     token = payload.parse_token(body)
                     if token is not None:
                         self._count("token", "ok")
+                        logs.protect(token[0])
                         return token
                     problem = "token endpoint answered without an access_token"
                 self._count("token", "error")

@@ -65,11 +65,18 @@ def url_secrets(url: str) -> set[str]:
         return {url}
     if "." not in host and host != "localhost":
         candidates.add(host)
-    candidates.update(unquote(seg) for seg in parts.path.split("/"))
+    # Path segments are tokens for many services (slack://T1/B2/C3) but plain paths for
+    # others (json://host/hook): mask those that look like tokens, not words.
+    candidates.update(s for s in map(unquote, parts.path.split("/")) if _token_like(s))
     candidates.update(v for k, v in parse_qsl(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
     found = {c for c in candidates if len(c) >= MIN_SECRET}
     found.add(url)
     return found
+
+
+def _token_like(segment: str) -> bool:
+    mixed = any(c.isupper() for c in segment) and any(c.islower() for c in segment)
+    return len(segment) >= 8 and (mixed or any(c.isdigit() for c in segment))
 
 
 class Redactor:
@@ -115,6 +122,13 @@ class Redactor:
         return event_dict
 
 
+def protect(*secrets: str) -> None:
+    """Tell the configured pipeline's redactor about secrets learnt at run time (tokens)."""
+    for processor in structlog.get_config()["processors"]:
+        if isinstance(processor, Redactor):
+            processor.add(*secrets)
+
+
 QUIET_LIBRARIES = {
     "apprise": logging.WARNING,  # its debug output has leaked credentials elsewhere
     "aiohttp": logging.WARNING,
@@ -130,8 +144,12 @@ def configure(
     redactor: Redactor | None = None,
     stream: TextIO | None = None,
 ) -> Redactor:
-    """Configure logging once for the process; return the redactor to feed secrets to."""
-    redactor = redactor or Redactor()
+    """Configure logging for the process; return the redactor to feed secrets to.
+
+    Configuring again keeps the redactor already in place, and what it has learnt.
+    """
+    current = [p for p in structlog.get_config()["processors"] if isinstance(p, Redactor)]
+    redactor = redactor or (current[0] if current else Redactor())
     stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"

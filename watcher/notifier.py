@@ -148,7 +148,7 @@ class Notifier:
                 continue
             # Retries waiting for their own time stay out of this batch.
             batch = [i for i in items if flush or not i.attempts or i.next_attempt_at <= now]
-            task = asyncio.create_task(self._send(channel, batch))
+            task = asyncio.create_task(self._send_channel(channel, batch))
             self._inflight[channel] = task
             task.add_done_callback(functools.partial(self._finished, channel))
         if wake_at is None:
@@ -176,6 +176,13 @@ class Notifier:
         for task in pending:
             task.cancel()
         return [t.result() for t in done if not t.cancelled() and t.exception() is None]
+
+    async def _send_channel(self, channel: str, items: list[OutboxItem]) -> bool:
+        """One digest, or with group_wait 0 one message per alert, in order."""
+        if self._delivery.group_wait > 0:
+            return await self._send(channel, items)
+        results = [await self._send(channel, [item]) for item in items]
+        return all(results)
 
     async def _send(self, channel: str, items: list[OutboxItem]) -> bool:
         message = compose(items)

@@ -1,0 +1,202 @@
+"""Shared fakes for the whole suite: the simulator, a webhook receiver, an SMTP server,
+configuration files, and a guard that fails any test whose output shows a secret."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from watcher import logs
+from watcher.simulator.runner import SimulatorHandle, running_simulator
+from watcher.simulator.tokens import TokenStore
+from watcher.simulator.world import World
+
+CLIENT_ID = "client-id-e2e"
+CLIENT_SECRET = "client-SECRET-4f9a2c"
+HOOK_USER = "hookuser"
+HOOK_PASSWORD = "hook-PASS-77c1d0"
+REALM = "realm-e2e"
+SECRETS: set[str] = {CLIENT_SECRET, HOOK_PASSWORD}  # grows with every token the simulator issues
+
+
+class _CurrentStdout:
+    """A stream that writes to whatever sys.stdout is now (pytest swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging() -> None:
+    logs.configure(fmt="json", level="debug", stream=_CurrentStdout())  # type: ignore[arg-type]
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's chatter
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a secret leaked into {where}"
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_output(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    yield
+    out, err = capsys.readouterr()
+    assert_no_secret(out + err, "the test's output")
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+
+
+class RecordingTokens(TokenStore):
+    def issue(self, ttl: float) -> str:
+        token = super().issue(ttl)
+        SECRETS.add(token)
+        return token
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.tokens = RecordingTokens()
+    return w
+
+
+@pytest.fixture
+async def sim(world: World) -> AsyncIterator[SimulatorHandle]:
+    async with running_simulator(
+        world, realm=REALM, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    ) as handle:
+        yield handle
+
+
+@dataclass
+class Hook:
+    """A local webhook receiver for apprise's json:// plugin."""
+
+    port: int = 0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    down: bool = False
+    attempts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"json://{HOOK_USER}:{HOOK_PASSWORD}@127.0.0.1:{self.port}/hook"
+
+    def titles(self) -> list[str]:
+        return [str(m["title"]) for m in self.received]
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Hook]:
+    receiver = Hook()
+
+    async def handle(request: web.Request) -> web.Response:
+        receiver.attempts += 1
+        if receiver.down:
+            return web.Response(status=503, text="down")
+        receiver.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiver.port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+    yield receiver
+    await runner.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=watcher@example.com&to=oncall@example.com"
+
+    async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:  # noqa: N802
+        with self.lock:
+            self.messages.append(envelope.content.decode("utf-8", "replace"))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    box = Mailbox(port=free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_document(
+    sim: SimulatorHandle, tmp_path: Path, channels: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "api": {
+            "base_url": sim.base_url,
+            "token_url": sim.token_url,
+            "realm": REALM,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "timeout": "5s",
+            "retries": 2,
+        },
+        "poll": {"interval": "1s", "lookback": "1h", "overlap": "2m"},
+        "state": {"path": str(tmp_path / "state" / "watcher.db")},
+        "channels": channels,
+        "rules": [
+            {
+                "name": "failures",
+                "match": {"to": ["failed", "expired"]},
+                "notify": sorted(channels),
+                "title": "{{ job.name }} {{ event.to }}",
+                "body": "{{ job.sref }} was {{ event.from }}",
+            }
+        ],
+        "delivery": {"group_wait": "0s", "retry_initial": "0.2s", "retry_max": "1s"},
+        "server": {"listen": ""},
+        "shutdown_timeout": "5s",
+    }
+    return deep_merge(base, overrides)
+
+
+def write_config(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
