@@ -78,9 +78,19 @@ async def test_a_job_first_seen_already_failed_is_alerted(
     sim: SimulatorHandle, world: World, hook: Hook, tmp_path: Path
 ) -> None:
     """A job that started and failed between two polls is a transition from new."""
-    d = daemon(sim, tmp_path, {"hook": hook.url}, rules=[
-        {"name": "new-failures", "match": {"from": "new", "to": "failed"}, "notify": ["hook"],
-         "title": "{{ job.name }}: {{ event.from }} -> {{ event.to }}"}])
+    d = daemon(
+        sim,
+        tmp_path,
+        {"hook": hook.url},
+        rules=[
+            {
+                "name": "new-failures",
+                "match": {"from": "new", "to": "failed"},
+                "notify": ["hook"],
+                "title": "{{ job.name }}: {{ event.from }} -> {{ event.to }}",
+            }
+        ],
+    )
     await cycle(d)
     world.add_job(name="Quick fail", status="failed")
     await cycle(d)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -71,7 +72,13 @@ def _load(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _stop_before_start(_signum: int, _frame: object) -> None:
+    # Until the event loop installs its own handlers there is nothing to drain.
+    raise SystemExit(EXIT_OK)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_before_start)
     args = _parser().parse_args(argv)
     logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
     try:
@@ -84,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception:
+        # Through the redacting log pipeline, never as a bare traceback on stderr.
+        structlog.get_logger("watcher").exception("unexpected_error")
+        return EXIT_FAILED
 
 
 def _indent(text: str) -> str:
@@ -167,8 +178,6 @@ def _simulate(args: argparse.Namespace) -> int:
         )
 
     async def main() -> None:
-        import signal
-
         task = asyncio.ensure_future(
             serve(
                 "127.0.0.1",

@@ -1,0 +1,108 @@
+"""Running the `watcher` command as a real subprocess, reading its output as it comes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tests.conftest import assert_no_secret
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    # apprise imports the deprecated imghdr module; every other warning fails the test.
+    warnings = "error,ignore:'imghdr' is deprecated:DeprecationWarning"
+    base.update(PYTHONPATH=str(ROOT), PYTHONWARNINGS=warnings, **extra)
+    return base
+
+
+async def run(*args: str, timeout: float = 60, **extra_env: str) -> tuple[int, str]:
+    """Run `watcher ARGS` to the end; (exit code, stdout and stderr together)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "watcher",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env(**extra_env),
+        cwd=ROOT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    text = out.decode()
+    assert_no_secret(text, f"the output of watcher {' '.join(args)}")
+    assert proc.returncode is not None
+    return proc.returncode, text
+
+
+class Daemon:
+    """`watcher run` in the background; its output lines are collected."""
+
+    def __init__(self, args: Sequence[str], **extra_env: str) -> None:
+        self.args = list(args)
+        self.extra_env = extra_env
+        self.lines: list[str] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> Daemon:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "watcher",
+            "--log-format",
+            "json",
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env(**self.extra_env),
+            cwd=ROOT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.lines.append(line.decode())
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    async def wait_for_line(self, needle: str, timeout: float = 30) -> None:
+        await eventually(lambda: needle in self.output(), timeout, f"{needle!r} in the output")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None and self._reader is not None
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._reader
+        assert_no_secret(self.output(), "the daemon's output")
+        return code
+
+    async def stop(self, timeout: float = 30) -> int:
+        self.signal(signal.SIGTERM)
+        return await self.wait(timeout)
+
+    async def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        await self.wait()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    """Wait (without asserting on time) until `check()` holds; fail after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,198 @@
+"""The command line as a user runs it: exit codes, messages, masking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CLIENT_SECRET, HOOK_PASSWORD, Hook, config_document, write_config
+from tests.e2e import proc
+from watcher.simulator.runner import SimulatorHandle
+from watcher.simulator.world import World
+
+
+def cfg(tmp_path: Path, sim: SimulatorHandle, hook: Hook, **kw: Any) -> str:
+    channels = {"hook": hook.url, **kw.pop("channels", {})}
+    doc = config_document(sim, tmp_path, channels, **kw)
+    return str(write_config(tmp_path / "watcher.yaml", doc))
+
+
+async def test_version_prints_the_version() -> None:
+    """--version answers without a configuration."""
+    code, out = await proc.run("--version")
+    assert code == 0
+    assert out.startswith("watcher ")
+
+
+async def test_check_summarises_with_channel_urls_masked(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """check prints what is watched and where alerts go, without any secret."""
+    code, out = await proc.run("check", "-c", cfg(tmp_path, sim, hook))
+    assert code == 0, out
+    assert "configuration is valid" in out
+    assert "hook: json://hookuser:****@127.0.0.1" in out
+    assert "failures: event=transition to=failed|expired -> hook" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"rules": [{"name": "r", "match": {"to": "faild"}, "notify": ["hook"]}]},
+            "rules[0].match.to: 'faild' is not a job status",
+        ),
+        (
+            {"rules": [{"name": "r", "notify": ["nowhere"]}]},
+            "rules[0].notify: 'nowhere' is not a channel",
+        ),
+        ({"poll": {"interval": "5 minutes"}}, "poll.interval: '5 minutes' is not a duration"),
+        ({"poll": {"intervall": "5m"}}, "poll.intervall: unknown key (did you mean 'interval'?)"),
+        (
+            {"channels": {"bad": f"nosuchscheme://u:{HOOK_PASSWORD}@x"}},
+            "channels.bad[0]: not a valid apprise URL",
+        ),
+        (
+            {"rules": [{"name": "r", "notify": ["hook"], "title": "{{ job.nme }}"}]},
+            "rules[0].title: invalid template",
+        ),
+        ({"api": {"realm": ""}}, "api.realm: must not be empty"),
+    ],
+)
+async def test_a_bad_configuration_is_refused_with_its_key_path(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, change: dict[str, Any], expected: str
+) -> None:
+    """check and run both exit 2 naming the key, with no traceback and no secret."""
+    path = cfg(tmp_path, sim, hook, **change)
+    for command in ("check", "run"):
+        code, out = await proc.run(command, "-c", path)
+        assert code == 2, out
+        assert expected in out
+        assert "Traceback" not in out
+
+
+async def test_an_unset_environment_variable_is_named(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """${VAR} without a default and without the variable is an error naming both."""
+    path = cfg(tmp_path, sim, hook, api={"client_secret": "${PA_SECRET_UNSET}"})
+    code, out = await proc.run("check", "-c", path)
+    assert code == 2
+    assert "api.client_secret: environment variable PA_SECRET_UNSET is not set" in out
+
+
+async def test_environment_overrides_and_substitution_are_applied(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """WATCHER_POLL__INTERVAL overrides the file; ${VAR} fills in the secret."""
+    path = cfg(tmp_path, sim, hook, api={"client_secret": "${PA_SECRET}"})
+    code, out = await proc.run(
+        "check", "-c", path, PA_SECRET=CLIENT_SECRET, WATCHER_POLL__INTERVAL="7m"
+    )
+    assert code == 0, out
+    assert "every 420s" in out
+
+
+async def test_a_missing_named_file_is_an_error(tmp_path: Path) -> None:
+    """-c naming a file that does not exist is refused, never silently skipped."""
+    code, out = await proc.run("check", "-c", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert "nope.yaml does not exist" in out
+
+
+async def test_watcher_config_names_the_file(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """$WATCHER_CONFIG is used when -c is not given."""
+    code, out = await proc.run("check", WATCHER_CONFIG=cfg(tmp_path, sim, hook))
+    assert code == 0, out
+
+
+async def test_once_polls_delivers_and_status_reports(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """once exits 0 after delivering; status shows the poll, the event and the outbox."""
+    path = cfg(tmp_path, sim, hook)
+    job = world.add_job(name="Checkout", status="running")
+    assert (await proc.run("once", "-c", path))[0] == 0
+    world.set_status(job, "failed")
+    code, out = await proc.run("once", "-c", path)
+    assert code == 0, out
+    assert hook.titles() == ["Checkout failed"]
+    code, out = await proc.run("status", "-c", path, "--json")
+    data = json.loads(out)
+    assert data["outbox"] == {"pending": 0, "sent": 1, "given_up": 0}
+    assert data["recent_events"][0]["to"] == "failed"
+    code, out = await proc.run("status", "-c", path)
+    assert "last successful poll:" in out
+
+
+async def test_once_exits_1_when_a_delivery_fails(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """A channel that refuses makes once exit 1; the alert stays pending for later."""
+    path = cfg(tmp_path, sim, hook, poll={"alert_on_first_run": True})
+    world.add_job(name="Checkout", status="failed")
+    hook.down = True
+    code, _ = await proc.run("once", "-c", path)
+    assert code == 1
+    hook.down = False
+    code, _ = await proc.run("once", "-c", path)
+    assert code == 0
+    assert hook.titles() == ["Checkout failed"]
+
+
+async def test_once_exits_1_when_the_poll_fails(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """An API that stays down makes once exit 1."""
+    world.faults.down = True
+    code, out = await proc.run("once", "-c", cfg(tmp_path, sim, hook))
+    assert code == 1
+    assert "poll_failed" in out
+
+
+async def test_notify_test_reports_delivery(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """notify-test sends one message and exits 0, or 1 when the channel refuses."""
+    path = cfg(tmp_path, sim, hook)
+    code, out = await proc.run("notify-test", "hook", "-c", path)
+    assert code == 0, out
+    assert hook.titles() == ["watcher test message"]
+    hook.down = True
+    code, out = await proc.run("notify-test", "hook", "-c", path)
+    assert code == 1
+    assert "FAILED" in out
+
+
+async def test_status_refuses_a_file_that_is_not_watcher_state(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """A foreign file at state.path is an error, never overwritten."""
+    state = tmp_path / "state" / "watcher.db"
+    state.parent.mkdir()
+    state.write_bytes(b"this is not a database" * 100)
+    path = cfg(tmp_path, sim, hook)
+    for command in ("status", "once"):
+        code, out = await proc.run(command, "-c", path)
+        assert code == 2
+        assert "is not a usable state file" in out
+    assert state.read_bytes().startswith(b"this is not a database")
+
+
+async def test_dry_run_once_changes_nothing(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """once --dry-run sends nothing and does not create the state file."""
+    world.add_job(name="Checkout", status="failed")
+    path = cfg(tmp_path, sim, hook, poll={"alert_on_first_run": True})
+    code, out = await proc.run("--log-format", "json", "once", "--dry-run", "-c", path)
+    assert code == 0, out
+    assert "alert_dry_run" in out
+    assert hook.received == []
+    assert not (tmp_path / "state" / "watcher.db").exists()
+    assert CLIENT_SECRET not in out

@@ -1,0 +1,442 @@
+"""config.load: finding, reading, substituting and validating the YAML file, and the wording
+of every error (key path first, never a secret)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from watcher import config
+from watcher.config import ConfigError
+from watcher.settings import Settings
+
+CLIENT_SECRET = "cl-SECRET-a1b2c3"
+HOOK_PASSWORD = "hk-PASS-d4e5f6"
+HOOK_URL = f"json://hookuser:{HOOK_PASSWORD}@127.0.0.1:8080/hook"
+SECRETS = (CLIENT_SECRET, HOOK_PASSWORD)
+
+BASE: dict[str, Any] = {
+    "api": {"realm": "my-realm", "client_id": "cid", "client_secret": CLIENT_SECRET},
+    "channels": {"ops": HOOK_URL},
+    "rules": [
+        {"name": "failures", "match": {"to": ["failed", "expired"]}, "notify": ["ops"]},
+        {"name": "recoveries", "match": {"to": "completed"}, "notify": "ops"},
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment source reads os.environ: no WATCHER_* variable leaks in from outside."""
+    for name in list(os.environ):
+        if name.upper().startswith("WATCHER_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def document(**changes: Any) -> dict[str, Any]:
+    """BASE with top-level sections replaced or (for dicts) merged."""
+    doc = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return doc
+
+
+def write(tmp_path: Path, doc: dict[str, Any] | str, name: str = "watcher.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def load(path: Path, env: dict[str, str] | None = None) -> Settings:
+    return config.load(str(path), env or {})
+
+
+def error(path: Path, env: dict[str, str] | None = None) -> str:
+    """The ConfigError text for `path`, after checking that no secret is in it."""
+    with pytest.raises(ConfigError) as caught:
+        load(path, env)
+    text = str(caught.value)
+    for secret in SECRETS:
+        assert secret not in text, "a secret leaked into a configuration error"
+    return text
+
+
+# -- loading a valid file ------------------------------------------------------------------
+
+
+def test_valid_file_loads(tmp_path: Path) -> None:
+    """A valid file gives settings with its values and the documented defaults."""
+    settings = load(write(tmp_path, document()))
+    assert settings.api.realm == "my-realm"
+    assert settings.api.client_secret is not None
+    assert settings.api.client_secret.get_secret_value() == CLIENT_SECRET
+    assert settings.channels == {"ops": [HOOK_URL]}
+    assert [r.name for r in settings.rules] == ["failures", "recoveries"]
+    assert (settings.poll.interval, settings.delivery.group_wait) == (60.0, 10.0)
+
+
+def test_empty_file_reports_the_missing_section(tmp_path: Path) -> None:
+    """An empty file is an empty mapping: the required api section is reported missing."""
+    assert error(write(tmp_path, "")) == "api: required key is missing"
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    """A YAML list at the top is refused with a plain sentence."""
+    assert "the top level must be a mapping of sections" in error(write(tmp_path, "- a\n- b\n"))
+
+
+def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
+    """A YAML syntax error says where it is."""
+    text = f"api:\n  client_secret: {CLIENT_SECRET}\n  realm: [unclosed\n"
+    assert "line " in error(write(tmp_path, text))
+
+
+# -- ${VAR} substitution --------------------------------------------------------------------
+
+
+def test_variable_is_substituted(tmp_path: Path) -> None:
+    """`${VAR}` takes the variable's value from the environment given."""
+    doc = document(api={"client_secret": "${PA_CLIENT_SECRET}"})
+    settings = load(write(tmp_path, doc), {"PA_CLIENT_SECRET": "from-env-secret"})
+    assert settings.api.client_secret is not None
+    assert settings.api.client_secret.get_secret_value() == "from-env-secret"
+
+
+def test_variable_inside_text_is_substituted(tmp_path: Path) -> None:
+    """A variable may be part of a longer string."""
+    doc = document(api={"realm": "team-${TEAM}-realm"})
+    assert load(write(tmp_path, doc), {"TEAM": "perf"}).api.realm == "team-perf-realm"
+
+
+def test_variable_default_is_used_when_unset(tmp_path: Path) -> None:
+    """`${VAR:-default}` falls back to the default."""
+    doc = document(api={"realm": "${PA_REALM:-fallback-realm}"})
+    assert load(write(tmp_path, doc)).api.realm == "fallback-realm"
+
+
+def test_variable_default_is_not_used_when_set(tmp_path: Path) -> None:
+    """`${VAR:-default}` takes the variable when it is set."""
+    doc = document(api={"realm": "${PA_REALM:-fallback-realm}"})
+    assert load(write(tmp_path, doc), {"PA_REALM": "set-realm"}).api.realm == "set-realm"
+
+
+def test_empty_default_is_allowed(tmp_path: Path) -> None:
+    """`${VAR:-}` is an empty string when unset."""
+    doc = document(server={"listen": "${LISTEN:-}"})
+    assert load(write(tmp_path, doc)).server.listen == ""
+
+
+def test_unset_variable_names_the_key_path(tmp_path: Path) -> None:
+    """An unset `${VAR}` without default is an error naming the key and the variable."""
+    doc = document(api={"client_id": "${PA_CLIENT_ID}"})
+    assert error(write(tmp_path, doc)) == (
+        "api.client_id: environment variable PA_CLIENT_ID is not set"
+    )
+
+
+def test_unset_variable_in_a_list_names_the_index(tmp_path: Path) -> None:
+    """The key path of a list item carries its index."""
+    doc = document(channels={"ops": [HOOK_URL, "${PAGER_URL}"]})
+    assert error(write(tmp_path, doc)) == (
+        "channels.ops[1]: environment variable PAGER_URL is not set"
+    )
+
+
+# -- validation errors ----------------------------------------------------------------------
+
+
+def test_wrong_status_names_the_rule_and_key(tmp_path: Path) -> None:
+    """The SPEC's example message, word for word up to the list of statuses."""
+    doc = document()
+    doc["rules"][1]["match"]["to"] = ["completed", "faild"]
+    assert error(write(tmp_path, doc)).startswith(
+        "rules[1].match.to: 'faild' is not a job status ("
+    )
+
+
+def test_wrong_status_lists_the_known_statuses(tmp_path: Path) -> None:
+    """The message says which statuses exist."""
+    doc = document()
+    doc["rules"][1]["match"]["to"] = "faild"
+    assert error(write(tmp_path, doc)) == (
+        "rules[1].match.to: 'faild' is not a job status "
+        "(cancelled, completed, expired, failed, pending, running)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d.update(chanels={}),
+            "chanels: unknown key (did you mean 'channels'?)",
+        ),
+        (
+            lambda d: d.update(poll={"intervl": "5s"}),
+            "poll.intervl: unknown key (did you mean 'interval'?)",
+        ),
+        (
+            lambda d: d["api"].update(client_secert="x"),
+            "api.client_secert: unknown key (did you mean 'client_secret'?)",
+        ),
+        (
+            lambda d: d["rules"][0]["match"].update(too="failed"),
+            "rules[0].match.too: unknown key (did you mean 'to'?)",
+        ),
+        (
+            lambda d: d["rules"][0]["match"].update(form="new"),
+            "rules[0].match.form: unknown key (did you mean 'from'?)",
+        ),
+        (
+            lambda d: d["rules"][1].update(titel="x"),
+            "rules[1].titel: unknown key (did you mean 'title'?)",
+        ),
+        (
+            lambda d: d.update(zzzzzz=1),
+            "zzzzzz: unknown key",
+        ),
+    ],
+    ids=["top", "section", "api", "match", "alias", "rule", "no-suggestion"],
+)
+def test_unknown_key_is_an_error_with_a_suggestion(
+    tmp_path: Path, mutate: Any, expected: str
+) -> None:
+    """Unknown keys are errors at their path, with the closest known key when there is one."""
+    doc = document()
+    mutate(doc)
+    assert error(write(tmp_path, doc)) == expected
+
+
+def test_unknown_channel_in_notify(tmp_path: Path) -> None:
+    """A rule naming a channel that is not defined is an error listing the channels."""
+    doc = document()
+    doc["rules"][1]["notify"] = ["ops", "pager"]
+    assert error(write(tmp_path, doc)) == "rules[1].notify: 'pager' is not a channel (ops)"
+
+
+def test_duplicate_rule_names(tmp_path: Path) -> None:
+    """Rule names are unique: the second use is the error."""
+    doc = document()
+    doc["rules"][1]["name"] = "failures"
+    assert error(write(tmp_path, doc)) == ("rules[1].name: 'failures' is used by an earlier rule")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"nosuchscheme://hookuser:{HOOK_PASSWORD}@example.com/x", "(scheme 'nosuchscheme')"),
+        (f"hookuser:{HOOK_PASSWORD}@example.com", "not a URL"),
+        (f"mailtos://hookuser:{HOOK_PASSWORD}@", "(scheme 'mailtos')"),
+    ],
+)
+def test_invalid_apprise_url_hides_its_credentials(tmp_path: Path, url: str, expected: str) -> None:
+    """A bad channel URL is named by channel and index, never echoed."""
+    doc = document(channels={"ops": [HOOK_URL, url]})
+    text = error(write(tmp_path, doc))
+    assert text.startswith("channels.ops[1]: ")
+    assert expected in text
+
+
+def test_channel_without_url(tmp_path: Path) -> None:
+    """A channel with an empty list of URLs is an error."""
+    doc = document(channels={"ops": HOOK_URL, "empty": []})
+    assert "channel 'empty' has no URL" in error(write(tmp_path, doc))
+
+
+def test_template_syntax_error(tmp_path: Path) -> None:
+    """A template that does not parse is an error at its key."""
+    doc = document()
+    doc["rules"][0]["title"] = "{% if %}"
+    assert error(write(tmp_path, doc)).startswith(
+        "rules[0].title: invalid template (TemplateSyntaxError): "
+    )
+
+
+def test_template_unknown_variable(tmp_path: Path) -> None:
+    """A template using a variable that does not exist is an error at its key."""
+    doc = document()
+    doc["rules"][1]["body"] = "{{ job.sref }} {{ job.colour }}"
+    text = error(write(tmp_path, doc))
+    assert text.startswith("rules[1].body: invalid template (UndefinedError): ")
+    assert "colour" in text
+
+
+def test_template_failing_at_render_time_is_a_config_error(tmp_path: Path) -> None:
+    """A template that parses but cannot render (here: divides by zero) is a ConfigError."""
+    doc = document()
+    doc["rules"][0]["title"] = "{{ job.page_count / 0 }}"
+    assert error(write(tmp_path, doc)).startswith("rules[0].title: invalid template")
+
+
+def test_bad_duration_names_the_key(tmp_path: Path) -> None:
+    """A duration that cannot be read is named by its key."""
+    doc = document(poll={"interval": "5x"})
+    assert error(write(tmp_path, doc)) == (
+        "poll.interval: '5x' is not a duration (use seconds, or 90s, 5m, 2h, 1d)"
+    )
+
+
+def test_every_problem_is_reported(tmp_path: Path) -> None:
+    """Several problems give one line each, not only the first."""
+    doc = document(poll={"interval": "5x", "lookback": "later"}, log={"format": "xml"})
+    lines = error(write(tmp_path, doc)).splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "poll.interval",
+        "poll.lookback",
+        "log.format",
+    ]
+
+
+def test_missing_credentials(tmp_path: Path) -> None:
+    """Neither client credentials nor a token is an error at api.client_id."""
+    doc = document()
+    doc["api"] = {"realm": "r", "client_id": "cid"}
+    assert error(write(tmp_path, doc)).startswith("api.client_id: set client_id and client_secret")
+
+
+def test_wrong_type_does_not_echo_the_value(tmp_path: Path) -> None:
+    """A secret given where a number belongs is not repeated in the error."""
+    doc = document(api={"page_size": CLIENT_SECRET})
+    assert error(write(tmp_path, doc)).startswith("api.page_size: ")
+
+
+# -- secrets from files ---------------------------------------------------------------------
+
+
+def test_client_secret_file_is_read(tmp_path: Path) -> None:
+    """client_secret_file's content (stripped) becomes the client secret."""
+    secret = tmp_path / "secret"
+    secret.write_text(f"{CLIENT_SECRET}\n", encoding="utf-8")
+    doc = document()
+    del doc["api"]["client_secret"]
+    doc["api"]["client_secret_file"] = str(secret)
+    settings = load(write(tmp_path, doc))
+    assert settings.api.client_secret is not None
+    assert settings.api.client_secret.get_secret_value() == CLIENT_SECRET
+
+
+def test_client_secret_file_missing(tmp_path: Path) -> None:
+    """A secret file that does not exist is an error at api.client_secret_file."""
+    doc = document()
+    del doc["api"]["client_secret"]
+    doc["api"]["client_secret_file"] = str(tmp_path / "absent")
+    text = error(write(tmp_path, doc))
+    assert text.startswith("api.client_secret_file: cannot read ")
+    assert "No such file or directory" in text
+
+
+def test_client_secret_file_unreadable(tmp_path: Path) -> None:
+    """A secret path that cannot be read as a file (a directory) is an error."""
+    doc = document()
+    del doc["api"]["client_secret"]
+    doc["api"]["client_secret_file"] = str(tmp_path)
+    assert error(write(tmp_path, doc)).startswith("api.client_secret_file: cannot read ")
+
+
+def test_client_secret_file_empty(tmp_path: Path) -> None:
+    """An empty (or blank) secret file is an error, not an empty secret."""
+    secret = tmp_path / "secret"
+    secret.write_text("\n  \n", encoding="utf-8")
+    doc = document()
+    del doc["api"]["client_secret"]
+    doc["api"]["client_secret_file"] = str(secret)
+    assert error(write(tmp_path, doc)) == f"api.client_secret_file: {secret} is empty"
+
+
+def test_client_secret_and_file_together(tmp_path: Path) -> None:
+    """Setting both the secret and its file is ambiguous and refused."""
+    secret = tmp_path / "secret"
+    secret.write_text("other-secret", encoding="utf-8")
+    doc = document(api={"client_secret_file": str(secret)})
+    assert error(write(tmp_path, doc)).startswith("api.client_secret: set client_secret or")
+
+
+# -- environment overrides ------------------------------------------------------------------
+
+
+def test_env_client_secret_wins_over_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WATCHER_API__CLIENT_SECRET replaces the file's client_secret."""
+    monkeypatch.setenv("WATCHER_API__CLIENT_SECRET", "env-secret-value")
+    settings = load(write(tmp_path, document()))
+    assert settings.api.client_secret is not None
+    assert settings.api.client_secret.get_secret_value() == "env-secret-value"
+
+
+def test_env_override_keeps_the_rest_of_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An override of one key leaves the section's other YAML keys in place."""
+    monkeypatch.setenv("WATCHER_API__CLIENT_SECRET", "env-secret-value")
+    settings = load(write(tmp_path, document()))
+    assert (settings.api.realm, settings.api.client_id) == ("my-realm", "cid")
+
+
+def test_env_poll_interval_wins_over_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WATCHER_POLL__INTERVAL replaces the file's interval, in the duration forms."""
+    monkeypatch.setenv("WATCHER_POLL__INTERVAL", "90s")
+    settings = load(write(tmp_path, document(poll={"interval": "5s", "lookback": "2h"})))
+    assert (settings.poll.interval, settings.poll.lookback) == (90.0, 7200.0)
+
+
+def test_bad_env_override_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable override is reported at the key it overrides."""
+    monkeypatch.setenv("WATCHER_POLL__INTERVAL", "soon")
+    assert error(write(tmp_path, document())).startswith("poll.interval: 'soon' is not a duration")
+
+
+# -- finding the file -----------------------------------------------------------------------
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    """A file named with -c that does not exist is an error, never skipped."""
+    missing = tmp_path / "nope.yaml"
+    assert error(missing) == f"--config: {missing} does not exist or is not a file"
+
+
+def test_watcher_config_variable_is_used(tmp_path: Path) -> None:
+    """Without -c, $WATCHER_CONFIG names the file."""
+    path = write(tmp_path, document(), name="elsewhere.yaml")
+    assert config.load(None, {"WATCHER_CONFIG": str(path)}).api.realm == "my-realm"
+
+
+def test_missing_watcher_config_file_is_an_error(tmp_path: Path) -> None:
+    """A file named by $WATCHER_CONFIG that does not exist is an error, never skipped."""
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as caught:
+        config.load(None, {"WATCHER_CONFIG": str(missing)})
+    assert str(caught.value) == f"WATCHER_CONFIG: {missing} does not exist or is not a file"
+
+
+def test_explicit_file_wins_over_watcher_config(tmp_path: Path) -> None:
+    """-c is preferred to $WATCHER_CONFIG."""
+    chosen = write(tmp_path, document(api={"realm": "chosen"}), name="chosen.yaml")
+    other = write(tmp_path, document(api={"realm": "other"}), name="other.yaml")
+    settings = config.load(str(chosen), {"WATCHER_CONFIG": str(other)})
+    assert settings.api.realm == "chosen"
+
+
+def test_watcher_config_from_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no env mapping given, $WATCHER_CONFIG is read from os.environ (and is not a key)."""
+    monkeypatch.setenv("WATCHER_CONFIG", str(write(tmp_path, document())))
+    assert config.load().api.realm == "my-realm"
+
+
+def test_watcher_yaml_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without -c or $WATCHER_CONFIG, ./watcher.yaml is used."""
+    write(tmp_path, document(api={"realm": "local"}))
+    monkeypatch.chdir(tmp_path)
+    assert config.load(None, {}).api.realm == "local"
