@@ -140,7 +140,7 @@ class Mailbox:
     def url(self) -> str:
         return f"mailto://127.0.0.1:{self.port}?from=watcher@example.com&to=oncall@example.com"
 
-    async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:
         with self.lock:
             self.messages.append(envelope.content.decode("utf-8", "replace"))
         return "250 OK"

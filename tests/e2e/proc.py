@@ -68,7 +68,8 @@ class Daemon:
         return self
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         async for line in self.proc.stdout:
             self.lines.append(line.decode())
 
@@ -83,7 +84,8 @@ class Daemon:
         self.proc.send_signal(sig)
 
     async def wait(self, timeout: float = 30) -> int:
-        assert self.proc is not None and self._reader is not None
+        assert self.proc is not None
+        assert self._reader is not None
         code = await asyncio.wait_for(self.proc.wait(), timeout)
         await self._reader
         assert_no_secret(self.output(), "the daemon's output")
