@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher import cycle, logs, report
 from watcher.client import ApiError, Client
+from watcher.config import ConfigError
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
 from watcher.server import HealthServer
@@ -52,8 +53,16 @@ def open_store(settings: Settings, *, dry_run: bool) -> SqliteStore:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, dry_run: bool = False, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dry_run: bool = False,
+        clock: Clock = utcnow,
+        reload: Callable[[], Settings] | None = None,
+    ) -> None:
         logs.protect(*report.secrets(settings))
+        self._reload = reload
         self.settings = settings
         self.dry_run = dry_run
         self.clock = clock
@@ -72,6 +81,7 @@ class Daemon:
         self.last_success: float | None = None  # monotonic time of the last good poll
         self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
 
     async def close(self) -> None:
         await self.client.close()
@@ -142,6 +152,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         server = HealthServer(self, self.settings.server.listen)
         await server.start()
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -156,6 +167,7 @@ class Daemon:
             id="poll",
         )
         scheduler.start()
+        self._scheduler = scheduler
         delivery = asyncio.create_task(self.notifier.run(self.stop))
         log.info(
             "watcher_started",
@@ -176,9 +188,37 @@ class Daemon:
             await self._shutdown(scheduler, delivery, server)
             if watchdog:
                 watchdog.cancel()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         return 0
+
+    def _request_reload(self) -> None:
+        if self._reload is None:
+            log.warning("reload_unavailable", hint="no configuration file to reload")
+            return
+        try:
+            fresh = self._reload()
+        except ConfigError as exc:
+            log.error("reload_refused", problems=exc.problems, keeping="the running configuration")
+            return
+        self.apply(fresh)
+
+    def apply(self, fresh: Settings) -> None:
+        """Adopt a new configuration's rules, channels, templates, delivery and interval.
+
+        The API, state and server sections are read at start only: a change there is
+        logged and waits for a restart.
+        """
+        old = self.settings
+        logs.protect(*report.secrets(fresh))
+        fixed = [s for s in ("api", "state", "server") if getattr(old, s) != getattr(fresh, s)]
+        if fixed:
+            log.warning("reload_needs_restart", sections=fixed)
+        self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})
+        self.notifier.reconfigure(fresh.channels, fresh.delivery)
+        if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
+            self._scheduler.reschedule_job("poll", trigger="interval", seconds=fresh.poll.interval)
+        log.info("configuration_reloaded", rules=len(fresh.rules), channels=sorted(fresh.channels))
 
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("stop_requested", signal=sig.name)

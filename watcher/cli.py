@@ -119,14 +119,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
-    return asyncio.run(_daemon(settings, once=command == "once", dry_run=args.dry_run))
+    return asyncio.run(
+        _daemon(settings, once=command == "once", dry_run=args.dry_run, path=args.config)
+    )
 
 
-async def _daemon(settings: Settings, *, once: bool, dry_run: bool) -> int:
+async def _daemon(settings: Settings, *, once: bool, dry_run: bool, path: str | None) -> int:
     from watcher.app import Daemon
     from watcher.systemd import Notifier as Systemd
 
-    daemon = Daemon(settings, dry_run=dry_run)
+    daemon = Daemon(settings, dry_run=dry_run, reload=lambda: config.load(path))
     if not settings.api.verify_tls:
         structlog.get_logger("watcher").warning(
             "tls_verification_disabled", hint="api.verify_tls is false"

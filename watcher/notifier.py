@@ -105,6 +105,14 @@ class Notifier:
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self.wake = asyncio.Event()
 
+    def reconfigure(self, channels: dict[str, list[str]], delivery: DeliverySettings) -> None:
+        """New channels and delivery settings; sends in flight finish with the old ones."""
+        self._delivery = delivery
+        self._targets = {
+            name: [self._apprise(url) for url in urls] for name, urls in channels.items()
+        }
+        self.wake.set()
+
     @staticmethod
     def _apprise(url: str) -> apprise.Apprise:
         target = apprise.Apprise()
