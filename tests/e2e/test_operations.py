@@ -79,7 +79,7 @@ def daemon_ready_text(port: int) -> str:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
             return str(resp.read().decode())
     except urllib.error.HTTPError as exc:
         return str(exc.read().decode())
