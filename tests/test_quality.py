@@ -43,7 +43,11 @@ def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
     }
     result = subprocess.run(
         [sys.executable, "-m", "watcher", "check", "-c", str(ROOT / "watcher.example.yaml")],
-        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for secret in ("example-secret-value", "smtp-password-value", "XXXXXXXXXXXXXXXXXXXXXXXX"):

@@ -106,6 +106,12 @@ class Daemon:
             self.metrics.polls.labels("failed").inc()
             log.warning("poll_failed", error=str(exc), state="unchanged")
             return False
+        except Exception:
+            # A bug must not kill the daemon: the cycle committed nothing, the next retries.
+            self.last_error = "internal error (see the log)"
+            self.metrics.polls.labels("crashed").inc()
+            log.exception("poll_crashed", state="unchanged")
+            return False
         finally:
             self.metrics.poll_duration.observe(time.monotonic() - started)
         self.last_success = time.monotonic()

@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:  # `watcher check | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return EXIT_OK
     except Exception:
         # Through the redacting log pipeline, never as a bare traceback on stderr.
         structlog.get_logger("watcher").exception("unexpected_error")

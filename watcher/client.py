@@ -246,6 +246,15 @@ class Client:
         encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
         return f"{self._s.base_url}/jobs?{encoded}"
 
+    async def test_runs(self, sref: str, limit: int = 50) -> list[dict[str, object]]:
+        """The first `limit` test runs of a job, for enriching an alert."""
+        query = f"job={quote(sref, safe='')}&{quote(self._s.page_size_param)}={limit}"
+        try:
+            body = await self._get(f"{self._s.base_url}/testRuns?{query}", "testRuns")
+        except _NotFound:
+            return []
+        return payload.parse_test_runs(body)[:limit]
+
     async def list_jobs(self, start: datetime, end: datetime) -> Listing:
         """Every job whose start lies in [start, end], across all pages, one per sref."""
         jobs: dict[str, Job] = {}

@@ -1,4 +1,4 @@
-"""One poll cycle end to end: observe -> diff -> route and render -> one atomic commit.
+"""One poll cycle end to end: observe -> diff -> timers -> route and render -> one commit.
 
 The only place where the pipeline's stages meet; each stage stays ignorant of the
 others. A cycle that fails anywhere before the commit leaves the store untouched.
@@ -6,6 +6,7 @@ others. A cycle that fails anywhere before the commit leaves the store untouched
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,14 +14,15 @@ from datetime import datetime
 
 import structlog
 
-from watcher import poller, render, rules, tracker
-from watcher.client import Client
+from watcher import poller, render, rules, timers, tracker
+from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
-from watcher.models import Alert, Event, Window
+from watcher.models import FAILURE_STATUSES, Alert, Event, EventKind, TemplateState, Window
 from watcher.settings import PollSettings, Rule
 from watcher.store import CycleCommit, SqliteStore
 
 log = structlog.get_logger("watcher.cycle")
+MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +38,25 @@ class CycleReport:
     seconds: float
 
 
-def alerts_for(event: Event, rule_list: Sequence[Rule]) -> list[Alert]:
+def _render(source: str | None, default: str, variables: dict[str, object], rule: str) -> str:
+    if source is not None:
+        try:
+            return render.render(source, variables)
+        except Exception as exc:  # a template that broke on odd data must not lose the alert
+            log.error("template_failed", rule=rule, error=str(exc), using="default template")
+    return render.render(default, variables)
+
+
+def alerts_for(
+    event: Event, fired: Sequence[Rule], test_runs: list[dict[str, object]] | None = None
+) -> list[Alert]:
     """The alerts an event causes: one per firing rule and channel, rendered now."""
     out: list[Alert] = []
-    for decision in rules.evaluate(event, rule_list):
-        rule = decision.rule
-        log.debug("rule_decision", rule=rule.name, sref=event.job.sref, reason=decision.reason)
-        if not decision.fires:
-            continue
-        variables = render.context(event, rule.name, str(rule.severity))
+    for rule in fired:
+        variables = render.context(event, rule.name, str(rule.severity), test_runs)
         title = _render(rule.title, render.DEFAULT_TITLES[event.kind], variables, rule.name)
-        body = _render(rule.body, render.DEFAULT_BODY, variables, rule.name)
+        body = _render(rule.body, render.DEFAULT_BODIES[event.kind], variables, rule.name)
+        resolvable = event.kind is EventKind.STUCK or rule.drop_if_resolved
         out.extend(
             Alert(
                 event_key=event.key,
@@ -56,19 +66,42 @@ def alerts_for(event: Event, rule_list: Sequence[Rule]) -> list[Alert]:
                 title=title,
                 body=body,
                 sref=event.job.sref,
+                kind=event.kind,
+                template=event.job.template,
+                resolvable=resolvable,
             )
             for channel in rule.notify
         )
     return out
 
 
-def _render(source: str | None, default: str, variables: dict[str, object], rule: str) -> str:
-    if source is not None:
+def firing(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
+    fired = []
+    for decision in rules.evaluate(event, rule_list):
+        log.debug(
+            "rule_decision", rule=decision.rule.name, event_key=event.key, reason=decision.reason
+        )
+        if decision.fires:
+            fired.append(decision.rule)
+    return fired
+
+
+async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[str, object]]]:
+    """Test runs for the events whose rules ask for them; a failed lookup costs nothing
+    but the enrichment."""
+    if len(wanted) > MAX_ENRICHED:
+        log.warning("test_runs_skipped", events=len(wanted) - MAX_ENRICHED, cap=MAX_ENRICHED)
+        wanted = wanted[:MAX_ENRICHED]
+
+    async def one(event: Event) -> tuple[str, list[dict[str, object]] | None]:
         try:
-            return render.render(source, variables)
-        except Exception as exc:  # a template that broke on odd data must not lose the alert
-            log.error("template_failed", rule=rule, error=str(exc), using="default template")
-    return render.render(default, variables)
+            return event.key, await client.test_runs(event.job.sref)
+        except (ApiError, ValueError) as exc:
+            log.warning("test_runs_unavailable", sref=event.job.sref, error=str(exc))
+            return event.key, None
+
+    found = await asyncio.gather(*(one(e) for e in wanted))
+    return {key: runs for key, runs in found if runs is not None}
 
 
 async def run_cycle(
@@ -86,8 +119,11 @@ async def run_cycle(
     observation, unfollow = await poller.observe(client, poll, watermark, open_jobs, now)
     srefs = [job.sref for job in observation.jobs]
     previous = {**open_jobs, **store.states([s for s in srefs if s not in open_jobs])}
+    known_templates = store.templates()
     baseline = watermark is None and not poll.alert_on_first_run
-    diff = tracker.diff(previous, observation.jobs, now, baseline=baseline)
+    diff = tracker.diff(
+        previous, observation.jobs, now, templates=known_templates, baseline=baseline
+    )
     for ignored in diff.ignored:
         log.warning(
             "job_report_ignored",
@@ -95,38 +131,63 @@ async def run_cycle(
             reason=ignored.reason,
             reported_status=ignored.status,
         )
-    alerts = [alert for event in diff.events for alert in alerts_for(event, rule_list)]
-    queued = store.commit_cycle(
+    templates = {**known_templates, **diff.templates}
+    for name in timers.watched_templates(rule_list, templates):
+        if name not in templates:  # the watcher begins watching it now
+            templates[name] = diff.templates[name] = TemplateState(name, watching_since=now)
+    after = {**previous, **{s.sref: s for s in diff.states}}
+    gone = set(unfollow)
+    unfinished = [j for j in observation.jobs if j.sref not in gone]
+    events = [
+        *diff.events,
+        *timers.stuck(unfinished, after, rule_list, now),
+        *timers.missed(templates, rule_list, now),
+    ]
+    fired = {event.key: firing(event, rule_list) for event in events}
+    wanted = [
+        e
+        for e in events
+        if e.kind is EventKind.TRANSITION
+        and e.to_status in FAILURE_STATUSES
+        and any(r.include_test_runs for r in fired[e.key])
+    ]
+    runs = await _enrich(client, wanted) if wanted else {}
+    alerts = [a for e in events for a in alerts_for(e, fired[e.key], runs.get(e.key))]
+    queued, fresh = store.commit_cycle(
         CycleCommit(
             states=diff.states,
-            events=diff.events,
+            events=events,
             alerts=alerts,
             watermark=observation.window.end,
             now=now,
             unfollowed=unfollow,
+            templates=list(diff.templates.values()),
         )
     )
-    for event in diff.events:
+    new_events = [e for e in events if e.key in fresh]
+    for event in new_events:
         log.info(
-            "job_transition",
+            "job_event",
+            kind=str(event.kind),
             sref=event.job.sref,
             name=event.job.name,
             from_status=event.from_status,
             to_status=event.to_status,
+            streak=event.streak,
+            rules=[r.name for r in fired[event.key]],
         )
-    report = CycleReport(
+        if metrics:
+            metrics.events.labels(str(event.kind)).inc()
+    if metrics:
+        metrics.records_skipped.inc(observation.skipped)
+    return CycleReport(
         window=observation.window,
         pages=observation.pages,
         requests=observation.requests,
         jobs_seen=len(observation.jobs),
         skipped=observation.skipped,
-        events=len(diff.events),
+        events=len(new_events),
         alerts=queued,
-        followed=len(open_jobs) - len(unfollow),
+        followed=sum(1 for s in after.values() if not s.ended) - len(gone),
         seconds=time.monotonic() - started,
     )
-    if metrics:
-        for event in diff.events:
-            metrics.events.labels(str(event.kind)).inc()
-        metrics.records_skipped.inc(observation.skipped)
-    return report

@@ -59,7 +59,8 @@ def url_secrets(url: str) -> set[str]:
     token rather than a host name, path segments and query values."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        # Not parts.hostname: it is lower-cased, and a token in the host place is not.
+        host = parts.netloc.rpartition("@")[2].rsplit(":", 1)[0]
         candidates = {parts.username or "", parts.password or ""}
     except ValueError:
         return {url}

@@ -59,6 +59,17 @@ class JobState:
         return is_terminal(self.status)
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateState:
+    """What the store remembers of a job template: its failure streak and last start."""
+
+    template: str
+    watching_since: datetime
+    streak: int = 0
+    last_start: datetime | None = None
+    last_name: str = ""
+
+
 class EventKind(enum.StrEnum):
     TRANSITION = "transition"
     STUCK = "stuck"
@@ -75,11 +86,19 @@ class Event:
     at: datetime
     streak: int = 0
     stuck_for: float | None = None
+    rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
+    seq: int = 0  # which reminder (stuck) or which gap (missed)
 
     @property
     def key(self) -> str:
-        """Identity of the event (job and new status): the same key is never alerted twice."""
-        return f"{self.kind}:{self.job.sref}:{self.to_status}"
+        """Identity of the event: the same key is never alerted twice.
+
+        A transition is once per job and new status; a recovery once per job; a timer
+        event once per rule, subject and reminder or gap.
+        """
+        subject = self.job.sref or self.job.template
+        base = f"{self.kind}:{subject}:{self.to_status}"
+        return f"{base}:{self.rule}:{self.seq}" if self.rule else base
 
 
 class Severity(enum.StrEnum):
@@ -101,6 +120,8 @@ class MatchReason(enum.StrEnum):
     WRONG_RUN_TYPE = "run_type_differs"
     WRONG_TEMPLATE = "template_differs"
     WRONG_STARTED_BY = "started_by_differs"
+    WRONG_STREAK = "streak_below_consecutive"
+    OTHER_RULE = "timer_of_another_rule"
     STOPPED = "stopped_by_earlier_rule"
 
 
@@ -122,6 +143,9 @@ class Alert:
     title: str
     body: str
     sref: str = ""
+    kind: EventKind = EventKind.TRANSITION
+    template: str = ""
+    resolvable: bool = False  # may be dropped if resolved while held by quiet hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +156,7 @@ class OutboxItem:
     attempts: int
     next_attempt_at: datetime
     done_targets: frozenset[int] = frozenset()  # indices of the channel's URLs that accepted
+    held: bool = False  # was held back by quiet hours
 
 
 @dataclass(frozen=True, slots=True)

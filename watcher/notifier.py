@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import apprise
 import structlog
 
+from watcher import quiet
 from watcher.metrics import Metrics
 from watcher.models import DeliveryOutcome, OutboxItem, Severity
 from watcher.settings import DeliverySettings
@@ -76,11 +77,14 @@ def decide(
 
 
 def ready(items: Sequence[OutboxItem], now: datetime, group_wait: float) -> datetime:
-    """When a channel's batch should go: a retry when due, a fresh alert after group_wait."""
-    return min(
-        item.next_attempt_at if item.attempts else item.created_at + timedelta(seconds=group_wait)
-        for item in items
-    )
+    """When a channel's batch should go: a retry or a held alert when due, a fresh alert
+    after group_wait."""
+    return min(_own_time(item) or item.created_at + timedelta(seconds=group_wait) for item in items)
+
+
+def _own_time(item: OutboxItem) -> datetime | None:
+    """The time a retried or held alert waits for; None for a fresh one."""
+    return item.next_attempt_at if item.attempts or item.held else None
 
 
 class Notifier:
@@ -119,9 +123,6 @@ class Notifier:
         target.add(url)
         return target
 
-    def masked(self, channel: str) -> list[str]:
-        return [u for target in self._targets[channel] for u in target.urls(privacy=True)]
-
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; `wake` is set by whoever queued something."""
         while not stop.is_set():
@@ -141,6 +142,8 @@ class Notifier:
         batches: dict[str, list[OutboxItem]] = defaultdict(list)
         horizon = now + timedelta(days=36500) if flush else now
         for item in self._store.due(horizon):
+            if flush and item.held and item.next_attempt_at > now:
+                continue  # quiet hours hold even a flush
             batches[item.alert.channel].append(item)
         wake_at: datetime | None = None
         for channel, items in batches.items():
@@ -154,8 +157,14 @@ class Notifier:
             if when > now:
                 wake_at = when if wake_at is None else min(wake_at, when)
                 continue
-            # Retries waiting for their own time stay out of this batch.
-            batch = [i for i in items if flush or not i.attempts or i.next_attempt_at <= now]
+            # Retries waiting for their own time, and alerts held by quiet hours, stay out.
+            batch = [
+                i
+                for i in items
+                if (own := _own_time(i)) is None or own <= now or (flush and not i.held)
+            ]
+            if not batch:
+                continue
             task = asyncio.create_task(self._send_channel(channel, batch))
             self._inflight[channel] = task
             task.add_done_callback(functools.partial(self._finished, channel))
@@ -171,8 +180,7 @@ class Notifier:
         """Try every pending alert once now (for `once` and shutdown); True if all went."""
         await self.drain(budget)
         self.start_due(flush=True)
-        results = await self.drain(budget)
-        return all(results) and self._store.outbox_counts().pending == 0
+        return all(await self.drain(budget))
 
     async def drain(self, budget: float | None = None) -> list[bool]:
         """Wait for sends in flight; those still running after `budget` seconds are cancelled
@@ -185,9 +193,38 @@ class Notifier:
             task.cancel()
         return [t.result() for t in done if not t.cancelled() and t.exception() is None]
 
+    def _quiet(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], bool]:
+        """Apply quiet hours: hold what falls in a window, drop held alerts whose cause
+        is over (when the rule allows). Returns what to send now, and whether any of it
+        was held (then it goes as one digest)."""
+        now = self._clock()
+        windows = self._delivery.quiet_hours
+        send: list[OutboxItem] = []
+        resolved: list[int] = []
+        holds: dict[datetime, list[int]] = defaultdict(list)
+        for item in items:
+            until = quiet.held_until(now, str(item.alert.severity), windows) if windows else None
+            if until is not None:
+                holds[until].append(item.id)
+            elif item.held and item.alert.resolvable and self._store.resolved(item.alert):
+                resolved.append(item.id)
+            else:
+                send.append(item)
+        for until, ids in holds.items():
+            self._store.mark_held(ids, until)
+            log.info("alerts_held", alerts=len(ids), until=until.isoformat(), reason="quiet_hours")
+        if resolved:
+            self._store.mark_resolved(resolved, now)
+            log.info("held_alerts_resolved", alerts=len(resolved), reason="resolved_meanwhile")
+        return send, any(i.held for i in send)
+
     async def _send_channel(self, channel: str, items: list[OutboxItem]) -> bool:
-        """One digest, or with group_wait 0 one message per alert, in order."""
-        if self._delivery.group_wait > 0:
+        """One digest, or with group_wait 0 one message per alert, in order; alerts
+        released by the end of quiet hours always go as one digest."""
+        items, released = self._quiet(items)
+        if not items:
+            return True
+        if self._delivery.group_wait > 0 or released:
             return await self._send(channel, items)
         results = [await self._send(channel, [item]) for item in items]
         return all(results)

@@ -35,7 +35,10 @@ def _when(value: object) -> datetime | None:
         raise ValueError("not an ISO 8601 date")
     parsed = datetime.fromisoformat(value.strip())
     # The API documents a mandatory offset; a date without one is read as UTC, its default.
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date out of range") from None
 
 
 def _text(value: object) -> str:
@@ -220,3 +223,40 @@ def newer(candidate: Job, known: Job) -> bool:
     if candidate.updated_at and known.updated_at:
         return candidate.updated_at > known.updated_at
     return candidate.updated_at is not None
+
+
+TEST_RUN_FIELDS = (
+    "pageTitle",
+    "url",
+    "browser",
+    "resultCode",
+    "severity",
+    "onLoad",
+    "speedIndex",
+    "domLoad",
+    "renderStart",
+    "visuallyComplete",
+    "pageSize",
+    "ranAt",
+)
+
+
+def parse_test_runs(body: Any) -> list[dict[str, object]]:
+    """Test runs as plain values (strings, numbers, None) for templates; odd items skipped."""
+    results = _envelope(body)
+    if not isinstance(results, list):
+        raise PayloadError("'results' is not a list")
+    runs: list[dict[str, object]] = []
+    for item in results:
+        if not isinstance(item, dict):
+            continue
+        runs.append({name: _plain(item.get(name)) for name in TEST_RUN_FIELDS})
+    return runs
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, bool):
+        return None
+    if value is None or isinstance(value, int | float):
+        return value
+    return value[:MAX_TEXT] if isinstance(value, str) else None

@@ -21,14 +21,26 @@ DEFAULT_TITLES: Mapping[EventKind, str] = {
     EventKind.RECOVERED: "{{ job.name }} recovered",
     EventKind.MISSED: "{{ job.name }} did not run",
 }
-DEFAULT_BODY = (
-    "Job {{ job.name }} ({{ job.sref }}) went from {{ event.from }} to {{ event.to }}"
-    " at {{ event.at }}.\n"
+_DETAILS = (
     "Type: {{ job.type }}, run: {{ job.run_type }}, started by {{ job.started_by }}"
     " at {{ job.started_at }}.\n"
     "Template: {{ job.template }}. Pages: {{ job.page_count }}."
     "{% if job.url %}\nURL: {{ job.url }}{% endif %}"
+    "{% for run in job.test_runs %}{% if loop.first %}\nTest runs:{% endif %}"
+    "\n- {{ run.pageTitle or run.url }} [{{ run.browser }}] result {{ run.resultCode }},"
+    " onLoad {{ run.onLoad }}{% endfor %}"
 )
+DEFAULT_BODIES: Mapping[EventKind, str] = {
+    EventKind.TRANSITION: "Job {{ job.name }} ({{ job.sref }}) went from {{ event.from }}"
+    " to {{ event.to }} at {{ event.at }}.\n" + _DETAILS,
+    EventKind.STUCK: "Job {{ job.name }} ({{ job.sref }}) has been {{ event.to }} for"
+    " {{ (event.stuck_for / 60) | round | int }} minutes.\n" + _DETAILS,
+    EventKind.RECOVERED: "Job {{ job.name }} ({{ job.sref }}) completed after"
+    " {{ event.streak }} failed run(s) of its template in a row.\n" + _DETAILS,
+    EventKind.MISSED: "No job of template {{ job.template }} ({{ job.name }}) has started"
+    " for {{ (event.stuck_for / 3600) | round(1) }} hours; the last one started"
+    " {{ job.started_at or 'never, since watching began' }}.",
+}
 MAX_RENDERED = 4000  # characters; a runaway template must not produce a megabyte message
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -54,6 +66,7 @@ SAMPLE_EVENT = Event(
     to_status="failed",
     at=datetime(2017, 2, 27, 13, 20, tzinfo=UTC),
     streak=1,
+    stuck_for=7200.0,
 )
 
 
@@ -61,8 +74,14 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def context(event: Event, rule_name: str, severity: str) -> dict[str, object]:
-    """The variables a template sees (SPEC "Templates")."""
+def context(
+    event: Event,
+    rule_name: str,
+    severity: str,
+    test_runs: list[dict[str, object]] | None = None,
+) -> dict[str, object]:
+    """The variables a template sees (SPEC "Templates"); `job.test_runs` is empty unless
+    the rule asked for them (`include_test_runs`)."""
     job = event.job
     return {
         "job": {
@@ -79,6 +98,7 @@ def context(event: Event, rule_name: str, severity: str) -> dict[str, object]:
             "id": job.id,
             "template": job.template,
             "test_runs_uri": job.test_runs_uri,
+            "test_runs": test_runs or [],
         },
         "event": {
             "kind": str(event.kind),
@@ -103,6 +123,8 @@ def check(source: str) -> str | None:
         _compiled(source).render(context(SAMPLE_EVENT, "rule", "failure"))
     except TemplateError as exc:
         return f"invalid template ({type(exc).__name__}): {exc.message or exc}"
+    except Exception as exc:  # parses, but fails when rendered: 1/0, "a" + 1, ...
+        return f"invalid template ({type(exc).__name__}): {exc}"
     return None
 
 

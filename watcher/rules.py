@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from watcher.models import Event, MatchReason
+from watcher.models import FAILURE_STATUSES, Event, MatchReason
 from watcher.settings import Match, Rule
 
 
@@ -33,10 +33,21 @@ def _one_of(allowed: Sequence[str], value: str) -> bool:
     return not allowed or value.casefold() in {a.casefold() for a in allowed}
 
 
-def match(m: Match, event: Event) -> MatchReason:
+def _streak(m: Match, event: Event) -> bool:
+    """`consecutive: N`: the Nth failure in a row only, or with `repeat: every` the Nth
+    and each one after it while the streak lasts."""
+    if m.consecutive is None:
+        return True
+    if event.to_status not in FAILURE_STATUSES:
+        return False
+    return event.streak == m.consecutive or (m.repeat == "every" and event.streak > m.consecutive)
+
+
+def match(m: Match, event: Event, rule_name: str = "") -> MatchReason:
     job = event.job
     checks = (
         (m.event == event.kind, MatchReason.WRONG_EVENT),
+        (event.rule is None or event.rule == rule_name, MatchReason.OTHER_RULE),
         (not m.to or event.to_status in m.to, MatchReason.WRONG_TO),
         (not m.from_ or event.from_status in m.from_, MatchReason.WRONG_FROM),
         (_glob(m.name, job.name), MatchReason.WRONG_NAME),
@@ -44,6 +55,7 @@ def match(m: Match, event: Event) -> MatchReason:
         (_one_of(m.run_type, job.run_type), MatchReason.WRONG_RUN_TYPE),
         (_glob(m.template, job.template), MatchReason.WRONG_TEMPLATE),
         (_glob(m.started_by, job.started_by), MatchReason.WRONG_STARTED_BY),
+        (_streak(m, event), MatchReason.WRONG_STREAK),
     )
     return next((reason for ok, reason in checks if not ok), MatchReason.MATCHED)
 
@@ -52,7 +64,7 @@ def evaluate(event: Event, rules: Sequence[Rule]) -> list[Decision]:
     decisions: list[Decision] = []
     stopped = False
     for rule in rules:
-        reason = MatchReason.STOPPED if stopped else match(rule.match, event)
+        reason = MatchReason.STOPPED if stopped else match(rule.match, event, rule.name)
         decisions.append(Decision(rule, reason))
         stopped = stopped or (reason is MatchReason.MATCHED and rule.stop)
     return decisions

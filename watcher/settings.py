@@ -6,9 +6,10 @@ nothing here does I/O except reading a `*_file` secret that the configuration na
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +23,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher import render
-from watcher.models import KNOWN_STATUSES, NEW, EventKind, Severity
+from watcher.models import KNOWN_STATUSES, NEW, TERMINAL_STATUSES, EventKind, Severity
+from watcher.quiet import QuietWindow
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -44,6 +46,8 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"{value!r} is not a duration (use seconds, or 90s, 5m, 2h, 1d)")
     else:
         raise ValueError(f"{value!r} is not a duration (use seconds, or 90s, 5m, 2h, 1d)")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration")
     if seconds < 0:
         raise ValueError(f"{value!r}: a duration cannot be negative")
     return seconds
@@ -145,6 +149,19 @@ class StateSettings(Section):
     path: Path = Path("watcher-state.db")
 
 
+# Which matchers make sense for which event; anything else is a configuration error.
+_FOR_EVENT: dict[str, frozenset[EventKind]] = {
+    "to": frozenset({EventKind.TRANSITION}),
+    "from_": frozenset({EventKind.TRANSITION}),
+    "consecutive": frozenset({EventKind.TRANSITION}),
+    "repeat": frozenset({EventKind.TRANSITION}),
+    "status": frozenset({EventKind.STUCK}),
+    "after": frozenset({EventKind.STUCK}),
+    "every": frozenset({EventKind.MISSED}),
+    "grace": frozenset({EventKind.MISSED}),
+}
+
+
 class Match(Section):
     event: EventKind = EventKind.TRANSITION
     to: StrList = Field(default_factory=list)
@@ -154,6 +171,12 @@ class Match(Section):
     run_type: StrList = Field(default_factory=list)
     template: StrList = Field(default_factory=list)
     started_by: StrList = Field(default_factory=list)
+    consecutive: int | None = Field(None, ge=1)
+    repeat: Literal["once", "every"] = "once"
+    status: StrList = Field(default_factory=list)
+    after: Duration | None = None
+    every: Duration | None = Field(None, gt=0)
+    grace: Duration = 0.0
 
     @field_validator("to")
     @classmethod
@@ -165,12 +188,25 @@ class Match(Section):
     def _from(cls, values: list[str]) -> list[str]:
         return _statuses(values, KNOWN_STATUSES | {NEW})
 
-    @field_validator("event")
+    @field_validator("status")
     @classmethod
-    def _supported(cls, value: EventKind) -> EventKind:
-        if value is not EventKind.TRANSITION:
-            raise ValueError(f"event {value.value!r} is not supported by this version yet")
-        return value
+    def _status(cls, values: list[str]) -> list[str]:
+        return _statuses(values, KNOWN_STATUSES - TERMINAL_STATUSES)
+
+    @model_validator(mode="after")
+    def _fits_event(self) -> Match:
+        for key, kinds in _FOR_EVENT.items():
+            if key in self.model_fields_set and self.event not in kinds:
+                allowed = " or ".join(sorted(k.value for k in kinds))
+                label = key.rstrip("_")
+                raise ValueError(f"{label}: only for event {allowed}, not {self.event.value}")
+        if self.event is EventKind.STUCK and self.after is None:
+            raise ValueError("after: required for event stuck (e.g. after: 2h)")
+        if self.event is EventKind.MISSED and (self.every is None or not self.template):
+            raise ValueError("every: event missed needs every (e.g. 24h) and template")
+        if self.event is EventKind.STUCK and not self.status:
+            object.__setattr__(self, "status", ["pending", "running"])
+        return self
 
 
 class Rule(Section):
@@ -181,6 +217,9 @@ class Rule(Section):
     title: str | None = None
     body: str | None = None
     stop: bool = False
+    repeat_after: Duration | None = Field(None, gt=0)
+    include_test_runs: bool = False
+    drop_if_resolved: bool = False
 
     @field_validator("title", "body")
     @classmethod
@@ -189,20 +228,19 @@ class Rule(Section):
             raise ValueError(problem)
         return value
 
+    @model_validator(mode="after")
+    def _repeat_for_stuck(self) -> Rule:
+        if self.repeat_after is not None and self.match.event is not EventKind.STUCK:
+            raise ValueError("repeat_after: only for event stuck")
+        return self
+
 
 class DeliverySettings(Section):
     group_wait: Duration = 10.0
     retry_initial: Duration = Field(5.0, gt=0)
     retry_max: Duration = Field(300.0, gt=0)
     give_up_after: Duration = 86400.0
-    quiet_hours: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if value:
-            raise ValueError("quiet hours are not supported by this version yet")
-        return value
+    quiet_hours: list[QuietWindow] = Field(default_factory=list)
 
 
 class ServerSettings(Section):

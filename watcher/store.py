@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher.models import Alert, Event, JobState, OutboxItem, Severity
+from watcher.models import (
+    Alert,
+    Event,
+    EventKind,
+    JobState,
+    OutboxItem,
+    Severity,
+    TemplateState,
+)
 
 SCHEMA_VERSION = 1
 _MIGRATIONS: dict[int, str] = {
@@ -59,10 +67,21 @@ _MIGRATIONS: dict[int, str] = {
         state TEXT NOT NULL DEFAULT 'pending',
         last_error TEXT NOT NULL DEFAULT '',
         done_targets TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'transition',
+        template TEXT NOT NULL DEFAULT '',
+        resolvable INTEGER NOT NULL DEFAULT 0,
+        held INTEGER NOT NULL DEFAULT 0,
         done_at REAL,
         UNIQUE (event_key, rule, channel)
     );
     CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE templates (
+        template TEXT PRIMARY KEY,
+        watching_since REAL NOT NULL,
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start REAL,
+        last_name TEXT NOT NULL DEFAULT ''
+    );
     """,
 }
 _WATERMARK = "watermark"
@@ -103,6 +122,7 @@ class CycleCommit:
     watermark: datetime
     now: datetime
     unfollowed: Sequence[str] = ()
+    templates: Sequence[TemplateState] = ()
 
 
 class SqliteStore:
@@ -118,9 +138,8 @@ class SqliteStore:
             raise StoreError(f"state.path: cannot open {path}: {exc}") from None
         try:
             self._db.execute("PRAGMA busy_timeout = 10000")
-            if readonly:
-                self._check_version()
-            else:
+            self._check_version()  # before WAL mode rewrites the header of a foreign file
+            if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._migrate()
@@ -222,8 +241,9 @@ class SqliteStore:
             (),
         )
 
-    def commit_cycle(self, commit: CycleCommit) -> int:
-        """Write one cycle atomically; return how many alerts entered the outbox.
+    def commit_cycle(self, commit: CycleCommit) -> tuple[int, set[str]]:
+        """Write one cycle atomically; return how many alerts entered the outbox and the
+        keys of the events recorded for the first time.
 
         An event already recorded (same key) is not recorded again, and neither are its
         alerts: this is the last line of defence against alerting twice.
@@ -256,6 +276,22 @@ class SqliteStore:
             db.executemany(
                 "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
             )
+            db.executemany(
+                "INSERT INTO templates (template, watching_since, streak, last_start, last_name)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (template) DO UPDATE SET"
+                " streak = excluded.streak, last_start = excluded.last_start,"
+                " last_name = excluded.last_name",
+                [
+                    (
+                        t.template,
+                        t.watching_since.timestamp(),
+                        t.streak,
+                        _ts(t.last_start),
+                        t.last_name,
+                    )
+                    for t in commit.templates
+                ],
+            )
             fresh: set[str] = set()
             for event in commit.events:
                 cursor = db.execute(
@@ -278,7 +314,8 @@ class SqliteStore:
                     continue
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
-                    " body, sref, created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    " body, sref, created_at, next_attempt_at, kind, template, resolvable)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         alert.event_key,
                         alert.rule,
@@ -289,6 +326,9 @@ class SqliteStore:
                         alert.sref,
                         now,
                         now,
+                        str(alert.kind),
+                        alert.template,
+                        int(alert.resolvable),
                     ),
                 )
                 queued += cursor.rowcount
@@ -297,7 +337,7 @@ class SqliteStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (_WATERMARK, commit.watermark.isoformat()),
             )
-        return queued
+        return queued, fresh
 
     # -- outbox -----------------------------------------------------------------------
 
@@ -305,7 +345,8 @@ class SqliteStore:
         """Pending alerts whose next attempt is due, oldest first."""
         rows = self._db.execute(
             "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
-            " attempts, next_attempt_at, done_targets FROM outbox WHERE state = 'pending'"
+            " attempts, next_attempt_at, done_targets, kind, template, resolvable, held"
+            " FROM outbox WHERE state = 'pending'"
             " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (now.timestamp(), limit),
         )
@@ -320,11 +361,15 @@ class SqliteStore:
                     title=row[5],
                     body=row[6],
                     sref=row[7],
+                    kind=EventKind(row[12]),
+                    template=row[13],
+                    resolvable=bool(row[14]),
                 ),
                 created_at=_need_dt(row[8]),
                 attempts=row[9],
                 next_attempt_at=_need_dt(row[10]),
                 done_targets=frozenset(int(t) for t in row[11].split(",") if t),
+                held=bool(row[15]),
             )
             for row in rows
         ]
@@ -354,6 +399,50 @@ class SqliteStore:
                 " last_error = ?, done_targets = ? WHERE id = ?",
                 [(next_at.timestamp(), error, done, i) for i in ids],
             )
+
+    def mark_held(self, ids: Sequence[int], until: datetime) -> None:
+        """Quiet hours: not before `until`; not an attempt, so no backoff grows."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET held = 1, next_attempt_at = ? WHERE id = ?",
+                [(until.timestamp(), i) for i in ids],
+            )
+
+    def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'resolved', done_at = ? WHERE id = ?",
+                [(now.timestamp(), i) for i in ids],
+            )
+
+    def resolved(self, alert: Alert) -> bool:
+        """Whether what an alert reported is over: a stuck job moved on, or a failed
+        template has recovered since."""
+        if alert.kind is EventKind.STUCK:
+            stuck_status = alert.event_key.split(":")[2]
+            row = self._db.execute("SELECT status FROM jobs WHERE sref = ?", (alert.sref,))
+            current = row.fetchone()
+            return current is not None and current[0] != stuck_status
+        if alert.template:
+            row = self._db.execute(
+                "SELECT streak FROM templates WHERE template = ?", (alert.template,)
+            ).fetchone()
+            return row is not None and row[0] == 0
+        return False
+
+    def templates(self) -> dict[str, TemplateState]:
+        return {
+            row[0]: TemplateState(
+                template=row[0],
+                watching_since=_need_dt(row[1]),
+                streak=row[2],
+                last_start=_dt(row[3]),
+                last_name=row[4],
+            )
+            for row in self._db.execute(
+                "SELECT template, watching_since, streak, last_start, last_name FROM templates"
+            )
+        }
 
     def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
         with self._write() as db:

@@ -1,16 +1,29 @@
-"""Pure: previous job states + the jobs one cycle observed + now -> events and new states.
+"""Pure: previous job and template states + the jobs one cycle observed + now -> events
+and new states.
 
 No I/O and no clock: `now` comes in as an argument. Only statuses seen at polls are
-known, so pending -> running -> failed between two polls is one transition.
+known, so pending -> running -> failed between two polls is one transition. Templates
+carry the failure streak (for `consecutive` and `recovered`) and the last start (for
+`missed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher.models import NEW, Event, EventKind, Job, JobState, is_terminal
+from watcher.models import (
+    FAILURE_STATUSES,
+    NEW,
+    Event,
+    EventKind,
+    Job,
+    JobState,
+    TemplateState,
+    is_terminal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +37,23 @@ class Ignored:
 class Diff:
     events: list[Event] = field(default_factory=list)
     states: list[JobState] = field(default_factory=list)  # new or changed, to be stored
+    templates: dict[str, TemplateState] = field(default_factory=dict)  # changed ones
     ignored: list[Ignored] = field(default_factory=list)
 
 
+def _since(job: Job, now: datetime, previous: JobState | None) -> datetime:
+    if previous is not None and previous.status == job.status:
+        return previous.status_since
+    if previous is None and job.status == "running" and job.started_at and job.started_at < now:
+        return job.started_at  # first seen running: it has been running since it started
+    return now
+
+
 def _state(job: Job, now: datetime, previous: JobState | None) -> JobState:
-    moved = previous is None or previous.status != job.status
     return JobState(
         sref=job.sref,
         status=job.status,
-        status_since=now if moved or previous is None else previous.status_since,
+        status_since=_since(job, now, previous),
         first_seen=previous.first_seen if previous else now,
         updated_at=job.updated_at,
         started_at=job.started_at,
@@ -46,20 +67,29 @@ def diff(
     observed: Iterable[Job],
     now: datetime,
     *,
+    templates: Mapping[str, TemplateState] | None = None,
     baseline: bool = False,
 ) -> Diff:
     """Compare what the API says now with what was stored.
 
-    `baseline` is the first poll ever: jobs that had already ended are recorded
-    without an event, so a new install does not replay history as alerts.
+    `baseline` is the first poll ever: jobs that had already ended are recorded (and
+    counted in their template's streak) without an event, so a new install does not
+    replay history as alerts.
     """
     out = Diff()
+    ended: list[tuple[Job, Event | None]] = []
+    seen: list[Job] = []
     for job in observed:
         before = previous.get(job.sref)
         if before is None:
             out.states.append(_state(job, now, None))
+            seen.append(job)
+            event = None
             if not (baseline and is_terminal(job.status)):
-                out.events.append(_transition(job, NEW, now))
+                event = _transition(job, NEW, now)
+                out.events.append(event)
+            if is_terminal(job.status):
+                ended.append((job, event))
             continue
         if before.ended:
             # Terminal statuses are final: a different report later is a stale or broken
@@ -71,8 +101,11 @@ def diff(
             out.ignored.append(Ignored(job.sref, "stale", job.status))
             continue
         if job.status != before.status:
-            out.events.append(_transition(job, before.status, now))
+            event = _transition(job, before.status, now)
+            out.events.append(event)
             out.states.append(_state(job, now, before))
+            if is_terminal(job.status):
+                ended.append((job, event))
         elif (job.updated_at, job.started_at, job.name, job.template) != (
             before.updated_at,
             before.started_at,
@@ -80,7 +113,55 @@ def diff(
             before.template,
         ):
             out.states.append(_state(job, now, before))
+    _follow_templates(out, templates or {}, seen, ended, now)
     return out
+
+
+def _follow_templates(
+    out: Diff,
+    known: Mapping[str, TemplateState],
+    seen: list[Job],
+    ended: list[tuple[Job, Event | None]],
+    now: datetime,
+) -> None:
+    def current(template: str) -> TemplateState:
+        state = out.templates.get(template) or known.get(template)
+        return state or TemplateState(template=template, watching_since=now)
+
+    for job in seen:
+        if not job.template or job.started_at is None:
+            continue
+        state = current(job.template)
+        if state.last_start is None or job.started_at > state.last_start:
+            out.templates[job.template] = dataclasses.replace(
+                state, last_start=job.started_at, last_name=job.name
+            )
+    # In the order the jobs ended, so "the previous ended job" means what it says.
+    ended.sort(key=lambda pair: (pair[0].updated_at or now, pair[0].started_at or now))
+    streaked: dict[int, Event] = {}
+    for job, event in ended:
+        if not job.template or job.status == "cancelled":
+            continue  # cancelled jobs neither break nor extend a streak
+        state = current(job.template)
+        if job.status in FAILURE_STATUSES:
+            state = dataclasses.replace(state, streak=state.streak + 1)
+            if event is not None:
+                streaked[id(event)] = dataclasses.replace(event, streak=state.streak)
+        elif job.status == "completed":
+            if state.streak and event is not None:
+                out.events.append(
+                    Event(
+                        kind=EventKind.RECOVERED,
+                        job=job,
+                        from_status=event.from_status,
+                        to_status=job.status,
+                        at=event.at,
+                        streak=state.streak,
+                    )
+                )
+            state = dataclasses.replace(state, streak=0)
+        out.templates[job.template] = state
+    out.events = [streaked.get(id(e), e) for e in out.events]
 
 
 def _transition(job: Job, from_status: str, now: datetime) -> Event:

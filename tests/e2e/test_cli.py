@@ -117,7 +117,8 @@ async def test_once_polls_delivers_and_status_reports(
     """once exits 0 after delivering; status shows the poll, the event and the outbox."""
     path = cfg(tmp_path, sim, hook)
     job = world.add_job(name="Checkout", status="running")
-    assert (await proc.run("once", "-c", path))[0] == 0
+    code, out = await proc.run("once", "-c", path)
+    assert code == 0, out
     world.set_status(job, "failed")
     code, out = await proc.run("once", "-c", path)
     assert code == 0, out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,11 @@ BASE: dict[str, Any] = {
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment source reads os.environ: no WATCHER_* variable leaks in from outside."""
     for name in list(os.environ):
         if name.upper().startswith("WATCHER_"):
             monkeypatch.delenv(name)
-    yield
 
 
 def document(**changes: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
@@ -178,9 +178,7 @@ def test_zulu_date_is_read() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "when", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"]
-)
+@pytest.mark.parametrize("when", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
 def test_date_out_of_range_in_utc_skips_only_its_record(when: str) -> None:
     """A date that exists with its offset but not in UTC is a malformed record, not a crash."""
     body = {"results": [record(sref="jobs/1", startedAt=when), record(sref="jobs/2")]}
@@ -277,9 +275,7 @@ def test_results_object_where_a_list_is_expected() -> None:
     assert {"event": "api_results_not_a_list", "page": 4, "log_level": "warning"} in logs
 
 
-@pytest.mark.parametrize(
-    "body", [{}, {"meta": {}}, [], None, "results", {"Results": []}], ids=repr
-)
+@pytest.mark.parametrize("body", [{}, {"meta": {}}, [], None, "results", {"Results": []}], ids=repr)
 def test_missing_results_is_a_payload_error(body: object) -> None:
     """A body without `results` fails the page."""
     with pytest.raises(PayloadError, match="no 'results'"):
@@ -403,15 +399,20 @@ def test_newer_compares_instants_across_offsets() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 offsets = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
     lambda m: timezone(timedelta(minutes=m))
 )
-srefs = st.sampled_from(["jobs/1", "/jobs/2", "jobs/x y", "jobs/", "jobTemplates/3", "jobs/4?x"])
-statuses = st.sampled_from(["pending", "RUNNING", "failed", "Exploded", "", " "])
+srefs = st.one_of(
+    st.integers(min_value=0).map("jobs/{}".format),
+    st.text(min_size=1, max_size=10).map("/jobs/{}".format),
+    st.sampled_from(["jobs/x y", "jobs/", "jobTemplates/3", "jobs/4?x", "jobs/5/"]),
+)
+statuses = st.sampled_from(["pending", "RUNNING", " failed", "Exploded", ""]) | st.text(max_size=5)
 dates = st.one_of(
     st.builds(lambda d, tz: d.replace(tzinfo=tz).isoformat(), st.datetimes(), offsets),
     st.datetimes().map(datetime.isoformat),
@@ -457,6 +458,9 @@ SREF = re.compile(r"jobs/[^/?#\s]+")
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(bodies)
+@example(
+    {"results": [{"sref": "jobs/1", "status": "pending", "startedAt": "0001-01-01T00:00+00:01"}]}
+)
 def test_parse_list_never_raises_but_payload_error(body: object) -> None:
     """Whatever JSON comes back, parse_list raises only PayloadError, and every job it
     returns has a `jobs/...` sref and a non-empty status."""

@@ -161,19 +161,3 @@ def test_rules_before_the_stop_are_unaffected() -> None:
 def test_no_rules_no_decisions() -> None:
     """An empty rule list decides nothing."""
     assert evaluate(event(), []) == []
-
-
-def test_reasons_are_stable_strings() -> None:
-    """The reason values logged and shown by `check` are a fixed vocabulary."""
-    assert {r.value for r in MatchReason} == {
-        "matched",
-        "event_kind_differs",
-        "to_status_differs",
-        "from_status_differs",
-        "name_differs",
-        "type_differs",
-        "run_type_differs",
-        "template_differs",
-        "started_by_differs",
-        "stopped_by_earlier_rule",
-    }

@@ -249,10 +249,22 @@ def test_event_keys_differ_between_jobs_and_statuses() -> None:
     assert len(keys) == 3
 
 
-def test_first_sighting_state_starts_now() -> None:
-    """A new job is first seen, and in its status, since the cycle's time."""
+def test_first_sighting_is_first_seen_now() -> None:
+    """A new job is first seen at the cycle's time."""
+    (stored,) = diff({}, [job("failed")], NOW).states
+    assert (stored.first_seen, stored.status) == (NOW, "failed")
+
+
+def test_first_sighting_pending_is_pending_since_now() -> None:
+    """A job first seen pending counts its time in that status from the cycle's time."""
+    (stored,) = diff({}, [job("pending")], NOW).states
+    assert stored.status_since == NOW
+
+
+def test_first_sighting_running_is_running_since_it_started() -> None:
+    """A job first seen running has been running since its startedAt."""
     (stored,) = diff({}, [job("running")], NOW).states
-    assert (stored.first_seen, stored.status_since, stored.status) == (NOW, NOW, "running")
+    assert stored.status_since == T0
 
 
 def test_status_change_restarts_status_since_and_keeps_first_seen() -> None:

@@ -1,0 +1,162 @@
+"""Templates: sandboxed Jinja2 over the SPEC's variables, checked before use, output capped."""
+
+from __future__ import annotations
+
+import pytest
+
+from watcher.models import EventKind
+from watcher.render import (
+    DEFAULT_BODIES,
+    DEFAULT_TITLES,
+    MAX_RENDERED,
+    SAMPLE_EVENT,
+    check,
+    context,
+    render,
+)
+
+SPEC_VARIABLES = [
+    "job.name",
+    "job.url",
+    "job.status",
+    "job.type",
+    "job.run_type",
+    "job.started_at",
+    "job.updated_at",
+    "job.started_by",
+    "job.page_count",
+    "job.sref",
+    "job.id",
+    "job.template",
+    "job.test_runs_uri",
+    "event.kind",
+    "event.from",
+    "event.to",
+    "event.at",
+    "event.streak",
+    "event.stuck_for",
+    "rule.name",
+    "rule.severity",
+]
+
+
+def sample() -> dict[str, object]:
+    return context(SAMPLE_EVENT, "failures", "failure")
+
+
+@pytest.mark.parametrize("variable", SPEC_VARIABLES)
+def test_check_accepts_every_spec_variable(variable: str) -> None:
+    """Each variable the SPEC documents can be used in a template."""
+    assert check(f"{{{{ {variable} }}}}") is None
+
+
+@pytest.mark.parametrize("variable", SPEC_VARIABLES)
+def test_context_provides_every_spec_variable(variable: str) -> None:
+    """The context handed to templates carries each documented variable."""
+    group, name = variable.split(".")
+    variables = sample()[group]
+    assert isinstance(variables, dict)
+    assert name in variables
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_default_templates_are_valid(kind: EventKind) -> None:
+    """The built-in title and body of every event kind pass the check."""
+    assert (check(DEFAULT_TITLES[kind]), check(DEFAULT_BODIES[kind])) == (None, None)
+
+
+def test_check_accepts_filters_and_control_flow() -> None:
+    """Ordinary Jinja2 (filters, conditions, loops) is allowed."""
+    source = "{{ job.name | upper }}{% if event.streak > 1 %} x{{ event.streak }}{% endif %}"
+    assert check(source) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ nope }}", "{{ job.colour }}", "{{ event.severity }}", "{{ rule.channel }}", "{{ jobs }}"],
+)
+def test_check_rejects_unknown_variables(source: str) -> None:
+    """An unknown variable is an error, not a blank in the message."""
+    problem = check(source)
+    assert problem is not None
+    assert problem.startswith("invalid template (UndefinedError): ")
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ job.name ", "{% if %}", "{% for x in %}{% endfor %}", "{{ }}", "{% endif %}"]
+)
+def test_check_rejects_syntax_errors(source: str) -> None:
+    """A template that does not parse is named as a syntax error."""
+    problem = check(source)
+    assert problem is not None
+    assert problem.startswith("invalid template (TemplateSyntaxError): ")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ job.__class__.__mro__ }}",
+        "{{ ''.__class__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ job.items.__self__ }}",
+        "{{ lipsum.__globals__ }}",
+    ],
+)
+def test_check_rejects_sandbox_escapes(source: str) -> None:
+    """Reaching for Python internals is refused by the sandbox."""
+    problem = check(source)
+    assert problem is not None
+    assert "SecurityError" in problem or "UndefinedError" in problem
+
+
+def test_sandbox_is_immutable() -> None:
+    """A template cannot change the values it was given."""
+    problem = check("{{ job.update(name='x') }}")
+    assert problem is not None
+    assert "SecurityError" in problem
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ job.page_count / 0 }}", "{{ job.name + 1 }}", "{{ range(10 ** 7) | list }}"],
+    ids=["zero-division", "type-error", "huge-range"],
+)
+def test_check_reports_render_time_errors(source: str) -> None:
+    """A template that parses but fails while rendering is reported, not raised."""
+    problem = check(source)
+    assert problem is not None
+    assert problem.startswith("invalid template")
+
+
+def test_render_fills_the_variables() -> None:
+    """render puts the event's values into the template."""
+    source = "{{ job.id }} {{ event.from }}->{{ event.to }} by {{ rule.name }}/{{ rule.severity }}"
+    assert render(source, sample()) == "12345 running->failed by failures/failure"
+
+
+def test_render_dates_are_iso_8601() -> None:
+    """Dates reach templates as ISO 8601 text with their offset."""
+    assert render("{{ job.started_at }}", sample()) == "2017-02-27T13:19:11+00:00"
+
+
+def test_render_strips_surrounding_whitespace() -> None:
+    """Leading and trailing blank lines of a template do not reach the message."""
+    assert render("\n  {{ job.name }}\n\n", sample()) == "Homepage"
+
+
+def test_render_does_not_escape_html() -> None:
+    """Messages are plain text: no HTML escaping of values."""
+    assert render("{{ '<a & b>' }}", sample()) == "<a & b>"
+
+
+def test_render_output_is_capped() -> None:
+    """A runaway template is cut to MAX_RENDERED characters, ending with an ellipsis."""
+    text = render("{{ 'x' * 100000 }}", sample())
+    assert len(text) == MAX_RENDERED
+    assert text.endswith("…")
+
+
+def test_render_output_at_the_cap_is_kept_whole() -> None:
+    """Output of exactly MAX_RENDERED characters is not cut."""
+    text = render(f"{{{{ 'y' * {MAX_RENDERED} }}}}", sample())
+    assert text == "y" * MAX_RENDERED

@@ -1,0 +1,492 @@
+"""The SQLite state store, on real files: atomic cycles, dedup of events, the outbox, and
+refusing files it does not recognise."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.models import Alert, Event, EventKind, Job, JobState, Severity
+from watcher.store import SCHEMA_VERSION, CycleCommit, OutboxCounts, SqliteStore, StoreError
+
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=1)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "watcher.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(path)
+    yield s
+    s.close()
+
+
+def state(sref: str, status: str = "running") -> JobState:
+    return JobState(
+        sref=sref,
+        status=status,
+        status_since=T0,
+        first_seen=T0,
+        updated_at=T0 + timedelta(seconds=30),
+        started_at=T0 - timedelta(minutes=5),
+        template="jobTemplates/6789",
+        name=f"Job {sref}",
+    )
+
+
+def event(sref: str, to: str = "failed", from_: str = "running") -> Event:
+    job = Job(sref=sref, name=f"Job {sref}", status=to, updated_at=T0)
+    return Event(kind=EventKind.TRANSITION, job=job, from_status=from_, to_status=to, at=T0)
+
+
+def alert(ev: Event, channel: str = "ops", rule: str = "failures") -> Alert:
+    return Alert(
+        event_key=ev.key,
+        rule=rule,
+        channel=channel,
+        severity=Severity.FAILURE,
+        title=f"{ev.job.name} {ev.to_status}",
+        body="body",
+        sref=ev.job.sref,
+    )
+
+
+def cycle(
+    states: list[JobState] | None = None,
+    events: list[Event] | None = None,
+    alerts: list[Alert] | None = None,
+    *,
+    now: datetime = T0,
+    unfollowed: tuple[str, ...] = (),
+) -> CycleCommit:
+    return CycleCommit(
+        states=states or [],
+        events=events or [],
+        alerts=alerts or [],
+        watermark=now,
+        now=now,
+        unfollowed=unfollowed,
+    )
+
+
+def failed_job(store: SqliteStore, sref: str = "jobs/1", channel: str = "ops") -> int:
+    """Commit one failure of `sref` with one alert; return how many alerts were queued."""
+    ev = event(sref)
+    return queued(store, cycle([state(sref, "failed")], [ev], [alert(ev, channel)]))
+
+
+def queued(store: SqliteStore, commit: CycleCommit) -> int:
+    """Commit a cycle; return how many alerts entered the outbox."""
+    count, _fresh = store.commit_cycle(commit)
+    return count
+
+
+# -- a new file -----------------------------------------------------------------------------
+
+
+def test_new_store_creates_the_folder_and_file(path: Path) -> None:
+    """Opening creates the missing folder and an empty store at the current schema."""
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_new_store_is_empty(store: SqliteStore) -> None:
+    """A new store knows no jobs, no watermark and has an empty outbox."""
+    assert (store.watermark(), store.open_jobs(), store.states(["jobs/1"])) == (None, {}, {})
+    assert store.outbox_counts() == OutboxCounts(0, 0, 0)
+    assert store.due(T0 + timedelta(days=1)) == []
+
+
+# -- commit_cycle ---------------------------------------------------------------------------
+
+
+def test_commit_cycle_writes_states(store: SqliteStore) -> None:
+    """Committed states are read back field for field."""
+    s = state("jobs/1")
+    store.commit_cycle(cycle([s]))
+    assert store.states(["jobs/1"]) == {"jobs/1": s}
+
+
+def test_commit_cycle_writes_the_watermark(store: SqliteStore) -> None:
+    """The watermark is the cycle's, read back as an aware datetime."""
+    store.commit_cycle(cycle(now=T1))
+    assert store.watermark() == T1
+
+
+def test_commit_cycle_updates_a_known_job(store: SqliteStore) -> None:
+    """A later state of the same job replaces the earlier one but keeps first_seen."""
+    store.commit_cycle(cycle([state("jobs/1", "running")]))
+    later = JobState(sref="jobs/1", status="failed", status_since=T1, first_seen=T1)
+    store.commit_cycle(cycle([later], now=T1))
+    stored = store.states(["jobs/1"])["jobs/1"]
+    assert (stored.status, stored.status_since, stored.first_seen) == ("failed", T1, T0)
+
+
+def test_commit_cycle_queues_alerts_and_records_events(store: SqliteStore) -> None:
+    """An event's alerts enter the outbox, one per channel, and the event is recorded."""
+    ev = event("jobs/1")
+    commit = cycle([state("jobs/1", "failed")], [ev], [alert(ev, "ops"), alert(ev, "mail")])
+    assert queued(store, commit) == 2
+    assert [i.alert.channel for i in store.due(T0)] == ["ops", "mail"]
+    assert [e["sref"] for e in store.recent_events()] == ["jobs/1"]
+
+
+def test_outbox_item_carries_the_alert(store: SqliteStore) -> None:
+    """A queued alert comes back whole, new, due at its creation."""
+    ev = event("jobs/1")
+    store.commit_cycle(cycle([], [ev], [alert(ev)]))
+    (item,) = store.due(T0)
+    assert (item.alert, item.created_at, item.attempts, item.next_attempt_at) == (
+        alert(ev),
+        T0,
+        0,
+        T0,
+    )
+    assert item.done_targets == frozenset()
+
+
+def test_recorded_event_key_queues_nothing_again(store: SqliteStore) -> None:
+    """An event whose key is already recorded gives no second outbox row."""
+    assert failed_job(store) == 1
+    ev = event("jobs/1", from_="pending")  # same job and new status: same key
+    assert queued(store, cycle([], [ev], [alert(ev)], now=T1)) == 0
+    assert store.outbox_counts().pending == 1
+
+
+def test_recorded_event_key_queues_nothing_even_for_a_new_channel(store: SqliteStore) -> None:
+    """A known event is not alerted again through a channel added since."""
+    failed_job(store)
+    ev = event("jobs/1")
+    assert queued(store, cycle([], [ev], [alert(ev, "mail")], now=T1)) == 0
+
+
+def test_commit_cycle_returns_the_keys_recorded_for_the_first_time(store: SqliteStore) -> None:
+    """commit_cycle says which of its events were new, leaving out those already known."""
+    failed_job(store, "jobs/1")
+    old, new = event("jobs/1"), event("jobs/2")
+    _count, fresh = store.commit_cycle(cycle([], [old, new], now=T1))
+    assert fresh == {new.key}
+
+
+def test_alert_without_its_event_is_not_queued(store: SqliteStore) -> None:
+    """An alert whose event is not in the same cycle is not queued."""
+    ev = event("jobs/1")
+    assert queued(store, cycle([], [], [alert(ev)])) == 0
+
+
+def test_events_of_different_statuses_are_distinct(store: SqliteStore) -> None:
+    """The same job reaching another status is a new event and alerts again."""
+    failed_job(store)
+    ev = event("jobs/1", to="Exploded", from_="failed")
+    assert queued(store, cycle([], [ev], [alert(ev)], now=T1)) == 1
+
+
+def test_exception_inside_the_write_leaves_nothing_committed(store: SqliteStore) -> None:
+    """A cycle that fails half-way writes none of its states, events, alerts or watermark."""
+    store.commit_cycle(cycle([state("jobs/0")]))
+    good = event("jobs/1")
+    broken = Event(
+        kind=EventKind.TRANSITION,
+        job=Job(sref="jobs/2", name="x", status="failed"),
+        from_status="running",
+        to_status="failed",
+        at=None,  # type: ignore[arg-type]  # fails inside the transaction
+    )
+    with pytest.raises(AttributeError):
+        store.commit_cycle(
+            cycle([state("jobs/1", "failed")], [good, broken], [alert(good)], now=T1)
+        )
+    assert store.states(["jobs/0", "jobs/1"]).keys() == {"jobs/0"}
+    assert (store.watermark(), store.outbox_counts().pending, store.recent_events()) == (T0, 0, [])
+
+
+def test_store_is_usable_after_a_failed_write(store: SqliteStore) -> None:
+    """A rolled-back cycle leaves no transaction open: the next cycle commits."""
+    broken = Event(
+        kind=EventKind.TRANSITION,
+        job=Job(sref="jobs/2", name="x", status="failed"),
+        from_status="running",
+        to_status="failed",
+        at=None,  # type: ignore[arg-type]
+    )
+    with pytest.raises(AttributeError):
+        store.commit_cycle(cycle([], [broken]))
+    assert failed_job(store) == 1
+
+
+# -- reading states -------------------------------------------------------------------------
+
+
+def test_states_returns_only_known_srefs(store: SqliteStore) -> None:
+    """states() answers for the srefs it knows and leaves out the others."""
+    store.commit_cycle(cycle([state("jobs/1"), state("jobs/2")]))
+    assert store.states(["jobs/2", "jobs/9"]).keys() == {"jobs/2"}
+
+
+def test_states_reads_more_srefs_than_one_query_holds(store: SqliteStore) -> None:
+    """More than 500 srefs (one chunk) are all found."""
+    srefs = [f"jobs/{n}" for n in range(1234)]
+    store.commit_cycle(cycle([state(s) for s in srefs]))
+    found = store.states([*srefs, "jobs/unknown"])
+    assert sorted(found) == sorted(srefs)
+
+
+def test_states_of_nothing_is_empty(store: SqliteStore) -> None:
+    """Asking for no srefs asks the database nothing and finds nothing."""
+    store.commit_cycle(cycle([state("jobs/1")]))
+    assert store.states([]) == {}
+
+
+def test_open_jobs_excludes_ended_jobs(store: SqliteStore) -> None:
+    """Jobs last seen in a terminal status are not followed."""
+    store.commit_cycle(
+        cycle(
+            [
+                state("jobs/1", "pending"),
+                state("jobs/2", "running"),
+                state("jobs/3", "failed"),
+                state("jobs/4", "completed"),
+                state("jobs/5", "cancelled"),
+                state("jobs/6", "expired"),
+                state("jobs/7", "Exploded"),
+            ]
+        )
+    )
+    assert sorted(store.open_jobs()) == ["jobs/1", "jobs/2", "jobs/7"]
+
+
+def test_open_jobs_excludes_unfollowed_jobs(store: SqliteStore) -> None:
+    """A job no longer followed (follow_for ran out, or 404) is not returned."""
+    store.commit_cycle(cycle([state("jobs/1"), state("jobs/2")]))
+    store.commit_cycle(cycle(now=T1, unfollowed=("jobs/1",)))
+    assert list(store.open_jobs()) == ["jobs/2"]
+    assert store.known_jobs() == (2, 1)
+
+
+def test_job_that_ends_leaves_open_jobs(store: SqliteStore) -> None:
+    """An open job whose new state is terminal is no longer open."""
+    store.commit_cycle(cycle([state("jobs/1", "running")]))
+    store.commit_cycle(cycle([state("jobs/1", "failed")], now=T1))
+    assert store.open_jobs() == {}
+
+
+# -- outbox ---------------------------------------------------------------------------------
+
+
+def test_due_respects_next_attempt_time(store: SqliteStore) -> None:
+    """An alert is due once its next attempt time has come, not before."""
+    failed_job(store)
+    (item,) = store.due(T0)
+    store.mark_retry([item.id], T0 + timedelta(minutes=5), "down", frozenset())
+    assert store.due(T0 + timedelta(minutes=4)) == []
+    assert [i.id for i in store.due(T0 + timedelta(minutes=5))] == [item.id]
+
+
+def test_due_is_oldest_first_and_limited(store: SqliteStore) -> None:
+    """due() lists the oldest alerts first, at most `limit` of them."""
+    for n in range(5):
+        failed_job(store, f"jobs/{n}")
+    assert [i.alert.sref for i in store.due(T0, limit=3)] == ["jobs/0", "jobs/1", "jobs/2"]
+
+
+def test_next_due_is_the_earliest_pending_attempt(store: SqliteStore) -> None:
+    """next_due() is the earliest next attempt among pending alerts, or None."""
+    assert store.next_due() is None
+    failed_job(store, "jobs/1")
+    failed_job(store, "jobs/2")
+    first, second = store.due(T0)
+    store.mark_retry([first.id], T0 + timedelta(minutes=9), "down", frozenset())
+    store.mark_retry([second.id], T0 + timedelta(minutes=3), "down", frozenset())
+    assert store.next_due() == T0 + timedelta(minutes=3)
+
+
+def test_mark_sent_takes_the_alert_out_of_the_outbox(store: SqliteStore) -> None:
+    """A sent alert is no longer due and is counted as sent."""
+    failed_job(store)
+    (item,) = store.due(T0)
+    store.mark_sent([item.id], T1)
+    assert store.due(T1 + timedelta(days=1)) == []
+    assert store.outbox_counts() == OutboxCounts(pending=0, sent=1, given_up=0)
+
+
+def test_mark_retry_counts_the_attempt_and_keeps_done_targets(store: SqliteStore) -> None:
+    """A retried alert stays pending with one more attempt and the URLs that accepted."""
+    failed_job(store)
+    (item,) = store.due(T0)
+    store.mark_retry([item.id], T1, "delivery failed", frozenset({0, 2}))
+    (again,) = store.due(T1)
+    assert (again.attempts, again.next_attempt_at, again.done_targets) == (
+        1,
+        T1,
+        frozenset({0, 2}),
+    )
+    assert store.outbox_items("pending")[0]["last_error"] == "delivery failed"
+
+
+def test_mark_retry_replaces_done_targets(store: SqliteStore) -> None:
+    """Each retry records the full set of URLs that have accepted so far."""
+    failed_job(store)
+    (item,) = store.due(T0)
+    store.mark_retry([item.id], T1, "x", frozenset({1}))
+    store.mark_retry([item.id], T1, "x", frozenset({1, 3}))
+    (again,) = store.due(T1)
+    assert (again.attempts, again.done_targets) == (2, frozenset({1, 3}))
+
+
+def test_mark_given_up_keeps_the_alert_as_given_up(store: SqliteStore) -> None:
+    """A given-up alert is no longer due, is counted and listed with its reason."""
+    failed_job(store)
+    (item,) = store.due(T0)
+    store.mark_given_up([item.id], T1, "channel kept failing")
+    assert store.due(T1 + timedelta(days=1)) == []
+    assert store.outbox_counts() == OutboxCounts(pending=0, sent=0, given_up=1)
+    (listed,) = store.outbox_items("given_up")
+    assert (listed["id"], listed["last_error"], listed["attempts"]) == (
+        item.id,
+        "channel kept failing",
+        1,
+    )
+
+
+def test_outbox_counts_by_state(store: SqliteStore) -> None:
+    """outbox_counts() counts pending, sent and given-up alerts separately."""
+    for n in range(6):
+        failed_job(store, f"jobs/{n}")
+    items = store.due(T0)
+    store.mark_sent([items[0].id, items[1].id], T1)
+    store.mark_given_up([items[2].id], T1, "x")
+    store.mark_retry([items[3].id], T1, "x", frozenset())
+    assert store.outbox_counts() == OutboxCounts(pending=3, sent=2, given_up=1)
+
+
+# -- reopening ------------------------------------------------------------------------------
+
+
+def test_reopening_keeps_everything(path: Path) -> None:
+    """States, watermark, events and the outbox survive closing and reopening."""
+    first = SqliteStore(path)
+    failed_job(first, "jobs/1")
+    first.commit_cycle(cycle([state("jobs/2")], now=T1))
+    (item,) = first.due(T1)
+    first.mark_retry([item.id], T1, "down", frozenset({0}))
+    first.close()
+
+    second = SqliteStore(path)
+    try:
+        assert second.watermark() == T1
+        assert second.states(["jobs/1", "jobs/2"]).keys() == {"jobs/1", "jobs/2"}
+        assert list(second.open_jobs()) == ["jobs/2"]
+        (again,) = second.due(T1)
+        assert (again.id, again.attempts, again.done_targets) == (item.id, 1, frozenset({0}))
+        assert failed_job(second, "jobs/1") == 0  # the event is still known
+    finally:
+        second.close()
+
+
+def test_readonly_reads_an_existing_store(path: Path) -> None:
+    """A read-only store sees what was written."""
+    writer = SqliteStore(path)
+    failed_job(writer)
+    writer.close()
+    reader = SqliteStore(path, readonly=True)
+    try:
+        assert (reader.outbox_counts().pending, reader.known_jobs()) == (1, (1, 0))
+    finally:
+        reader.close()
+
+
+# -- files it must not use ------------------------------------------------------------------
+
+
+def test_readonly_does_not_create_a_missing_file(path: Path) -> None:
+    """A read-only open of a missing file fails and creates neither file nor folder."""
+    with pytest.raises(StoreError, match=r"state\.path: cannot open"):
+        SqliteStore(path, readonly=True)
+    assert not path.parent.exists()
+
+
+def test_readonly_does_not_migrate(path: Path) -> None:
+    """A read-only open of an empty database leaves it without tables."""
+    path.parent.mkdir(parents=True)
+    sqlite3.connect(path).close()
+    SqliteStore(path, readonly=True).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+
+
+def foreign(path: Path, user_version: int = 0) -> bytes:
+    """Write an SQLite file that another program made; return its bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    db.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    db.execute(f"PRAGMA user_version = {user_version}")
+    db.commit()
+    db.close()
+    return path.read_bytes()
+
+
+def test_foreign_sqlite_file_is_refused(path: Path) -> None:
+    """An SQLite file with other tables and no watcher version is a StoreError."""
+    foreign(path)
+    with pytest.raises(StoreError, match="holds tables that are not watcher state"):
+        SqliteStore(path)
+
+
+def test_foreign_sqlite_file_is_left_untouched(path: Path) -> None:
+    """Refusing a foreign file leaves it byte for byte as it was."""
+    before = foreign(path)
+    with pytest.raises(StoreError):
+        SqliteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_foreign_sqlite_file_is_refused_read_only(path: Path) -> None:
+    """`watcher status` on a foreign file is refused too."""
+    foreign(path)
+    with pytest.raises(StoreError, match="not watcher state"):
+        SqliteStore(path, readonly=True)
+
+
+def test_newer_schema_is_refused(path: Path) -> None:
+    """A file written by a newer watcher is a StoreError naming both versions."""
+    foreign(path, user_version=SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=rf"newer watcher \(schema {SCHEMA_VERSION + 1}"):
+        SqliteStore(path)
+
+
+def test_newer_schema_is_left_untouched(path: Path) -> None:
+    """Refusing a newer file does not change it (a downgrade must not break the upgrade)."""
+    before = foreign(path, user_version=SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError):
+        SqliteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_non_sqlite_file_is_refused(path: Path) -> None:
+    """A file that is not SQLite at all is a StoreError, and is left as it was."""
+    path.parent.mkdir(parents=True)
+    junk = os.urandom(8192)
+    path.write_bytes(junk)
+    with pytest.raises(StoreError, match="is not a usable state file"):
+        SqliteStore(path)
+    assert path.read_bytes() == junk
+
+
+def test_store_error_names_the_key_and_file(path: Path) -> None:
+    """The message starts with the configuration key and names the file."""
+    foreign(path)
+    with pytest.raises(StoreError) as caught:
+        SqliteStore(path)
+    assert str(caught.value).startswith(f"state.path: {path} ")
