@@ -56,6 +56,9 @@ def alerts_for(
         variables = render.context(event, rule.name, str(rule.severity), test_runs)
         title = _render(rule.title, render.DEFAULT_TITLES[event.kind], variables, rule.name)
         body = _render(rule.body, render.DEFAULT_BODIES[event.kind], variables, rule.name)
+        # Channels refuse an empty message, which would be retried until given up.
+        title = title or render.render(render.DEFAULT_TITLES[event.kind], variables)
+        body = body or title
         resolvable = event.kind is EventKind.STUCK or rule.drop_if_resolved
         out.extend(
             Alert(
