@@ -14,10 +14,11 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
-from watcher import __version__, config, logs, report
+from watcher import __version__, config, explain, logs, report
 from watcher.settings import Settings
 from watcher.store import StoreError
 
@@ -49,7 +50,19 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="render and log alerts; send nothing, record nothing",
         )
-    sub.add_parser("check", parents=[common], help="validate the configuration, offline")
+    check = sub.add_parser("check", parents=[common], help="validate the configuration, offline")
+    check.add_argument("--explain", action="store_true", help="also print the routing table")
+    explain = sub.add_parser(
+        "explain", parents=[common], help="which rules fire for one job change, and why"
+    )
+    explain.add_argument("--job", required=True, help="a job record as JSON (the API's format)")
+    explain.add_argument(
+        "--from", dest="from_status", default="new", help="the previous status (default: new)"
+    )
+    explain.add_argument("--event", default="transition", choices=["transition", "recovered"])
+    explain.add_argument(
+        "--streak", type=int, default=1, help="failures in a row of the template, this one included"
+    )
     test = sub.add_parser("notify-test", parents=[common], help="send a test message")
     test.add_argument("channel")
     status = sub.add_parser("status", parents=[common], help="what the state store knows")
@@ -115,6 +128,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = _load(args)
     if command == "check":
         print(report.summary(settings))
+        if args.explain:
+            print(explain.routing_table(settings))
+        return EXIT_OK
+    if command == "explain":
+        print(
+            explain.explain_job(settings, Path(args.job), args.from_status, args.streak, args.event)
+        )
         return EXIT_OK
     if command == "status":
         data = report.status(settings.state.path)

@@ -36,20 +36,22 @@ def masked_url(url: str) -> str:
     return urls[0] if urls else "(invalid URL)"
 
 
-def _matchers(rule: Rule) -> str:
+def matchers(rule: Rule) -> str:
+    """A rule's matchers as `key=value` words, in the order they are written in SPEC."""
     m = rule.match
     parts = [f"event={m.event.value}"]
-    for label, values in (
-        ("from", m.from_),
-        ("to", m.to),
-        ("name", m.name),
-        ("type", m.type),
-        ("run_type", m.run_type),
-        ("template", m.template),
-        ("started_by", m.started_by),
-    ):
-        if values:
-            parts.append(f"{label}={'|'.join(values)}")
+    for name in type(m).model_fields:
+        if name == "event" or name not in m.model_fields_set:
+            continue
+        value = getattr(m, name)
+        shown = (
+            "|".join(value)
+            if isinstance(value, list)
+            else f"{value:g}s"
+            if isinstance(value, float)
+            else str(value)
+        )
+        parts.append(f"{name.rstrip('_')}={shown}")
     return " ".join(parts)
 
 
@@ -71,13 +73,34 @@ def summary(settings: Settings) -> str:
         lines.append("  (none: alerts are recorded but not sent)")
     lines.append("rules:")
     for rule in settings.rules:
-        stop = " (stop)" if rule.stop else ""
+        options = [
+            o
+            for o, on in (
+                ("stop", rule.stop),
+                ("test runs", rule.include_test_runs),
+                ("drop if resolved", rule.drop_if_resolved),
+            )
+            if on
+        ]
+        if rule.repeat_after:
+            options.append(f"repeat after {rule.repeat_after:g}s")
+        extra = f" ({', '.join(options)})" if options else ""
         lines.append(
-            f"  {rule.name}: {_matchers(rule)} -> {', '.join(rule.notify)} "
-            f"[{rule.severity.value}]{stop}"
+            f"  {rule.name}: {matchers(rule)} -> {', '.join(rule.notify)} "
+            f"[{rule.severity.value}]{extra}"
         )
     if not settings.rules:
         lines.append("  (none: no event will alert)")
+    delivery = settings.delivery
+    lines.append(
+        f"delivery: group_wait {delivery.group_wait:g}s, retry {delivery.retry_initial:g}s"
+        f"..{delivery.retry_max:g}s, give up after {delivery.give_up_after:g}s"
+    )
+    for window in delivery.quiet_hours:
+        lines.append(
+            f"  quiet {','.join(window.days)} {window.start}-{window.end} {window.timezone}"
+            f" holds {'|'.join(window.severities)}"
+        )
     return "\n".join(lines)
 
 

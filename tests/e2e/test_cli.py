@@ -197,3 +197,56 @@ async def test_dry_run_once_changes_nothing(
     assert hook.received == []
     assert not (tmp_path / "state" / "watcher.db").exists()
     assert CLIENT_SECRET not in out
+
+
+async def test_check_explain_prints_the_routing_table(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """check --explain lists each rule with its matchers and channels, in order."""
+    code, out = await proc.run("check", "--explain", "-c", cfg(tmp_path, sim, hook))
+    assert code == 0, out
+    assert "routing (rules are tried in order" in out
+    assert "1  failures  event=transition to=failed|expired  hook" in out
+
+
+async def test_explain_tells_which_rules_fire_for_a_job_and_why(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """explain --job shows each rule's decision with its reason and the message it renders."""
+    rules = [
+        {
+            "name": "manual-only",
+            "match": {"to": "failed", "run_type": "manual"},
+            "notify": ["hook"],
+        },
+        {
+            "name": "nightly",
+            "match": {"to": "failed", "name": "Nightly *"},
+            "notify": ["hook"],
+            "title": "{{ job.name }} {{ event.from }}->{{ event.to }}",
+            "stop": True,
+        },
+        {"name": "catch-all", "match": {"to": "failed"}, "notify": ["hook"]},
+    ]
+    job = tmp_path / "job.json"
+    job.write_text(
+        json.dumps(
+            {
+                "results": {
+                    "name": "Nightly checkout",
+                    "status": "failed",
+                    "sref": "jobs/12345",
+                    "runType": "scheduled",
+                    "startedAt": "2017-02-27T13:19:11+00:00",
+                }
+            }
+        )
+    )
+    path = cfg(tmp_path, sim, hook, rules=rules)
+    code, out = await proc.run("explain", "-c", path, "--job", str(job), "--from", "running")
+    assert code == 0, out
+    assert "manual-only: no (run_type_differs)" in out
+    assert "nightly: FIRES (matched)" in out
+    assert "catch-all: no (stopped_by_earlier_rule)" in out
+    assert "-> hook [failure] Nightly checkout running->failed" in out
+    assert hook.received == []
