@@ -107,7 +107,8 @@ async def test_a_stuck_job_alerts_once_then_reminds_and_stops_when_it_moves(
                 "notify": ["hook"],
                 "repeat_after": "6h",
                 "severity": "warning",
-                "title": "{{ job.name }} stuck {{ event.to }} {{ (event.stuck_for // 3600) | int }}h",
+                "title": "{{ job.name }} stuck {{ event.to }}"
+                " {{ (event.stuck_for // 3600) | int }}h",
             }
         ],
     )
