@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -58,22 +58,26 @@ class Daemon:
         settings: Settings,
         *,
         dry_run: bool = False,
-        clock: Clock = utcnow,
+        clock: Clock | None = None,
+        local_clock: Clock = utcnow,
         reload: Callable[[], Settings] | None = None,
     ) -> None:
+        """`clock` fixes the time outright (tests); by default the time is `local_clock`
+        corrected to the API's own clock, measured from its Date headers."""
         logs.protect(*report.secrets(settings))
         self._reload = reload
         self.settings = settings
         self.dry_run = dry_run
-        self.clock = clock
+        self._local_clock = local_clock
         self.metrics = Metrics()
         self.store = open_store(settings, dry_run=dry_run)
         self.client = Client(settings.api, metrics=self.metrics)
+        self.clock: Clock = clock or self._api_time
         self.notifier = Notifier(
             self.store,
             settings.channels,
             settings.delivery,
-            clock,
+            self.clock,
             metrics=self.metrics,
             dry_run=dry_run,
         )
@@ -82,6 +86,10 @@ class Daemon:
         self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
         self._scheduler: AsyncIOScheduler | None = None
+
+    def _api_time(self) -> datetime:
+        offset = self.client.clock_offset or 0.0
+        return self._local_clock() + timedelta(seconds=offset)
 
     async def close(self) -> None:
         await self.client.close()

@@ -30,6 +30,7 @@ from watcher.settings import ApiSettings
 
 log = structlog.get_logger("watcher.client")
 
+SKEW_WARNING = 60.0  # seconds between the API's clock and ours worth a log line
 MAX_RETRY_AFTER = 60.0  # seconds; a longer ask fails this cycle, the next one tries again
 TOKEN_MARGIN = 0.1  # renew when this share of the token's lifetime is left
 
@@ -89,6 +90,7 @@ class Client:
         )
         self._token_expiry = float("inf") if self._token else 0.0
         self.requests = 0
+        self.clock_offset: float | None = None  # API clock minus ours, in seconds
 
     async def __aenter__(self) -> Client:
         return self
@@ -111,6 +113,22 @@ class Client:
                 raise_for_status=False,
             )
         return self._session
+
+    def _note_server_time(self, header: str | None) -> None:
+        """Keep how far the API's clock is from ours (its Date header), so that windows
+        and timers follow the API's clock, not a local one that NTP may jump."""
+        try:
+            server = parsedate_to_datetime(header) if header else None
+        except (TypeError, ValueError):
+            return
+        if server is None or server.tzinfo is None:
+            return
+        offset = server.timestamp() - time.time()
+        if abs(offset) > SKEW_WARNING and (
+            self.clock_offset is None or abs(offset - self.clock_offset) > SKEW_WARNING
+        ):
+            log.warning("clock_skew", seconds=round(offset, 1), hint="check NTP on this host")
+        self.clock_offset = offset
 
     def _count(self, endpoint: str, outcome: str) -> None:
         self.requests += 1
@@ -189,6 +207,7 @@ class Client:
                     async with self._http().get(URL(url, encoded=True), headers=headers) as resp:
                         status, body = resp.status, await resp.read()
                         wait = _retry_after(resp.headers.get("Retry-After"))
+                        self._note_server_time(resp.headers.get("Date"))
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     status, body = 0, b""
                     outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"

@@ -116,10 +116,11 @@ async def run_cycle(
     metrics: Metrics | None = None,
 ) -> CycleReport:
     started = time.monotonic()
-    now = clock()
     watermark = store.watermark()
     open_jobs = store.open_jobs()
-    observation, unfollow = await poller.observe(client, poll, watermark, open_jobs, now)
+    observation, unfollow = await poller.observe(client, poll, watermark, open_jobs, clock())
+    # Read the clock again: the responses may have corrected it (see Daemon._api_time).
+    now = clock()
     srefs = [job.sref for job in observation.jobs]
     previous = {**open_jobs, **store.states([s for s in srefs if s not in open_jobs])}
     known_templates = store.templates()

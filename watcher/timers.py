@@ -60,7 +60,9 @@ def watched_templates(rules: Sequence[Rule], known: Iterable[str]) -> dict[str, 
                 fnmatch.filter(known, pattern) if any(c in pattern for c in "*?[") else [pattern]
             )
             for name in names:
-                out.setdefault(name, []).append(rule)
+                watchers = out.setdefault(name, [])
+                if rule not in watchers:  # two patterns of one rule can name one template
+                    watchers.append(rule)
     return out
 
 
@@ -73,7 +75,7 @@ def missed(
         state = templates.get(name)
         if state is None:
             continue
-        anchor = max(filter(None, (state.last_start, state.watching_since)))
+        anchor = state.last_start or state.watching_since
         for rule in watchers:
             limit = (rule.match.every or 0.0) + rule.match.grace
             overdue = (now - anchor).total_seconds()

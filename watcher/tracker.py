@@ -80,10 +80,10 @@ def diff(
     ended: list[tuple[Job, Event | None]] = []
     seen: list[Job] = []
     for job in observed:
+        seen.append(job)  # every sighting: a pending job may get its startedAt later
         before = previous.get(job.sref)
         if before is None:
             out.states.append(_state(job, now, None))
-            seen.append(job)
             event = None
             if not (baseline and is_terminal(job.status)):
                 event = _transition(job, NEW, now)
