@@ -83,6 +83,8 @@ def daemon_ready_text(port: int) -> str:
             return str(resp.read().decode())
     except urllib.error.HTTPError as exc:
         return str(exc.read().decode())
+    except (urllib.error.URLError, OSError):
+        return ""  # not listening yet
 
 
 async def test_sd_notify_sends_ready_watchdog_and_stopping_in_order(
