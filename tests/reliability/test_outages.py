@@ -21,7 +21,7 @@ from tests.conftest import (
     write_config,
 )
 from tests.e2e import proc
-from tests.e2e.test_operations import daemon_ready_text
+from tests.e2e.test_operations import daemon_ready_text, get
 from watcher.simulator.runner import SimulatorHandle, running_simulator
 from watcher.simulator.world import World
 
@@ -131,6 +131,7 @@ async def test_a_channel_down_past_give_up_after_is_given_up_logged_counted_and_
     assert 'watcher_alerts_total{channel="hook",outcome="given_up"} 1.0' in metrics
     assert "watcher_outbox_given_up 1.0" in metrics
     code, out = await proc.run("status", "-c", path, "--json")
+    assert code == 0
     data = json.loads(out)
     assert data["outbox"]["given_up"] == 1
     assert data["given_up"][0]["title"] == "Checkout failed"
