@@ -123,10 +123,7 @@ async def test_a_channel_down_past_give_up_after_is_given_up_logged_counted_and_
     world.add_job(name="Checkout", status="failed")
     await daemon.wait_for_line('"alert_given_up"')
     await asyncio.sleep(0.3)
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        metrics = resp.read().decode()
+    _, metrics = await get(port, "/metrics")
     assert await daemon.stop() == 0
     assert 'watcher_alerts_total{channel="hook",outcome="given_up"} 1.0' in metrics
     assert "watcher_outbox_given_up 1.0" in metrics
