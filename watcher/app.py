@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -62,8 +62,8 @@ class Daemon:
         local_clock: Clock = utcnow,
         reload: Callable[[], Settings] | None = None,
     ) -> None:
-        """`clock` fixes the time outright (tests); by default the time is `local_clock`
-        corrected to the API's own clock, measured from its Date headers."""
+        """`clock` fixes the time outright (tests); by default it is the API's clock (its
+        last Date header plus monotonic time since), and `local_clock` until one came."""
         logs.protect(*report.secrets(settings))
         self._reload = reload
         self.settings = settings
@@ -88,8 +88,7 @@ class Daemon:
         self._scheduler: AsyncIOScheduler | None = None
 
     def _api_time(self) -> datetime:
-        offset = self.client.clock_offset or 0.0
-        return self._local_clock() + timedelta(seconds=offset)
+        return self.client.api_now(self._local_clock())
 
     async def close(self) -> None:
         await self.client.close()
@@ -109,7 +108,7 @@ class Daemon:
                 self.clock,
                 self.metrics,
             )
-        except ApiError as exc:
+        except (ApiError, StoreError) as exc:
             self.last_error = str(exc)
             self.metrics.polls.labels("failed").inc()
             log.warning("poll_failed", error=str(exc), state="unchanged")

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -30,6 +30,7 @@ from watcher.settings import ApiSettings
 
 log = structlog.get_logger("watcher.client")
 
+AGREEMENT = 0.5  # seconds of slack beyond the Date header's whole-second resolution
 SKEW_WARNING = 60.0  # seconds between the API's clock and ours worth a log line
 MAX_RETRY_AFTER = 60.0  # seconds; a longer ask fails this cycle, the next one tries again
 TOKEN_MARGIN = 0.1  # renew when this share of the token's lifetime is left
@@ -90,7 +91,8 @@ class Client:
         )
         self._token_expiry = float("inf") if self._token else 0.0
         self.requests = 0
-        self.clock_offset: float | None = None  # API clock minus ours, in seconds
+        self.server_time: tuple[datetime, float] | None = None  # (API time, monotonic)
+        self._skew = 0.0
 
     async def __aenter__(self) -> Client:
         return self
@@ -115,20 +117,29 @@ class Client:
         return self._session
 
     def _note_server_time(self, header: str | None) -> None:
-        """Keep how far the API's clock is from ours (its Date header), so that windows
-        and timers follow the API's clock, not a local one that NTP may jump."""
+        """Keep the API's time (its Date header) against our monotonic clock, so that
+        windows and timers follow the API's clock, not a wall clock that NTP may jump."""
         try:
             server = parsedate_to_datetime(header) if header else None
         except (TypeError, ValueError):
             return
         if server is None or server.tzinfo is None:
             return
-        offset = server.timestamp() - time.time()
-        if abs(offset) > SKEW_WARNING and (
-            self.clock_offset is None or abs(offset - self.clock_offset) > SKEW_WARNING
-        ):
-            log.warning("clock_skew", seconds=round(offset, 1), hint="check NTP on this host")
-        self.clock_offset = offset
+        skew = server.timestamp() - time.time()
+        if abs(skew) > SKEW_WARNING and abs(skew - self._skew) > SKEW_WARNING:
+            log.warning("clock_skew", seconds=round(skew, 1), hint="check NTP on this host")
+        self._skew = skew
+        self.server_time = (server, time.monotonic())
+
+    def api_now(self, local: datetime) -> datetime:
+        """The time by the API's clock: `local` while it agrees with the API's last Date
+        header (which has whole seconds only), else that header plus monotonic time since."""
+        if self.server_time is None:
+            return local
+        server, then = self.server_time
+        estimate = server + timedelta(seconds=time.monotonic() - then)
+        agrees = -AGREEMENT <= (local - estimate).total_seconds() <= 1 + AGREEMENT
+        return local if agrees else estimate
 
     def _count(self, endpoint: str, outcome: str) -> None:
         self.requests += 1

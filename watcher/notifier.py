@@ -23,7 +23,7 @@ from watcher import quiet
 from watcher.metrics import Metrics
 from watcher.models import DeliveryOutcome, OutboxItem, Severity
 from watcher.settings import DeliverySettings
-from watcher.store import SqliteStore
+from watcher.store import SqliteStore, StoreError
 
 log = structlog.get_logger("watcher.notifier")
 
@@ -219,6 +219,14 @@ class Notifier:
         return send, any(i.held for i in send)
 
     async def _send_channel(self, channel: str, items: list[OutboxItem]) -> bool:
+        try:
+            return await self._deliver(channel, items)
+        except StoreError as exc:
+            # The outcome could not be recorded: the alerts stay pending and are retried.
+            log.error("delivery_not_recorded", channel=channel, error=str(exc))
+            return False
+
+    async def _deliver(self, channel: str, items: list[OutboxItem]) -> bool:
         """One digest, or with group_wait 0 one message per alert, in order; alerts
         released by the end of quiet hours always go as one digest."""
         items, released = self._quiet(items)

@@ -132,6 +132,10 @@ class SqliteStore:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             else:
+                if path.parent.exists() and not path.parent.is_dir():
+                    raise StoreError(
+                        f"state.path: cannot open {path}: {path.parent} is not a folder"
+                    )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
@@ -197,10 +201,15 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        with self._transaction():
-            yield self._db
-            self._db.commit()
+        """One write transaction; any SQLite failure (disk full, I/O error, a lock held
+        too long) rolls it back whole and comes out as a StoreError."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            with self._transaction():
+                yield self._db
+                self._db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"state.path: cannot write {self.path}: {exc}") from None
 
     # -- poll state -------------------------------------------------------------------
 

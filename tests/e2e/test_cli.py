@@ -60,6 +60,29 @@ async def test_check_summarises_with_channel_urls_masked(
             "rules[0].title: invalid template",
         ),
         ({"api": {"realm": ""}}, "api.realm: must not be empty"),
+        ({"api": {"page_size": "many"}}, "api.page_size: Input should be a valid integer"),
+        ({"poll": {"lookback": -5}}, "poll.lookback: -5: a duration cannot be negative"),
+        (
+            {
+                "delivery": {
+                    "quiet_hours": [{"start": "22:00", "end": "06:00", "timezone": "Europe/Londn"}]
+                }
+            },
+            "delivery.quiet_hours[0].timezone: 'Europe/Londn' is not a time zone",
+        ),
+        (
+            {"api": {"client_secret": None, "client_secret_file": "/nonexistent/secret"}},
+            "api.client_secret_file: cannot read /nonexistent/secret",
+        ),
+        (
+            {"rules": [{"name": "r", "notify": ["hook"], "match": {"event": "stuck"}}]},
+            "rules[0].match.after: required for event stuck",
+        ),
+        (
+            {"rules": [{"name": "r", "notify": ["hook"], "title": "{{ ''.__class__ }}"}]},
+            "rules[0].title: invalid template (SecurityError)",
+        ),
+        ({"log": {"level": "loud"}}, "log.level: Input should be"),
     ],
 )
 async def test_a_bad_configuration_is_refused_with_its_key_path(

@@ -1,0 +1,248 @@
+"""The measured process: one measurement per fresh interpreter, so CPU time and peak RSS
+are its own and runs do not contaminate each other.
+
+``python -m benchmarks.child KIND SPEC_JSON`` prints one JSON line with the result.
+Kinds: ``limit`` (bare aiohttp + json.loads over the window's pages), ``cycles`` (the
+real watcher's poll cycles), ``follow`` (cycles plus what the minimum requests would
+be), ``profile`` (cycles under cProfile) and ``deliver`` (a cycle, then delivery until
+SIGTERM; prints a line when the alerts are queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import math
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from benchmarks import hotpath
+from benchmarks.harness import Meter, peak_rss_mb, reset_peak, rss_mb
+
+Spec = dict[str, Any]
+
+
+def _emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result), flush=True)
+
+
+# -- the limit: fetch and decode, nothing else ------------------------------------------
+
+
+def _page_url(base: str, start: datetime, end: datetime, page: int, size: int) -> URL:
+    """The same URL the watcher's client builds for a page."""
+    query = {
+        "fromDate": start.isoformat(timespec="seconds"),
+        "toDate": end.isoformat(timespec="seconds"),
+        "page": str(page),
+        "pageSize": str(size),
+    }
+    encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
+    return URL(f"{base}/jobs?{encoded}", encoded=True)
+
+
+async def _fetch_all(spec: Spec, parallel: int) -> tuple[int, int]:
+    """Read every page of the window; (pages, jobs). `parallel` > 1: after page 1 gives
+    the total, the other pages go `parallel` at a time."""
+    base, size = spec["base_url"], int(spec["page_size"])
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=float(spec["lookback"]))
+    headers = {"Realm": spec["realm"], "Authorization": f"Bearer {spec['token']}"}
+    connector = aiohttp.TCPConnector(limit=parallel + 1)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+
+        async def page(n: int) -> tuple[int, int]:
+            async with session.get(_page_url(base, start, end, n, size)) as resp:
+                body = await resp.read()
+            data = json.loads(body)
+            return len(data["results"]), int(data["meta"]["paginationTotalResults"])
+
+        jobs, total = await page(1)
+        pages = max(1, math.ceil(total / size))
+        if parallel <= 1:
+            for n in range(2, pages + 1):
+                jobs += (await page(n))[0]
+            return pages, jobs
+        gate = asyncio.Semaphore(parallel)
+
+        async def gated(n: int) -> int:
+            async with gate:
+                return (await page(n))[0]
+
+        rest = await asyncio.gather(*(gated(n) for n in range(2, pages + 1)))
+        return pages, jobs + sum(rest)
+
+
+async def limit(spec: Spec) -> dict[str, Any]:
+    base = rss_mb()
+    reset_peak()
+    with Meter() as meter:
+        pages, jobs = await _fetch_all(spec, int(spec.get("parallel", 1)))
+    return {
+        **meter.as_dict(),
+        "pages": pages,
+        "jobs": jobs,
+        "base_rss_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# -- the watcher ------------------------------------------------------------------------
+
+
+def _daemon(spec: Spec) -> Any:
+    from watcher import logs
+    from watcher.app import Daemon
+    from watcher.settings import Settings
+
+    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+    logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=sink)
+    return Daemon(Settings(**spec["doc"]))
+
+
+def _store_counts(path: str) -> dict[str, int]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {
+            table: int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+            for table in ("jobs", "events", "outbox")
+        }
+    finally:
+        db.close()
+
+
+async def _one_cycle(daemon: Any, wrap: Callable[[Awaitable[bool]], Awaitable[bool]]) -> Spec:
+    before = daemon.client.requests
+    with Meter() as meter:
+        ok = await wrap(daemon.poll_once())
+    if not ok:
+        raise RuntimeError(f"the poll failed: {daemon.last_error}")
+    return {**meter.as_dict(), "requests": daemon.client.requests - before}
+
+
+async def _plain(step: Awaitable[bool]) -> bool:
+    return await step
+
+
+async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] = _plain) -> Spec:
+    """`spec["cycles"]` poll cycles of one daemon, each timed on its own."""
+    daemon = _daemon(spec)
+    base = rss_mb()
+    reset_peak()
+    try:
+        results = [await _one_cycle(daemon, wrap) for _ in range(int(spec.get("cycles", 1)))]
+    finally:
+        await daemon.close()
+    return {
+        "cycles": results,
+        "base_rss_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+        "store": _store_counts(spec["doc"]["state"]["path"]),
+    }
+
+
+async def _total(spec: Spec, start: datetime, end: datetime) -> int:
+    """How many jobs the API lists in [start, end] (one request for one job)."""
+    if end <= start:
+        return 0
+    headers = {"Realm": spec["realm"], "Authorization": f"Bearer {spec['token']}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(_page_url(spec["base_url"], start, end, 1, 1)) as resp,
+    ):
+        data = await resp.json()
+    return int(data["meta"]["paginationTotalResults"])
+
+
+async def follow(spec: Spec) -> Spec:
+    """Cycle 1 learns the unfinished jobs (long window); cycle 2 runs with the window the
+    watcher chooses (short) and is counted against the least it could have asked."""
+    daemon = _daemon(spec)
+    try:
+        first = await _one_cycle(daemon, _plain)
+        open_jobs = daemon.store.open_jobs()
+        since = daemon.store.watermark() - timedelta(seconds=daemon.settings.poll.overlap)
+        second = await _one_cycle(daemon, _plain)
+        until = daemon.store.watermark()
+    finally:
+        await daemon.close()
+    size = int(spec["doc"]["api"]["page_size"])
+    outside = [s.started_at or s.first_seen for s in open_jobs.values()]
+    outside = [t for t in outside if t < since]
+    window_jobs = await _total(spec, since, until)
+    gap_jobs = await _total(spec, min(outside), since - timedelta(seconds=1)) if outside else 0
+    return {
+        "first": first,
+        "second": second,
+        "window_jobs": window_jobs,
+        "window_pages": max(1, math.ceil(window_jobs / size)),
+        "unfinished_outside": len(outside),
+        "widened_extra_pages": math.ceil(gap_jobs / size),
+    }
+
+
+async def profile(spec: Spec) -> Spec:
+    """Cycles under cProfile, one profile per cycle; summaries from `hotpath`."""
+    profiles: list[cProfile.Profile] = []
+
+    async def profiled(step: Awaitable[bool]) -> bool:
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+        try:
+            return await step
+        finally:
+            prof.disable()
+
+    measured = await cycles(spec, profiled)
+    top = int(spec.get("top", 15))
+    return {
+        "cycles": measured["cycles"],
+        "profiles": [hotpath.summarise(p, top) for p in profiles],
+    }
+
+
+async def deliver(spec: Spec) -> Spec:
+    """One cycle queues the alerts; then the notifier delivers until SIGTERM."""
+    daemon = _daemon(spec)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await _one_cycle(daemon, _plain)
+        queued = daemon.store.outbox_counts().pending
+        _emit({"queued": queued, "at": datetime.now(UTC).timestamp()})
+        with Meter() as meter:
+            await daemon.notifier.run(stop)
+        counts = daemon.store.outbox_counts()
+    finally:
+        await daemon.close()
+    return {**meter.as_dict(), "pending": counts.pending, "sent": counts.sent}
+
+
+KINDS: dict[str, Callable[[Spec], Awaitable[Spec]]] = {
+    "limit": limit,
+    "cycles": cycles,
+    "follow": follow,
+    "profile": profile,
+    "deliver": deliver,
+}
+
+
+def main(argv: list[str]) -> None:
+    kind, spec = argv[0], json.loads(argv[1])
+    _emit(asyncio.run(KINDS[kind](spec)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

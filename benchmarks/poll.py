@@ -1,0 +1,111 @@
+"""One full poll cycle of the real watcher against the limit, for each window size.
+
+The limit is the same pages fetched from the same simulator by a bare aiohttp loop that
+only decodes the JSON. Each measurement runs in a fresh process; the watcher's process
+runs two cycles: the first finds every job new (fetch, parse, diff, persist, rules,
+alerts), the second finds nothing new (the steady state).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import REALM, Sim, run_child, simulator, watcher_doc
+
+PARALLEL = 4  # the watcher's default api.max_concurrency
+
+
+def limit_spec(sim: Sim, page_size: int, lookback: float) -> dict[str, Any]:
+    return {
+        "base_url": sim.base_url,
+        "token": sim.token,
+        "realm": REALM,
+        "page_size": page_size,
+        "lookback": lookback,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _runs(sim: Sim, repeat: int, page_size: int) -> dict[str, list[dict[str, Any]]]:
+    """Interleaved: limit, parallel limit, watcher; `repeat` times."""
+    spec = limit_spec(sim, page_size, 6 * 3600.0)
+    runs: dict[str, list[dict[str, Any]]] = {"limit": [], "limit_parallel": [], "watcher": []}
+    for _ in range(repeat):
+        runs["limit"].append(run_child("limit", spec))
+        runs["limit_parallel"].append(run_child("limit", {**spec, "parallel": PARALLEL}))
+        with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
+            doc = watcher_doc(sim, Path(tmp) / "state.db", page_size=page_size)
+            runs["watcher"].append(run_child("cycles", {"doc": doc, "cycles": 2}))
+    return runs
+
+
+def summarise(jobs: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    limit, parallel, watcher = runs["limit"], runs["limit_parallel"], runs["watcher"]
+    cold = [r["cycles"][0] for r in watcher]
+    steady = [r["cycles"][1] for r in watcher]
+    limit_wall = median([r["wall"] for r in limit])
+    out = {
+        "jobs": jobs,
+        "pages": limit[0]["pages"],
+        "limit": {
+            "wall": limit_wall,
+            "cpu": median([r["cpu"] for r in limit]),
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in limit]),
+        },
+        "limit_parallel": {
+            "concurrency": PARALLEL,
+            "wall": median([r["wall"] for r in parallel]),
+            "cpu": median([r["cpu"] for r in parallel]),
+        },
+        "watcher": {
+            "wall": median([c["wall"] for c in cold]),
+            "cpu": median([c["cpu"] for c in cold]),
+            "requests": cold[0]["requests"],
+            "base_rss_mb": median([r["base_rss_mb"] for r in watcher]),
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in watcher]),
+            "store": watcher[0]["store"],
+        },
+        "steady": {
+            "wall": median([c["wall"] for c in steady]),
+            "cpu": median([c["cpu"] for c in steady]),
+            "requests": steady[0]["requests"],
+        },
+        "runs": runs,
+    }
+    out["ratio"] = out["watcher"]["wall"] / limit_wall
+    out["steady"]["ratio"] = out["steady"]["wall"] / limit_wall
+    return out
+
+
+def measure(sizes: list[int], repeat: int, page_size: int) -> list[dict[str, Any]]:
+    results = []
+    for jobs in sizes:
+        with simulator(jobs=jobs, seed=jobs) as sim:
+            results.append(summarise(jobs, _runs(sim, repeat, page_size)))
+    return results
+
+
+def profile(sizes: list[int], page_size: int, top: int = 15) -> list[dict[str, Any]]:
+    """cProfile of the first (all new) and second (nothing new) cycle at each size."""
+    out = []
+    for jobs in sizes:
+        with (
+            simulator(jobs=jobs, seed=jobs) as sim,
+            tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp,
+        ):
+            doc = watcher_doc(sim, Path(tmp) / "state.db", page_size=page_size)
+            result = run_child("profile", {"doc": doc, "cycles": 2, "top": top})
+        for name, cycle, prof in zip(
+            ("first cycle, all new", "second cycle, nothing new"),
+            result["cycles"],
+            result["profiles"],
+            strict=True,
+        ):
+            out.append({"jobs": jobs, "cycle": name, "wall_profiled": cycle["wall"], **prof})
+    return out

@@ -1,0 +1,188 @@
+"""The watcher's benchmark, in one command:
+
+    .venv/bin/python benchmarks/run.py [--quick] [--sizes 1000,10000,100000] [--repeat 3]
+                                       [--json out.json] [--parts poll,follow,...]
+
+Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
+per window size), `follow` (requests per cycle for unfinished jobs outside the window),
+`history` (a 1M-job state store vs an empty one), `burst` (1,000 alerts over five
+webhooks, one slow), `latency` (status change -> webhook, `watcher run` polling every
+second) and `profile` (cProfile of the cycle). Prints tables with PASS/MISS beside each
+target (never fails on a number) and writes JSON (default benchmarks/results/latest.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import burst, follow, history, latency, poll, report  # noqa: E402
+
+PARTS = ("poll", "follow", "history", "burst", "latency", "profile")
+DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures, and how big."""
+
+    sizes: list[int]
+    repeat: int
+    page_size: int
+    parts: list[str]
+    history_jobs: int
+    unfinished: int
+    recent: int
+    burst_alerts: int
+    slow_delay: float
+    latency_changes: int
+    profile_sizes: list[int]
+
+    @property
+    def history_window(self) -> int:
+        """10k jobs if measured, else the largest size up to 10k, else the smallest."""
+        small = [s for s in self.sizes if s <= 10_000]
+        return max(small) if small else min(self.sizes)
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes: positive integers, comma separated")
+    return sizes
+
+
+def _parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown parts {sorted(unknown)}; known: {PARTS}")
+    return parts
+
+
+def parse(argv: list[str] | None) -> tuple[Plan, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI (< 60 s)")
+    parser.add_argument("--sizes", type=_sizes, help="jobs in the window (default 1k,10k,100k)")
+    parser.add_argument("--repeat", type=int, help="runs per measurement, median (default 3)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write")
+    parser.add_argument("--parts", type=_parts, default=list(PARTS), help=",".join(PARTS))
+    parser.add_argument("--page-size", type=int, default=100, help="api.page_size (default 100)")
+    parser.add_argument("--history-jobs", type=int, help="ended jobs in the history store")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    sizes = args.sizes or ([200] if quick else [1_000, 10_000, 100_000])
+    big = [s for s in sizes if s in (10_000, 100_000)]
+    plan = Plan(
+        sizes=sizes,
+        repeat=args.repeat or (1 if quick else 3),
+        page_size=args.page_size,
+        parts=args.parts,
+        history_jobs=args.history_jobs or (20_000 if quick else 1_000_000),
+        unfinished=100 if quick else 1_000,
+        recent=50 if quick else 300,
+        burst_alerts=50 if quick else 1_000,
+        slow_delay=0.1 if quick else 0.5,
+        latency_changes=20 if quick else 200,
+        profile_sizes=big or [max(sizes)],
+    )
+    return plan, args.json
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _section(title: str, work: Callable[[], Any], text: Callable[[Any], str]) -> Any:
+    _say(f"\n== {title}")
+    started = time.perf_counter()
+    result = work()
+    _say(text(result))
+    _say(f"({time.perf_counter() - started:.1f} s)")
+    return result
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(PARTS)
+    p = plan
+    if "poll" in p.parts:
+        out["poll"] = _section(
+            f"Poll cycle vs limit (bare aiohttp + json.loads), median of {p.repeat},"
+            f" page size {p.page_size}",
+            lambda: poll.measure(p.sizes, p.repeat, p.page_size),
+            report.poll_table,
+        )
+    if "follow" in p.parts:
+        out["follow"] = _section(
+            "Requests per cycle with unfinished jobs outside the window",
+            lambda: follow.measure(p.unfinished, p.recent, p.page_size),
+            report.follow_text,
+        )
+    if "history" in p.parts:
+        out["history"] = _section(
+            "History does not slow a cycle",
+            lambda: history.measure(p.history_window, p.history_jobs, p.repeat, p.page_size),
+            report.history_text,
+        )
+    if "burst" in p.parts:
+        out["burst"] = _section(
+            "Alert burst",
+            lambda: burst.measure(p.burst_alerts, p.slow_delay),
+            report.burst_text,
+        )
+    if "latency" in p.parts:
+        out["latency"] = _section(
+            "Latency: status change -> webhook",
+            lambda: latency.measure(p.latency_changes),
+            report.latency_text,
+        )
+    if "profile" in p.parts:
+        out["profile"] = _section(
+            "Profile of the cycle (cProfile; own time inflated for small Python functions)",
+            lambda: poll.profile(p.profile_sizes, p.page_size),
+            report.profile_text,
+        )
+    out["targets"] = report.targets(out["poll"] or [])
+    _say("\n== Targets")
+    _say(report.targets_text(out["targets"]))
+    return out
+
+
+def _meta(plan: Plan, seconds: float) -> dict[str, Any]:
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "seconds": seconds,
+        "plan": asdict(plan),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan, path = parse(argv)
+    _say(f"watcher benchmark: sizes {plan.sizes}, repeat {plan.repeat}, parts {plan.parts}")
+    started = time.perf_counter()
+    results = run(plan)
+    results["meta"] = _meta(plan, time.perf_counter() - started)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    _say(f"\nJSON: {path}  ({results['meta']['seconds']:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
