@@ -5,6 +5,7 @@ configuration the benchmarks use, and the meters (wall, CPU, peak RSS) children 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -211,12 +212,23 @@ def reset_peak() -> bool:
 
 
 class Meter:
-    """Wall and CPU seconds of a block: `with Meter() as m: ...; m.wall, m.cpu`."""
+    """Wall, CPU and garbage-collector seconds of a block:
+    `with Meter() as m: ...; m.wall, m.cpu, m.gc`."""
 
     wall: float = 0.0
     cpu: float = 0.0
+    gc: float = 0.0
+    collections: int = 0
+
+    def _gc_phase(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif hasattr(self, "_gc_started"):
+            self.gc += time.perf_counter() - self._gc_started
+            self.collections += 1
 
     def __enter__(self) -> Meter:
+        gc.callbacks.append(self._gc_phase)
         self._wall = time.perf_counter()
         self._cpu = time.process_time()
         return self
@@ -224,6 +236,7 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._wall
         self.cpu = time.process_time() - self._cpu
+        gc.callbacks.remove(self._gc_phase)
 
     def as_dict(self) -> dict[str, float]:
-        return {"wall": self.wall, "cpu": self.cpu}
+        return {"wall": self.wall, "cpu": self.cpu, "gc": self.gc, "collections": self.collections}

@@ -297,3 +297,24 @@ async def test_dry_run_sends_nothing_and_records_nothing(
     await cycle(again)
     await again.close()
     assert hook.titles() == ["Checkout failed"]
+
+
+async def test_many_followed_jobs_are_read_by_widening_the_window_not_one_by_one(
+    sim: SimulatorHandle, world: World, hook: Hook, tmp_path: Path
+) -> None:
+    """30 unfinished jobs that left the window cost one extra page, not 30 GETs."""
+    jobs = [
+        world.add_job(name=f"Crawl {n}", status="running", started_at=ago(world, minutes=50 - n))
+        for n in range(30)
+    ]
+    d = daemon(sim, tmp_path, {"hook": hook.url})
+    await cycle(d)
+    await cycle(d)
+    for job in jobs[:3]:
+        world.set_status(job, "failed")
+    lists = world.requests["list"]
+    await cycle(d)
+    await d.close()
+    assert world.requests["get"] == 0
+    assert world.requests["list"] - lists == 2  # the window, and the span back to the oldest
+    assert sorted(hook.titles()) == ["Crawl 0 failed", "Crawl 1 failed", "Crawl 2 failed"]

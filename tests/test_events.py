@@ -366,3 +366,31 @@ async def test_failed_alerts_enriched_with_test_runs(
     await h.close()
     assert hook.received[0]["message"].count(";") >= 1
     assert hook.titles() == ["A failed", "B failed"]
+
+
+async def test_history_older_than_retention_is_pruned_without_realerting(
+    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+) -> None:
+    """Ended jobs, events and sent alerts older than state.retention are forgotten."""
+    h = harness(
+        timed,
+        tmp_path,
+        clock,
+        {"hook": hook.url},
+        [{"name": "f", "match": {"to": "failed"}, "notify": ["hook"]}],
+        poll={"max_catch_up": "1h", "lookback": "1h"},
+        state={"retention": "2h"},
+    )
+    await h.cycle()
+    h.world.add_job(name="Old", status="failed")
+    await h.cycle()
+    store = h.daemon.store
+    assert store.known_jobs() == (1, 0)
+    clock.advance(hours=3)
+    h.world.add_job(name="New", status="failed")
+    await h.cycle()
+    await h.cycle()
+    assert store.known_jobs() == (1, 0)
+    assert store.outbox_counts().sent == 1
+    await h.close()
+    assert hook.titles() == ["Old failed", "New failed"]

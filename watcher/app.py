@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -123,6 +123,7 @@ class Daemon:
             self.metrics.poll_duration.observe(time.monotonic() - started)
         self.last_success = time.monotonic()
         self.last_error = None
+        self._prune()
         self.metrics.polls.labels("ok").inc()
         self.metrics.last_success.set(time.time())
         self.metrics.jobs_followed.set(report.followed)
@@ -142,6 +143,16 @@ class Daemon:
         if report.alerts:
             self.notifier.wake.set()
         return True
+
+    def _prune(self) -> None:
+        before = self.clock() - timedelta(seconds=self.settings.state.retention)
+        try:
+            removed = self.store.prune(before)
+        except StoreError as exc:
+            log.warning("prune_failed", error=str(exc))
+            return
+        if removed:
+            log.info("state_pruned", rows=removed, before=before.isoformat())
 
     async def _scheduled_poll(self) -> None:
         if self.stop.is_set() or (self._cycle and not self._cycle.done()):

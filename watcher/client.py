@@ -94,6 +94,10 @@ class Client:
         self.server_time: tuple[datetime, float] | None = None  # (API time, monotonic)
         self._skew = 0.0
 
+    @property
+    def page_size(self) -> int:
+        return self._s.page_size
+
     async def __aenter__(self) -> Client:
         return self
 

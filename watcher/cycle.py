@@ -118,7 +118,9 @@ async def run_cycle(
     started = time.monotonic()
     watermark = store.watermark()
     open_jobs = store.open_jobs()
-    observation, unfollow = await poller.observe(client, poll, watermark, open_jobs, clock())
+    observation, unfollow = await poller.observe(
+        client, poll, watermark, open_jobs, clock(), store.count_started_between
+    )
     # Read the clock again: the responses may have corrected it (see Daemon._api_time).
     now = clock()
     srefs = [job.sref for job in observation.jobs]

@@ -7,7 +7,8 @@ fails and the state stays as it was, so API trouble can never cause a false aler
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import structlog
@@ -47,15 +48,37 @@ def to_follow(
     return follow, abandon
 
 
+def backfill_start(
+    follow: list[str],
+    open_jobs: Mapping[str, JobState],
+    win: Window,
+    known_between: Callable[[datetime, datetime], int],
+    page_size: int,
+) -> datetime | None:
+    """Where to widen the window back to, when listing the jobs started since the oldest
+    followed one takes fewer requests than one GET per followed job; else None."""
+    starts = [s for sref in follow if (s := open_jobs[sref].started_at) is not None]
+    if len(starts) < 2:
+        return None
+    oldest = min(starts)
+    pages = math.ceil((known_between(oldest, win.start) + 1) / page_size)
+    return oldest if pages < len(follow) else None
+
+
 async def observe(
     client: Client,
     poll: PollSettings,
     watermark: datetime | None,
     open_jobs: Mapping[str, JobState],
     now: datetime,
+    known_between: Callable[[datetime, datetime], int] | None = None,
 ) -> tuple[Observation, list[str]]:
     """Read the window and follow unfinished jobs; return the observation and the
-    srefs to stop following (gone from the API, or followed for longer than follow_for)."""
+    srefs to stop following (gone from the API, or followed for longer than follow_for).
+
+    Followed jobs are re-read by sref, or, when it is cheaper (`known_between` counts
+    the jobs the store knows in a span), by listing the span back to the oldest one.
+    """
     win = window(watermark, now, poll)
     if win.bounded:
         log.warning(
@@ -72,6 +95,23 @@ async def observe(
         log.warning(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
         )
+    pages = listing.pages
+    skipped = listing.skipped
+    back = (
+        backfill_start(follow, open_jobs, win, known_between, client.page_size)
+        if known_between
+        else None
+    )
+    if back is not None:
+        extra = await client.list_jobs(back, win.start)
+        pages += extra.pages
+        skipped += extra.skipped
+        for job in extra.jobs:
+            jobs.setdefault(job.sref, job)
+        log.info(
+            "window_widened", back_to=back.isoformat(), followed=len(follow), pages=extra.pages
+        )
+        follow = [sref for sref in follow if sref not in jobs]
     gone: list[str] = []
 
     async def reread(sref: str) -> Job | None:
@@ -88,15 +128,14 @@ async def observe(
     except* ApiError as failed:
         raise failed.exceptions[0] from None
     for task in tasks:
-        job = task.result()
-        if job is not None:
-            jobs[job.sref] = job
+        if (reread_job := task.result()) is not None:
+            jobs[reread_job.sref] = reread_job
     observation = Observation(
         window=win,
         jobs=tuple(jobs.values()),
         gone=tuple(gone),
-        pages=listing.pages,
+        pages=pages,
         requests=client.requests - requests_before,
-        skipped=listing.skipped,
+        skipped=skipped,
     )
     return observation, unfollow + gone

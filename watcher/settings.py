@@ -147,6 +147,7 @@ class PollSettings(Section):
 
 class StateSettings(Section):
     path: Path = Path("watcher-state.db")
+    retention: Duration = Field(30 * 86400.0, gt=0)  # ended jobs, events and sent alerts
 
 
 # Which matchers make sense for which event; anything else is a configuration error.
@@ -315,6 +316,18 @@ class Settings(BaseSettings):
                 if problem := _channel_problem(url):
                     raise ValueError(f"{name}[{index}]: {problem}")
         return value
+
+    @model_validator(mode="after")
+    def _retention_outlives_windows(self) -> Settings:
+        # A pruned job seen again in a window would look new: keep it longer than any
+        # window can reach back.
+        reach = max(self.poll.lookback, self.poll.max_catch_up) + self.poll.overlap
+        if self.state.retention <= reach:
+            raise ValueError(
+                f"state.retention: must be longer than {reach:g}s, how far a window can reach"
+                " back (max of poll.lookback and poll.max_catch_up, plus poll.overlap)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _rules_refer_to_channels(self) -> Settings:

@@ -42,6 +42,7 @@ _MIGRATIONS: dict[int, str] = {
         followed INTEGER NOT NULL DEFAULT 1
     );
     CREATE INDEX jobs_open ON jobs (sref) WHERE ended = 0 AND followed = 1;
+    CREATE INDEX jobs_started ON jobs (started_at);
     CREATE TABLE events (
         key TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -242,6 +243,36 @@ class SqliteStore:
                 self._states(f"SELECT {_COLUMNS} FROM jobs WHERE sref IN ({marks})", chunk)  # noqa: S608 (placeholders)
             )
         return found
+
+    def prune(self, before: datetime, limit: int = 5000) -> int:
+        """Forget ended jobs that started, events recorded and alerts finished before
+        `before`, at most `limit` rows of each per call; return how many rows went."""
+        cutoff = before.timestamp()
+        with self._write() as db:
+            removed = db.execute(
+                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE"
+                " (ended = 1 OR followed = 0) AND COALESCE(started_at, first_seen) < ?"
+                " LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
+                " WHERE recorded_at < ? LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                " WHERE state != 'pending' AND done_at < ? LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+        return removed
+
+    def count_started_between(self, start: datetime, end: datetime) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE started_at >= ? AND started_at < ?",
+            (start.timestamp(), end.timestamp()),
+        ).fetchone()
+        return int(row[0])
 
     def open_jobs(self) -> dict[str, JobState]:
         """Jobs last seen unfinished that are still being followed."""

@@ -18,20 +18,39 @@ NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 KNOWN = {f"jobs/{n}": "running" for n in range(6)}
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-    st.text(max_size=30), st.text(min_size=5000, max_size=6000),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers()),
-    st.sampled_from(["2026-13-01T00:00:00+00:00", "yesterday", "0001-01-01T00:00:00+05:00",
-                     "2026-03-29T01:30:00-23:59", "2026-03-29T01:30:00", "9999-12-31T23:59:59Z"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.text(min_size=5000, max_size=6000),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers()),
+    st.sampled_from(
+        [
+            "2026-13-01T00:00:00+00:00",
+            "yesterday",
+            "0001-01-01T00:00:00+05:00",
+            "2026-03-29T01:30:00-23:59",
+            "2026-03-29T01:30:00",
+            "9999-12-31T23:59:59Z",
+        ]
+    ),
 )
 FIELDS = ["sref", "status", "name", "startedAt", "updatedAt", "pageCount", "type", "runType"]
 
 
 def record(n: int, status: str) -> dict[str, Any]:
     return {
-        "sref": f"jobs/{n}", "name": f"Job {n}", "status": status, "type": "Single",
-        "startedAt": "2026-03-29T00:00:00+00:00", "updatedAt": "2026-03-29T01:00:00+00:00",
-        "pageCount": 1, "runType": "manual", "jobTemplateUri": "jobTemplates/1",
+        "sref": f"jobs/{n}",
+        "name": f"Job {n}",
+        "status": status,
+        "type": "Single",
+        "startedAt": "2026-03-29T00:00:00+00:00",
+        "updatedAt": "2026-03-29T01:00:00+00:00",
+        "pageCount": 1,
+        "runType": "manual",
+        "jobTemplateUri": "jobTemplates/1",
     }
 
 
@@ -58,8 +77,12 @@ def pages(draw: st.DrawFn) -> list[Any]:
 def test_any_page_parses_and_diffs_without_false_transitions(items: list[Any]) -> None:
     """Events only for records whose readable status differs; every skip is logged."""
     previous = {
-        sref: JobState(sref=sref, status=status, status_since=NOW - timedelta(hours=1),
-                       first_seen=NOW - timedelta(hours=1))
+        sref: JobState(
+            sref=sref,
+            status=status,
+            status_since=NOW - timedelta(hours=1),
+            first_seen=NOW - timedelta(hours=1),
+        )
         for sref, status in KNOWN.items()
     }
     with structlog.testing.capture_logs() as logged:
