@@ -102,6 +102,14 @@ class Hook:
         return [str(m["title"]) for m in self.received]
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve `app` on a free loopback port; the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+
+
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
     receiver = Hook()
@@ -115,11 +123,7 @@ async def hook() -> AsyncIterator[Hook]:
 
     app = web.Application()
     app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+    runner, receiver.port = await serve(app)
     yield receiver
     await runner.cleanup()
 

@@ -3,7 +3,7 @@ test moves (the simulator and the daemon share it), across restarts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,15 +91,24 @@ def harness(
     return Harness(sim, tmp_path, clock, doc)
 
 
+Make = Callable[..., Harness]
+
+
+@pytest.fixture
+def make(timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path) -> Make:
+    """A harness whose alerts go to the `hook` channel: make(rules, **config)."""
+
+    def build(rules: list[dict[str, Any]], **kw: Any) -> Harness:
+        return harness(timed, tmp_path, clock, {"hook": hook.url}, rules, **kw)
+
+    return build
+
+
 async def test_a_stuck_job_alerts_once_then_reminds_and_stops_when_it_moves(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """stuck after 2h fires once, repeat_after 6h reminds, a restart repeats nothing."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "stuck",
@@ -134,14 +143,10 @@ async def test_a_stuck_job_alerts_once_then_reminds_and_stops_when_it_moves(
 
 
 async def test_recovery_and_consecutive_failures_of_a_template(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """The 3rd failure in a row pages once; the next completion says it recovered."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "third",
@@ -172,14 +177,10 @@ async def test_recovery_and_consecutive_failures_of_a_template(
 
 
 async def test_consecutive_with_repeat_every_fires_from_the_nth_on(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """repeat: every alerts the Nth failure in a row and every one after it."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "again",
@@ -199,14 +200,10 @@ async def test_consecutive_with_repeat_every_fires_from_the_nth_on(
 
 
 async def test_a_scheduled_template_that_stops_running_is_missed_once_per_gap(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """No start for every + grace: one alert; a new start ends the gap; the next gap alerts."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "nightly-missing",
@@ -241,14 +238,10 @@ async def test_a_scheduled_template_that_stops_running_is_missed_once_per_gap(
 
 
 async def test_a_template_never_seen_is_missed_after_watching_began(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """A watched template that never runs is missed every + grace after the watcher began."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "m",
@@ -291,7 +284,7 @@ async def test_a_storm_within_group_wait_is_one_digest_per_channel(
 
 
 async def test_quiet_hours_hold_alerts_until_the_window_ends_then_send_a_digest(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """A failure at night waits for the morning; a stuck job that moved meanwhile is dropped."""
     quiet = [
@@ -302,11 +295,7 @@ async def test_quiet_hours_hold_alerts_until_the_window_ends_then_send_a_digest(
             "severities": ["warning", "failure"],
         }
     ]  # 12:00 UTC is 13:00 in London in June
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {"name": "failures", "match": {"to": "failed"}, "notify": ["hook"]},
             {
@@ -337,15 +326,9 @@ async def test_quiet_hours_hold_alerts_until_the_window_ends_then_send_a_digest(
     assert sorted(hook.received[0]["message"].splitlines()) == ["- A failed", "- B failed"]
 
 
-async def test_failed_alerts_enriched_with_test_runs(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
-) -> None:
+async def test_failed_alerts_enriched_with_test_runs(make: Make, clock: Clock, hook: Hook) -> None:
     """include_test_runs lists the job's pages in the message."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [
             {
                 "name": "failures",
@@ -369,14 +352,10 @@ async def test_failed_alerts_enriched_with_test_runs(
 
 
 async def test_history_older_than_retention_is_pruned_without_realerting(
-    timed: SimulatorHandle, clock: Clock, hook: Hook, tmp_path: Path
+    make: Make, clock: Clock, hook: Hook
 ) -> None:
     """Ended jobs, events and sent alerts older than state.retention are forgotten."""
-    h = harness(
-        timed,
-        tmp_path,
-        clock,
-        {"hook": hook.url},
+    h = make(
         [{"name": "f", "match": {"to": "failed"}, "notify": ["hook"]}],
         poll={"max_catch_up": "1h", "lookback": "1h"},
         state={"retention": "2h"},

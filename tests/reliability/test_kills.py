@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.conftest import Hook, config_document, write_config
+from tests.conftest import Hook, config_document, serve, write_config
 from tests.e2e import proc
 from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
@@ -23,7 +23,7 @@ KILLS = int(os.environ.get("WATCHER_KILLS", "50"))
 MODES = ("anywhere", "during a poll", "during delivery", "right after a commit")
 
 
-async def slow_hook(hook: Hook, delay: list[float]) -> web.AppRunner:
+async def slow_hook(hook: Hook, delay: list[float]) -> tuple[web.AppRunner, int]:
     """A second receiver in front of `hook` whose answers can be slowed down."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -33,10 +33,7 @@ async def slow_hook(hook: Hook, delay: list[float]) -> web.AppRunner:
 
     app = web.Application()
     app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
+    return await serve(app)
 
 
 async def test_fifty_hard_kills_lose_no_alert_and_repeat_at_most_one_per_kill(
@@ -45,8 +42,7 @@ async def test_fifty_hard_kills_lose_no_alert_and_repeat_at_most_one_per_kill(
     """SIGKILL during polls, deliveries and commits: none lost, duplicates bounded."""
     rng = random.Random(SEED)
     delay = [0.0]
-    runner = await slow_hook(hook, delay)
-    port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+    runner, port = await slow_hook(hook, delay)
     url = f"json://127.0.0.1:{port}/hook"
     doc = config_document(
         sim, tmp_path, {"hook": url}, poll={"interval": "0.2s", "alert_on_first_run": True}

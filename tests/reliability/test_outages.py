@@ -18,6 +18,7 @@ from tests.conftest import (
     Hook,
     config_document,
     free_port,
+    serve,
     write_config,
 )
 from tests.e2e import proc
@@ -148,10 +149,7 @@ async def hanging_hook() -> AsyncIterator[tuple[str, asyncio.Event, list[str]]]:
 
     app = web.Application()
     app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+    runner, port = await serve(app)
     yield f"json://127.0.0.1:{port}/hook?rto=30", release, got
     release.set()
     await runner.cleanup()
