@@ -19,9 +19,11 @@ from typing import Any
 
 from benchmarks.harness import run_child, simulator, watcher_doc
 from benchmarks.poll import median
+from watcher.settings import StateSettings
 from watcher.store import SqliteStore
 
 HISTORY_ID = 50_000_000  # far above the simulator's ids
+DAY = 86400.0
 _ENDED = ("completed", "completed", "completed", "failed", "expired", "cancelled")
 _JOBS_ROW = (
     "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at, started_at,"
@@ -29,10 +31,18 @@ _JOBS_ROW = (
 )
 
 
+def _span() -> float:
+    """Seconds of past the history spans: within state.retention, so the store keeps it
+    (older rows would be pruned by the cycle, a different cost)."""
+    retention = getattr(StateSettings(), "retention", 365 * DAY)
+    return max(DAY, min(365 * DAY, 0.9 * retention) - DAY)
+
+
 def _rows(count: int, now: float) -> Iterator[tuple[object, ...]]:
     rng = random.Random(7)
+    span = _span()
     for n in range(count):
-        started = now - 86400.0 - rng.random() * 365 * 86400.0  # a day to a year ago
+        started = now - DAY - rng.random() * span  # from a day ago back to `span` before
         ended = started + rng.uniform(30, 3600)
         template = f"jobTemplates/{1000 + n % 50}"
         name = f"Checkout flow {n % 50} #{n}"

@@ -66,6 +66,7 @@ def summarise(jobs: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any
         "watcher": {
             "wall": median([c["wall"] for c in cold]),
             "cpu": median([c["cpu"] for c in cold]),
+            "gc": median([c["gc"] for c in cold]),
             "requests": cold[0]["requests"],
             "base_rss_mb": median([r["base_rss_mb"] for r in watcher]),
             "peak_rss_mb": median([r["peak_rss_mb"] for r in watcher]),

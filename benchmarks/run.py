@@ -161,23 +161,27 @@ def run(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _meta(plan: Plan, seconds: float) -> dict[str, Any]:
+def _meta(plan: Plan, seconds: float, load: tuple[float, ...]) -> dict[str, Any]:
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "seconds": seconds,
+        "load_before": load,
+        "load_after": os.getloadavg(),
         "plan": asdict(plan),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     plan, path = parse(argv)
+    load = os.getloadavg()
     _say(f"watcher benchmark: sizes {plan.sizes}, repeat {plan.repeat}, parts {plan.parts}")
+    _say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} (other work skews the numbers)")
     started = time.perf_counter()
     results = run(plan)
-    results["meta"] = _meta(plan, time.perf_counter() - started)
+    results["meta"] = _meta(plan, time.perf_counter() - started, load)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     _say(f"\nJSON: {path}  ({results['meta']['seconds']:.0f} s in all)")

@@ -19,7 +19,7 @@ from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.models import FAILURE_STATUSES, Alert, Event, EventKind, TemplateState, Window
 from watcher.settings import PollSettings, Rule
-from watcher.store import CycleCommit, SqliteStore
+from watcher.store import CycleCommit, Store
 
 log = structlog.get_logger("watcher.cycle")
 MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
@@ -109,7 +109,7 @@ async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[st
 
 async def run_cycle(
     client: Client,
-    store: SqliteStore,
+    store: Store,
     poll: PollSettings,
     rule_list: Sequence[Rule],
     clock: Callable[[], datetime],

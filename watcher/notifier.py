@@ -23,7 +23,7 @@ from watcher import quiet
 from watcher.metrics import Metrics
 from watcher.models import DeliveryOutcome, OutboxItem, Severity
 from watcher.settings import DeliverySettings
-from watcher.store import SqliteStore, StoreError
+from watcher.store import Store, StoreError
 
 log = structlog.get_logger("watcher.notifier")
 
@@ -90,7 +90,7 @@ def _own_time(item: OutboxItem) -> datetime | None:
 class Notifier:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         channels: dict[str, list[str]],
         delivery: DeliverySettings,
         clock: Callable[[], datetime],

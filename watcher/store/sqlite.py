@@ -1,4 +1,5 @@
-"""The state store: last known job states, the poll watermark, events seen and the outbox.
+"""The SQLite state store: job states, templates, the watermark and events (the outbox
+half is in `outbox`).
 
 One SQLite file opened once (WAL, busy timeout). A poll cycle's state changes, events
 and the alerts they cause are written in one transaction, so a kill at any moment
@@ -11,122 +12,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from watcher.models import (
-    Alert,
-    Event,
-    EventKind,
-    JobState,
-    OutboxItem,
-    Severity,
-    TemplateState,
-)
+from watcher.models import JobState, TemplateState
+from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
+from watcher.store.outbox import OutboxTables
+from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE jobs (
-        sref TEXT PRIMARY KEY,
-        status TEXT NOT NULL,
-        status_since REAL NOT NULL,
-        first_seen REAL NOT NULL,
-        updated_at REAL,
-        started_at REAL,
-        template TEXT NOT NULL DEFAULT '',
-        name TEXT NOT NULL DEFAULT '',
-        ended INTEGER NOT NULL,
-        followed INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE INDEX jobs_open ON jobs (sref) WHERE ended = 0 AND followed = 1;
-    CREATE INDEX jobs_started ON jobs (started_at);
-    CREATE TABLE events (
-        key TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        sref TEXT NOT NULL,
-        from_status TEXT NOT NULL,
-        to_status TEXT NOT NULL,
-        at REAL NOT NULL,
-        recorded_at REAL NOT NULL
-    );
-    CREATE INDEX events_recorded ON events (recorded_at);
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_key TEXT NOT NULL,
-        rule TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        title TEXT NOT NULL,
-        body TEXT NOT NULL,
-        sref TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        last_error TEXT NOT NULL DEFAULT '',
-        done_targets TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL DEFAULT 'transition',
-        template TEXT NOT NULL DEFAULT '',
-        resolvable INTEGER NOT NULL DEFAULT 0,
-        held INTEGER NOT NULL DEFAULT 0,
-        done_at REAL,
-        UNIQUE (event_key, rule, channel)
-    );
-    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
-    CREATE TABLE templates (
-        template TEXT PRIMARY KEY,
-        watching_since REAL NOT NULL,
-        streak INTEGER NOT NULL DEFAULT 0,
-        last_start REAL,
-        last_name TEXT NOT NULL DEFAULT ''
-    );
-    """,
-}
 _WATERMARK = "watermark"
 _COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
 _CHUNK = 500  # srefs per IN (...) query, well under SQLite's variable limit
 
 
-class StoreError(Exception):
-    """The state file cannot be used; the message says which file and why."""
-
-
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value else None
-
-
-def _dt(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
-
-
-def _need_dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxCounts:
-    pending: int
-    sent: int
-    given_up: int
-
-
-@dataclass(frozen=True, slots=True)
-class CycleCommit:
-    """What one successful poll cycle writes, all at once."""
-
-    states: Sequence[JobState]
-    events: Sequence[Event]
-    alerts: Sequence[Alert]
-    watermark: datetime
-    now: datetime
-    unfollowed: Sequence[str] = ()
-    templates: Sequence[TemplateState] = ()
-
-
-class SqliteStore:
+class SqliteStore(OutboxTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         try:
@@ -187,7 +86,7 @@ class SqliteStore:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction():
                 self._db.executescript(
-                    f"BEGIN IMMEDIATE; {_MIGRATIONS[target]}; PRAGMA user_version = {target};"
+                    f"BEGIN IMMEDIATE; {MIGRATIONS[target]}; PRAGMA user_version = {target};"
                     " COMMIT;"
                 )
 
@@ -223,10 +122,10 @@ class SqliteStore:
             row[0]: JobState(
                 sref=row[0],
                 status=row[1],
-                status_since=_need_dt(row[2]),
-                first_seen=_need_dt(row[3]),
-                updated_at=_dt(row[4]),
-                started_at=_dt(row[5]),
+                status_since=need_dt(row[2]),
+                first_seen=need_dt(row[3]),
+                updated_at=dt(row[4]),
+                started_at=dt(row[5]),
                 template=row[6],
                 name=row[7],
             )
@@ -304,8 +203,8 @@ class SqliteStore:
                         s.status,
                         s.status_since.timestamp(),
                         s.first_seen.timestamp(),
-                        _ts(s.updated_at),
-                        _ts(s.started_at),
+                        ts(s.updated_at),
+                        ts(s.started_at),
                         s.template,
                         s.name,
                         int(s.ended),
@@ -326,7 +225,7 @@ class SqliteStore:
                         t.template,
                         t.watching_since.timestamp(),
                         t.streak,
-                        _ts(t.last_start),
+                        ts(t.last_start),
                         t.last_name,
                     )
                     for t in commit.templates
@@ -379,126 +278,19 @@ class SqliteStore:
             )
         return queued, fresh
 
-    # -- outbox -----------------------------------------------------------------------
-
-    def due(self, now: datetime, limit: int = 1000) -> list[OutboxItem]:
-        """Pending alerts whose next attempt is due, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
-            " attempts, next_attempt_at, done_targets, kind, template, resolvable, held"
-            " FROM outbox WHERE state = 'pending'"
-            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (now.timestamp(), limit),
-        )
-        return [
-            OutboxItem(
-                id=row[0],
-                alert=Alert(
-                    event_key=row[1],
-                    rule=row[2],
-                    channel=row[3],
-                    severity=Severity(row[4]),
-                    title=row[5],
-                    body=row[6],
-                    sref=row[7],
-                    kind=EventKind(row[12]),
-                    template=row[13],
-                    resolvable=bool(row[14]),
-                ),
-                created_at=_need_dt(row[8]),
-                attempts=row[9],
-                next_attempt_at=_need_dt(row[10]),
-                done_targets=frozenset(int(t) for t in row[11].split(",") if t),
-                held=bool(row[15]),
-            )
-            for row in rows
-        ]
-
-    def next_due(self) -> datetime | None:
-        row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
-        ).fetchone()
-        return _dt(row[0])
-
-    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
-        with self._write() as db:
-            db.executemany(
-                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
-                " last_error = '' WHERE id = ?",
-                [(now.timestamp(), i) for i in ids],
-            )
-
-    def mark_retry(
-        self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
-    ) -> None:
-        """Try again at `next_at`; `done_targets` (URL indices) accepted and are not resent."""
-        done = ",".join(str(t) for t in sorted(done_targets))
-        with self._write() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
-                " last_error = ?, done_targets = ? WHERE id = ?",
-                [(next_at.timestamp(), error, done, i) for i in ids],
-            )
-
-    def mark_held(self, ids: Sequence[int], until: datetime) -> None:
-        """Quiet hours: not before `until`; not an attempt, so no backoff grows."""
-        with self._write() as db:
-            db.executemany(
-                "UPDATE outbox SET held = 1, next_attempt_at = ? WHERE id = ?",
-                [(until.timestamp(), i) for i in ids],
-            )
-
-    def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
-        with self._write() as db:
-            db.executemany(
-                "UPDATE outbox SET state = 'resolved', done_at = ? WHERE id = ?",
-                [(now.timestamp(), i) for i in ids],
-            )
-
-    def resolved(self, alert: Alert) -> bool:
-        """Whether what an alert reported is over: a stuck job moved on, or a failed
-        template has recovered since."""
-        if alert.kind is EventKind.STUCK:
-            stuck_status = alert.event_key.split(":")[2]
-            row = self._db.execute("SELECT status FROM jobs WHERE sref = ?", (alert.sref,))
-            current = row.fetchone()
-            return current is not None and current[0] != stuck_status
-        if alert.template:
-            row = self._db.execute(
-                "SELECT streak FROM templates WHERE template = ?", (alert.template,)
-            ).fetchone()
-            return row is not None and row[0] == 0
-        return False
-
     def templates(self) -> dict[str, TemplateState]:
         return {
             row[0]: TemplateState(
                 template=row[0],
-                watching_since=_need_dt(row[1]),
+                watching_since=need_dt(row[1]),
                 streak=row[2],
-                last_start=_dt(row[3]),
+                last_start=dt(row[3]),
                 last_name=row[4],
             )
             for row in self._db.execute(
                 "SELECT template, watching_since, streak, last_start, last_name FROM templates"
             )
         }
-
-    def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
-        with self._write() as db:
-            db.executemany(
-                "UPDATE outbox SET state = 'given_up', attempts = attempts + 1, done_at = ?,"
-                " last_error = ? WHERE id = ?",
-                [(now.timestamp(), error, i) for i in ids],
-            )
-
-    def outbox_counts(self) -> OutboxCounts:
-        counts = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
-        return OutboxCounts(
-            pending=counts.get("pending", 0),
-            sent=counts.get("sent", 0),
-            given_up=counts.get("given_up", 0),
-        )
 
     # -- reports (watcher status) -----------------------------------------------------
 
@@ -516,25 +308,6 @@ class SqliteStore:
             (limit,),
         )
         return [
-            {"kind": k, "sref": s, "from": f, "to": t, "at": _need_dt(at).isoformat()}
+            {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat()}
             for k, s, f, t, at in rows
-        ]
-
-    def outbox_items(self, state: str, limit: int = 50) -> list[dict[str, object]]:
-        rows = self._db.execute(
-            "SELECT id, rule, channel, title, attempts, last_error, created_at"
-            " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
-            (state, limit),
-        )
-        return [
-            {
-                "id": i,
-                "rule": r,
-                "channel": c,
-                "title": t,
-                "attempts": a,
-                "last_error": e,
-                "created_at": _need_dt(ts).isoformat(),
-            }
-            for i, r, c, t, a, e, ts in rows
         ]

@@ -1,0 +1,145 @@
+"""The outbox half of the SQLite store: alerts waiting for delivery, and what became of
+them. Rows change state only after the outcome is known (sent only once accepted)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from watcher.models import Alert, EventKind, OutboxItem, Severity
+from watcher.store.base import OutboxCounts, dt, need_dt
+
+
+class OutboxTables:
+    """Mixed into SqliteStore, which provides the connection and write transactions."""
+
+    _db: sqlite3.Connection
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def due(self, now: datetime, limit: int = 1000) -> list[OutboxItem]:
+        """Pending alerts whose next attempt is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
+            " attempts, next_attempt_at, done_targets, kind, template, resolvable, held"
+            " FROM outbox WHERE state = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (now.timestamp(), limit),
+        )
+        return [
+            OutboxItem(
+                id=row[0],
+                alert=Alert(
+                    event_key=row[1],
+                    rule=row[2],
+                    channel=row[3],
+                    severity=Severity(row[4]),
+                    title=row[5],
+                    body=row[6],
+                    sref=row[7],
+                    kind=EventKind(row[12]),
+                    template=row[13],
+                    resolvable=bool(row[14]),
+                ),
+                created_at=need_dt(row[8]),
+                attempts=row[9],
+                next_attempt_at=need_dt(row[10]),
+                done_targets=frozenset(int(t) for t in row[11].split(",") if t),
+                held=bool(row[15]),
+            )
+            for row in rows
+        ]
+
+    def next_due(self) -> datetime | None:
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        ).fetchone()
+        return dt(row[0])
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
+                " last_error = '' WHERE id = ?",
+                [(now.timestamp(), i) for i in ids],
+            )
+
+    def mark_retry(
+        self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
+    ) -> None:
+        """Try again at `next_at`; `done_targets` (URL indices) accepted and are not resent."""
+        done = ",".join(str(t) for t in sorted(done_targets))
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, done_targets = ? WHERE id = ?",
+                [(next_at.timestamp(), error, done, i) for i in ids],
+            )
+
+    def mark_held(self, ids: Sequence[int], until: datetime) -> None:
+        """Quiet hours: not before `until`; not an attempt, so no backoff grows."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET held = 1, next_attempt_at = ? WHERE id = ?",
+                [(until.timestamp(), i) for i in ids],
+            )
+
+    def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'resolved', done_at = ? WHERE id = ?",
+                [(now.timestamp(), i) for i in ids],
+            )
+
+    def resolved(self, alert: Alert) -> bool:
+        """Whether what an alert reported is over: a stuck job moved on, or a failed
+        template has recovered since."""
+        if alert.kind is EventKind.STUCK:
+            stuck_status = alert.event_key.split(":")[2]
+            row = self._db.execute("SELECT status FROM jobs WHERE sref = ?", (alert.sref,))
+            current = row.fetchone()
+            return current is not None and current[0] != stuck_status
+        if alert.template:
+            row = self._db.execute(
+                "SELECT streak FROM templates WHERE template = ?", (alert.template,)
+            ).fetchone()
+            return row is not None and row[0] == 0
+        return False
+
+    def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'given_up', attempts = attempts + 1, done_at = ?,"
+                " last_error = ? WHERE id = ?",
+                [(now.timestamp(), error, i) for i in ids],
+            )
+
+    def outbox_counts(self) -> OutboxCounts:
+        counts = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+        return OutboxCounts(
+            pending=counts.get("pending", 0),
+            sent=counts.get("sent", 0),
+            given_up=counts.get("given_up", 0),
+        )
+
+    def outbox_items(self, state: str, limit: int = 50) -> list[dict[str, object]]:
+        rows = self._db.execute(
+            "SELECT id, rule, channel, title, attempts, last_error, created_at"
+            " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
+            (state, limit),
+        )
+        return [
+            {
+                "id": i,
+                "rule": r,
+                "channel": c,
+                "title": t,
+                "attempts": a,
+                "last_error": e,
+                "created_at": need_dt(ts).isoformat(),
+            }
+            for i, r, c, t, a, e, ts in rows
+        ]

@@ -1,0 +1,63 @@
+"""The state file's schema, one migration per version; a file is moved forward one
+version at a time and never backward."""
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE jobs (
+        sref TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        status_since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        updated_at REAL,
+        started_at REAL,
+        template TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL DEFAULT '',
+        ended INTEGER NOT NULL,
+        followed INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX jobs_open ON jobs (sref) WHERE ended = 0 AND followed = 1;
+    CREATE INDEX jobs_started ON jobs (started_at);
+    CREATE TABLE events (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at REAL NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX events_recorded ON events (recorded_at);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT '',
+        done_targets TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'transition',
+        template TEXT NOT NULL DEFAULT '',
+        resolvable INTEGER NOT NULL DEFAULT 0,
+        held INTEGER NOT NULL DEFAULT 0,
+        done_at REAL,
+        UNIQUE (event_key, rule, channel)
+    );
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE templates (
+        template TEXT PRIMARY KEY,
+        watching_since REAL NOT NULL,
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start REAL,
+        last_name TEXT NOT NULL DEFAULT ''
+    );
+    """,
+}
