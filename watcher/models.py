@@ -172,7 +172,6 @@ class Observation:
 
     window: Window
     jobs: tuple[Job, ...]
-    gone: tuple[str, ...] = ()  # followed srefs the API no longer knows (404)
     pages: int = 0
     requests: int = 0
     skipped: int = 0  # malformed records left out

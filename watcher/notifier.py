@@ -107,6 +107,7 @@ class Notifier:
             name: [self._apprise(url) for url in urls] for name, urls in channels.items()
         }
         self._inflight: dict[str, asyncio.Task[bool]] = {}
+        self._unknown: set[str] = set()  # channels with pending alerts but no configuration
         self.wake = asyncio.Event()
 
     def reconfigure(self, channels: dict[str, list[str]], delivery: DeliverySettings) -> None:
@@ -151,7 +152,9 @@ class Notifier:
                 continue
             if channel not in self._targets:
                 # Left pending, not dropped: the channel may come back with a reload.
-                log.warning("channel_not_configured", channel=channel, alerts=len(items))
+                if channel not in self._unknown:
+                    log.warning("channel_not_configured", channel=channel, alerts=len(items))
+                    self._unknown.add(channel)
                 continue
             when = now if flush else ready(items, now, self._delivery.group_wait)
             if when > now:

@@ -133,7 +133,6 @@ async def observe(
     observation = Observation(
         window=win,
         jobs=tuple(jobs.values()),
-        gone=tuple(gone),
         pages=pages,
         requests=client.requests - requests_before,
         skipped=skipped,
