@@ -18,7 +18,7 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -230,7 +230,7 @@ async def deliver(spec: Spec) -> Spec:
     return {**meter.as_dict(), "pending": counts.pending, "sent": counts.sent}
 
 
-KINDS: dict[str, Callable[[Spec], Awaitable[Spec]]] = {
+KINDS: dict[str, Callable[[Spec], Coroutine[Any, Any, Spec]]] = {
     "limit": limit,
     "cycles": cycles,
     "follow": follow,

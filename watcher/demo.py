@@ -60,10 +60,16 @@ def _settings(base_url: str, token_url: str, hook_port: int, state: Path) -> Set
         channels={"terminal": f"json://127.0.0.1:{hook_port}/alerts"},
         rules=[
             {
+                "name": "keeps-failing",
+                "match": {"to": ["failed", "expired"], "consecutive": 2, "repeat": "every"},
+                "notify": ["terminal"],
+                "title": "{{ job.name }} failed {{ event.streak }} times in a row",
+                "stop": True,
+            },
+            {
                 "name": "failures",
                 "match": {"to": ["failed", "expired"]},
                 "notify": ["terminal"],
-                "severity": "failure",
                 "title": "{{ job.name }} {{ event.to }} ({{ job.sref }})",
             },
             {
@@ -71,14 +77,20 @@ def _settings(base_url: str, token_url: str, hook_port: int, state: Path) -> Set
                 "match": {"to": "cancelled"},
                 "notify": ["terminal"],
                 "severity": "warning",
-                "title": "{{ job.name }} was cancelled",
+                "title": "{{ job.name }} was cancelled by {{ job.started_by }}",
             },
             {
-                "name": "scheduled-done",
-                "match": {"to": "completed", "run_type": "scheduled"},
+                "name": "green-again",
+                "match": {"event": "recovered"},
                 "notify": ["terminal"],
                 "severity": "success",
-                "title": "{{ job.name }} completed ({{ job.page_count }} pages)",
+                "title": "{{ job.name }} is green again after {{ event.streak }} failed runs",
+            },
+            {
+                "name": "stuck",
+                "match": {"event": "stuck", "status": "running", "after": "2h"},
+                "notify": ["terminal"],
+                "severity": "warning",
             },
         ],
         delivery={"group_wait": 0, "retry_initial": 1},
