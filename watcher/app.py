@@ -125,8 +125,10 @@ class Daemon:
         self.last_error = None
         self._prune()
         self.metrics.polls.labels("ok").inc()
-        self.metrics.last_success.set(time.time())
+        self.metrics.poll_succeeded()
         self.metrics.jobs_followed.set(report.followed)
+        counts = self.store.outbox_counts()
+        self.metrics.outbox(counts.pending, counts.given_up)
         log.info(
             "poll_done",
             window_start=report.window.start.isoformat(),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from watcher import __version__
@@ -11,6 +13,7 @@ from watcher import __version__
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._last_success = 0.0
         r = self.registry
         self.polls = Counter("watcher_polls", "Poll cycles by outcome", ["outcome"], registry=r)
         self.poll_duration = Histogram(
@@ -49,4 +52,21 @@ class Metrics:
             "Unix time of the last successful poll",
             registry=r,
         )
+        self.since_success = Gauge(
+            "watcher_seconds_since_last_successful_poll",
+            "Seconds since the last successful poll (-1 before the first)",
+            registry=r,
+        )
+        self.since_success.set_function(self._since_success)
         Info("watcher_build", "Build information", registry=r).info({"version": __version__})
+
+    def poll_succeeded(self) -> None:
+        self._last_success = time.time()
+        self.last_success.set(self._last_success)
+
+    def _since_success(self) -> float:
+        return time.time() - self._last_success if self._last_success else -1.0
+
+    def outbox(self, pending: int, given_up: int) -> None:
+        self.outbox_pending.set(pending)
+        self.outbox_given_up.set(given_up)

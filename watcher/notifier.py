@@ -289,5 +289,4 @@ class Notifier:
         if self._metrics:
             self._metrics.alerts.labels(channel, str(outcome)).inc(n)
             counts = self._store.outbox_counts()
-            self._metrics.outbox_pending.set(counts.pending)
-            self._metrics.outbox_given_up.set(counts.given_up)
+            self._metrics.outbox(counts.pending, counts.given_up)

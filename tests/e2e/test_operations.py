@@ -63,6 +63,8 @@ async def test_health_readiness_and_metrics_follow_the_daemon(
     assert metric(text, 'watcher_events_total{kind="transition"}') == 1
     assert metric(text, 'watcher_alerts_total{channel="hook",outcome="sent"}') == 1
     assert metric(text, "watcher_last_successful_poll_timestamp_seconds") > 0
+    assert 0 <= metric(text, "watcher_seconds_since_last_successful_poll") < 60
+    assert metric(text, "watcher_outbox_pending") == 0
     assert all(line.startswith(("#", "watcher_")) for line in text.splitlines() if line)
     world.faults.down = True
     await proc.eventually(lambda: "no poll has succeeded" in daemon_ready_text(port), 30)
