@@ -127,7 +127,7 @@ class Daemon:
         self.metrics.polls.labels("ok").inc()
         self.metrics.poll_succeeded()
         self.metrics.jobs_followed.set(report.followed)
-        counts = self.store.outbox_counts()
+        counts = self.store.outbox_counts(sent=False)
         self.metrics.outbox(counts.pending, counts.given_up)
         log.info(
             "poll_done",

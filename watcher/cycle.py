@@ -123,13 +123,15 @@ async def run_cycle(
     )
     # Read the clock again: the responses may have corrected it (see Daemon._api_time).
     now = clock()
-    srefs = [job.sref for job in observation.jobs]
-    previous = {**open_jobs, **store.states([s for s in srefs if s not in open_jobs])}
+    others = [job.sref for job in observation.jobs if job.sref not in open_jobs]
+    ended = store.ended_statuses(others)
+    # Jobs that had ended and still read the same are most of every window: leave them
+    # out of the diff, which could only confirm that nothing happened.
+    jobs = [j for j in observation.jobs if ended.get(j.sref) != j.status]
+    previous = {**open_jobs, **store.states([j.sref for j in jobs if j.sref not in open_jobs])}
     known_templates = store.templates()
     baseline = watermark is None and not poll.alert_on_first_run
-    diff = tracker.diff(
-        previous, observation.jobs, now, templates=known_templates, baseline=baseline
-    )
+    diff = tracker.diff(previous, jobs, now, templates=known_templates, baseline=baseline)
     for ignored in diff.ignored:
         log.warning(
             "job_report_ignored",

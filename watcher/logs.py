@@ -44,14 +44,22 @@ _SAFE_QUERY_KEYS = frozenset(
         "retry",
     }
 )
-_PATTERNS = (
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 " + MASK),
-    (re.compile(r"(://[^/\s:@]*:)[^@\s/]+@"), r"\1" + MASK + "@"),
-    (
-        re.compile(r"(\"?(?:access_token|client_secret|password)\"?\s*[=:]\s*\"?)[^\s\",&]+"),
-        r"\1" + MASK,
-    ),
+# Credential shapes, whoever's they are: an Authorization value, a URL's password, a
+# token or secret written as key=value. One pattern, one pass over each string.
+_SHAPES = re.compile(
+    r"(?i:\b(?P<scheme>bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<userinfo>://[^/\s:@]*:)[^@\s/]+@"
+    r"|(?P<key>\"?(?:access_token|client_secret|password)\"?\s*[=:]\s*\"?)[^\s\",&]+"
 )
+_RENDERED_BY_US = frozenset({"timestamp", "level", "logger"})  # never carry a secret
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    if match["scheme"]:
+        return f"{match['scheme']} {MASK}"
+    if match["userinfo"]:
+        return f"{match['userinfo']}{MASK}@"
+    return f"{match['key']}{MASK}"
 
 
 def url_secrets(url: str) -> set[str]:
@@ -98,11 +106,11 @@ class Redactor:
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
     def text(self, value: str) -> str:
+        if len(value) < MIN_SECRET:
+            return value
         if self._pattern is not None:
             value = self._pattern.sub(MASK, value)
-        for pattern, replacement in _PATTERNS:
-            value = pattern.sub(replacement, value)
-        return value
+        return _SHAPES.sub(_mask_shape, value)
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -119,7 +127,8 @@ class Redactor:
         self, _logger: object, _name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
-            event_dict[key] = self._walk(value)
+            if key not in _RENDERED_BY_US:
+                event_dict[key] = self._walk(value)
         return event_dict
 
 
@@ -182,12 +191,13 @@ def configure(
     logging.captureWarnings(True)
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        # Drops calls below the level before any processor runs: a debug line per rule
+        # per event costs nothing when debug is off.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=True,
     )
     return redactor

@@ -6,7 +6,7 @@ Frozen values only; nothing here does I/O or knows the API's JSON (that is `clie
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancelled", "expired"})
@@ -88,17 +88,17 @@ class Event:
     stuck_for: float | None = None
     rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
     seq: int = 0  # which reminder (stuck) or which gap (missed)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Identity of the event: the same key is never alerted twice.
+    def __post_init__(self) -> None:
+        """The event's identity: the same key is never alerted twice.
 
         A transition is once per job and new status; a recovery once per job; a timer
         event once per rule, subject and reminder or gap.
         """
         subject = self.job.sref or self.job.template
         base = f"{self.kind}:{subject}:{self.to_status}"
-        return f"{base}:{self.rule}:{self.seq}" if self.rule else base
+        object.__setattr__(self, "key", f"{base}:{self.rule}:{self.seq}" if self.rule else base)
 
 
 class Severity(enum.StrEnum):

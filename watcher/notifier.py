@@ -177,6 +177,9 @@ class Notifier:
 
     def _finished(self, channel: str, _task: asyncio.Task[bool]) -> None:
         self._inflight.pop(channel, None)
+        if self._metrics:  # once per channel batch, not per message
+            counts = self._store.outbox_counts(sent=False)
+            self._metrics.outbox(counts.pending, counts.given_up)
         self.wake.set()
 
     async def flush(self, budget: float | None = None) -> bool:
@@ -288,5 +291,3 @@ class Notifier:
     def _count(self, channel: str, outcome: DeliveryOutcome, n: int) -> None:
         if self._metrics:
             self._metrics.alerts.labels(channel, str(outcome)).inc(n)
-            counts = self._store.outbox_counts()
-            self._metrics.outbox(counts.pending, counts.given_up)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from watcher.models import KNOWN_STATUSES, Job
 
@@ -33,12 +34,14 @@ def _when(value: object) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValueError("not an ISO 8601 date")
-    parsed = datetime.fromisoformat(value.strip())
-    # The API documents a mandatory offset; a date without one is read as UTC, its default.
     try:
+        parsed = datetime.fromisoformat(value.strip())
+        # The API documents a mandatory offset; a date without one is read as UTC, its default.
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except OverflowError:
         raise ValueError("date out of range") from None
+    except ValueError:
+        raise ValueError("not an ISO 8601 date") from None
 
 
 def _text(value: object) -> str:
@@ -49,76 +52,59 @@ def _text(value: object) -> str:
     return str(value)[:MAX_TEXT]
 
 
-class _JobRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+def _label(value: object) -> str:
+    """A short text that repeats across jobs (status, type, template...): kept once."""
+    return sys.intern(_text(value))
 
-    sref: str
-    status: str = Field(min_length=1, max_length=100)
-    name: str = ""
-    url: str = ""
-    startedAt: datetime | None = None
-    updatedAt: datetime | None = None
-    startedBy: str = ""
-    type: str = ""
-    pageCount: int = Field(0, ge=0)
-    jobTemplateUri: str = ""
-    runType: str = ""
-    testRunsUri: str = ""
 
-    @field_validator("sref", mode="before")
-    @classmethod
-    def _sref(cls, value: object) -> str:
-        match = _SREF.fullmatch(value) if isinstance(value, str) else None
-        if not match:
-            raise ValueError("not a job reference like jobs/12345")
-        return match.group(1)
+def _sref(value: object) -> str:
+    match = _SREF.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError("not a job reference like jobs/12345")
+    return match.group(1)
 
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, value: object) -> object:
-        if not isinstance(value, str):
-            raise ValueError("not a string")
-        return value.strip().lower() if value.strip().lower() in KNOWN_STATUSES else value
 
-    @field_validator("startedAt", "updatedAt", mode="before")
-    @classmethod
-    def _date(cls, value: object) -> datetime | None:
-        return _when(value)
+def _status(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("not a non-empty string")
+    if len(value) > 100:
+        raise ValueError("longer than 100 characters")
+    folded = value.strip().lower()
+    return sys.intern(folded if folded in KNOWN_STATUSES else value)
 
-    @field_validator(
-        "name",
-        "url",
-        "startedBy",
-        "type",
-        "jobTemplateUri",
-        "runType",
-        "testRunsUri",
-        mode="before",
-    )
-    @classmethod
-    def _str(cls, value: object) -> str:
-        return _text(value)
 
-    @field_validator("pageCount", mode="before")
-    @classmethod
-    def _count(cls, value: object) -> object:
-        return 0 if value is None else value
+def _count(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        count = int(value.strip())
+    else:
+        raise ValueError("not a whole number")
+    if count < 0:
+        raise ValueError("not a whole number of 0 or more")
+    return count
 
-    def job(self) -> Job:
-        return Job(
-            sref=self.sref,
-            name=self.name,
-            status=self.status,
-            started_at=self.startedAt,
-            updated_at=self.updatedAt,
-            url=self.url,
-            type=self.type,
-            run_type=self.runType,
-            started_by=self.startedBy,
-            page_count=self.pageCount,
-            template=self.jobTemplateUri,
-            test_runs_uri=self.testRunsUri,
-        )
+
+# field in the API's record -> (our name, reader); a reader raises ValueError
+_FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "sref": ("sref", _sref),
+    "status": ("status", _status),
+    "name": ("name", _text),
+    "url": ("url", _text),
+    "startedAt": ("started_at", _when),
+    "updatedAt": ("updated_at", _when),
+    "startedBy": ("started_by", _label),
+    "type": ("type", _label),
+    "pageCount": ("page_count", _count),
+    "jobTemplateUri": ("template", _label),
+    "runType": ("run_type", _label),
+    "testRunsUri": ("test_runs_uri", _text),
+}
+_REQUIRED = ("sref", "status")
 
 
 def _record_name(item: object) -> str:
@@ -129,15 +115,32 @@ def _record_name(item: object) -> str:
     return "?"
 
 
+def _job(item: object) -> Job:
+    """A Job from one record; ValueError lists every problem (field: what is wrong)."""
+    if not isinstance(item, dict):
+        raise ValueError("record: not an object")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field, (name, read) in _FIELDS.items():
+        raw = item.get(field)
+        if raw is None and field in _REQUIRED:
+            problems.append(f"{field}: missing")
+            continue
+        try:
+            values[name] = read(raw)
+        except ValueError as exc:
+            problems.append(f"{field}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return Job(**values)
+
+
 def parse_job(item: object, where: str) -> Job | None:
     """One job record, or None (logged, naming the record and the fields) if malformed."""
     try:
-        return _JobRecord.model_validate(item).job()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
-        )
-        log.warning("job_record_skipped", sref=_record_name(item), where=where, problems=problems)
+        return _job(item)
+    except ValueError as exc:
+        log.warning("job_record_skipped", sref=_record_name(item), where=where, problems=str(exc))
         return None
 
 

@@ -44,20 +44,29 @@ def _streak(m: Match, event: Event) -> bool:
 
 
 def match(m: Match, event: Event, rule_name: str = "") -> MatchReason:
+    """The first reason the rule does not apply to the event, or MATCHED (cheapest first)."""
+    if m.event != event.kind:
+        return MatchReason.WRONG_EVENT
+    if event.rule is not None and event.rule != rule_name:
+        return MatchReason.OTHER_RULE
+    if m.to and event.to_status not in m.to:
+        return MatchReason.WRONG_TO
+    if m.from_ and event.from_status not in m.from_:
+        return MatchReason.WRONG_FROM
     job = event.job
-    checks = (
-        (m.event == event.kind, MatchReason.WRONG_EVENT),
-        (event.rule is None or event.rule == rule_name, MatchReason.OTHER_RULE),
-        (not m.to or event.to_status in m.to, MatchReason.WRONG_TO),
-        (not m.from_ or event.from_status in m.from_, MatchReason.WRONG_FROM),
-        (_glob(m.name, job.name), MatchReason.WRONG_NAME),
-        (_one_of(m.type, job.type), MatchReason.WRONG_TYPE),
-        (_one_of(m.run_type, job.run_type), MatchReason.WRONG_RUN_TYPE),
-        (_glob(m.template, job.template), MatchReason.WRONG_TEMPLATE),
-        (_glob(m.started_by, job.started_by), MatchReason.WRONG_STARTED_BY),
-        (_streak(m, event), MatchReason.WRONG_STREAK),
-    )
-    return next((reason for ok, reason in checks if not ok), MatchReason.MATCHED)
+    if not _glob(m.name, job.name):
+        return MatchReason.WRONG_NAME
+    if not _one_of(m.type, job.type):
+        return MatchReason.WRONG_TYPE
+    if not _one_of(m.run_type, job.run_type):
+        return MatchReason.WRONG_RUN_TYPE
+    if not _glob(m.template, job.template):
+        return MatchReason.WRONG_TEMPLATE
+    if not _glob(m.started_by, job.started_by):
+        return MatchReason.WRONG_STARTED_BY
+    if not _streak(m, event):
+        return MatchReason.WRONG_STREAK
+    return MatchReason.MATCHED
 
 
 def evaluate(event: Event, rules: Sequence[Rule]) -> list[Decision]:

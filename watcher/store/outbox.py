@@ -117,13 +117,18 @@ class OutboxTables:
                 [(now.timestamp(), error, i) for i in ids],
             )
 
-    def outbox_counts(self) -> OutboxCounts:
-        counts = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
-        return OutboxCounts(
-            pending=counts.get("pending", 0),
-            sent=counts.get("sent", 0),
-            given_up=counts.get("given_up", 0),
-        )
+    def outbox_counts(self, *, sent: bool = True) -> OutboxCounts:
+        """Pending and given-up alerts (each from a partial index, cheap), and unless
+        `sent=False` the sent ones (a scan of the outbox: for reports, not hot paths)."""
+        pending, given_up = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending'),"
+            " (SELECT COUNT(*) FROM outbox WHERE state = 'given_up')"
+        ).fetchone()
+        done = 0
+        if sent:
+            query = "SELECT COUNT(*) FROM outbox WHERE state = 'sent'"
+            done = self._db.execute(query).fetchone()[0]
+        return OutboxCounts(pending=pending, sent=done, given_up=given_up)
 
     def outbox_items(self, state: str, limit: int = 50) -> list[dict[str, object]]:
         rows = self._db.execute(

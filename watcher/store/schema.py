@@ -52,6 +52,7 @@ MIGRATIONS: dict[int, str] = {
         UNIQUE (event_key, rule, channel)
     );
     CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_given_up ON outbox (id) WHERE state = 'given_up';
     CREATE TABLE templates (
         template TEXT PRIMARY KEY,
         watching_since REAL NOT NULL,

@@ -22,7 +22,7 @@ from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _WATERMARK = "watermark"
 _COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
-_CHUNK = 500  # srefs per IN (...) query, well under SQLite's variable limit
+_CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
 
 class SqliteStore(OutboxTables):
@@ -148,10 +148,15 @@ class SqliteStore(OutboxTables):
         `before`, at most `limit` rows of each per call; return how many rows went."""
         cutoff = before.timestamp()
         with self._write() as db:
+            # started_at first, so the index on it is used; jobs that never had one after.
             removed = db.execute(
                 "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE"
-                " (ended = 1 OR followed = 0) AND COALESCE(started_at, first_seen) < ?"
-                " LIMIT ?)",
+                " started_at < ? AND (ended = 1 OR followed = 0) LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE"
+                " started_at IS NULL AND first_seen < ? AND (ended = 1 OR followed = 0) LIMIT ?)",
                 (cutoff, limit),
             ).rowcount
             removed += db.execute(
@@ -165,6 +170,34 @@ class SqliteStore(OutboxTables):
                 (cutoff, limit),
             ).rowcount
         return removed
+
+    def _existing_event_keys(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT key FROM events WHERE key IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+            )
+        return found
+
+    def ended_statuses(self, srefs: Sequence[str]) -> dict[str, str]:
+        """The status of each of `srefs` that the store knows as ended (cheap: no JobState)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(srefs), _CHUNK):
+            chunk = srefs[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    f"SELECT sref, status FROM jobs WHERE ended = 1 AND sref IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+            )
+        return found
 
     def count_started_between(self, start: datetime, end: datetime) -> int:
         row = self._db.execute(
@@ -188,7 +221,6 @@ class SqliteStore(OutboxTables):
         alerts: this is the last line of defence against alerting twice.
         """
         now = commit.now.timestamp()
-        queued = 0
         with self._write() as db:
             db.executemany(
                 "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
@@ -231,52 +263,55 @@ class SqliteStore(OutboxTables):
                     for t in commit.templates
                 ],
             )
-            fresh: set[str] = set()
-            for event in commit.events:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
-                    " recorded_at) VALUES (?,?,?,?,?,?,?)",
+            known = self._existing_event_keys([e.key for e in commit.events])
+            fresh_events = {e.key: e for e in commit.events if e.key not in known}
+            db.executemany(
+                "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
+                " recorded_at) VALUES (?,?,?,?,?,?,?)",
+                [
                     (
-                        event.key,
-                        str(event.kind),
-                        event.job.sref,
-                        event.from_status,
-                        event.to_status,
-                        event.at.timestamp(),
+                        e.key,
+                        str(e.kind),
+                        e.job.sref,
+                        e.from_status,
+                        e.to_status,
+                        e.at.timestamp(),
                         now,
-                    ),
-                )
-                if cursor.rowcount:
-                    fresh.add(event.key)
-            for alert in commit.alerts:
-                if alert.event_key not in fresh:
-                    continue
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
-                    " body, sref, created_at, next_attempt_at, kind, template, resolvable)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    )
+                    for e in fresh_events.values()
+                ],
+            )
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
+                " body, sref, created_at, next_attempt_at, kind, template, resolvable)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
                     (
-                        alert.event_key,
-                        alert.rule,
-                        alert.channel,
-                        str(alert.severity),
-                        alert.title,
-                        alert.body,
-                        alert.sref,
+                        a.event_key,
+                        a.rule,
+                        a.channel,
+                        str(a.severity),
+                        a.title,
+                        a.body,
+                        a.sref,
                         now,
                         now,
-                        str(alert.kind),
-                        alert.template,
-                        int(alert.resolvable),
-                    ),
-                )
-                queued += cursor.rowcount
+                        str(a.kind),
+                        a.template,
+                        int(a.resolvable),
+                    )
+                    for a in commit.alerts
+                    if a.event_key in fresh_events
+                ],
+            )
+            queued = db.total_changes - before
             db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (_WATERMARK, commit.watermark.isoformat()),
             )
-        return queued, fresh
+        return queued, set(fresh_events)
 
     def templates(self) -> dict[str, TemplateState]:
         return {
