@@ -12,7 +12,7 @@ import base64
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -25,7 +25,7 @@ from yarl import URL
 
 from watcher import logs, payload
 from watcher.metrics import Metrics
-from watcher.models import Job
+from watcher.models import Job, is_terminal
 from watcher.settings import ApiSettings
 
 log = structlog.get_logger("watcher.client")
@@ -53,6 +53,7 @@ class Listing:
     jobs: list[Job]
     pages: int
     skipped: int
+    unchanged: int = 0  # ended jobs listed again with the same status, not parsed
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -91,6 +92,11 @@ class Client:
         )
         self._token_expiry = float("inf") if self._token else 0.0
         self.requests = 0
+        # sref -> terminal status of the ended jobs listed by the last cycle that was
+        # committed: such records are not parsed again while they read the same (see
+        # parse_list). This cycle's go to _staged, and count only once it is committed.
+        self._settled: dict[str, str] = {}
+        self._staged: dict[str, str] = {}
         self.server_time: tuple[datetime, float] | None = None  # (API time, monotonic)
         self._skew = 0.0
 
@@ -289,9 +295,26 @@ class Client:
             return []
         return payload.parse_test_runs(body)[:limit]
 
+    def start_cycle(self) -> None:
+        self._staged = {}
+
+    def settle(self, stored: Mapping[str, str]) -> None:
+        """The cycle was committed, and `stored` (sref -> status) is what the store now
+        holds for ended jobs it listed: those need no parsing next time. Only what the
+        store confirms is settled, so a read the tracker ignored is read again. Kept to
+        one cycle's listings: the cache is as large as a window, never a history."""
+        self._settled = {
+            sref: status
+            for sref, status in self._staged.items()
+            if stored.get(sref, self._settled.get(sref)) == status
+        }
+        self._staged = {}
+
     async def list_jobs(self, start: datetime, end: datetime) -> Listing:
         """Every job whose start lies in [start, end], across all pages, one per sref."""
         jobs: dict[str, Job] = {}
+        settled = {**self._settled, **self._staged} if self._staged else self._settled
+        unchanged: set[str] = set()
         url = self._page_url(start, end, 1)
         page, raw, skipped, widest = 1, 0, 0, 0
         visited: set[str] = set()
@@ -306,11 +329,12 @@ class Client:
             except _NotFound:
                 raise ApiError("GET jobs: HTTP 404") from None
             try:
-                listed = payload.parse_list(body, page)
+                listed = payload.parse_list(body, page, settled)
             except payload.PayloadError as exc:
                 raise ApiError(f"GET jobs page {page}: {exc}") from None
             skipped += listed.skipped
-            before = len(jobs)
+            before = len(jobs) + len(unchanged)
+            unchanged.update(listed.unchanged)
             for job in listed.jobs:
                 known = jobs.get(job.sref)
                 if known is None or payload.newer(job, known):
@@ -326,12 +350,12 @@ class Client:
                     break
                 url, page = nxt, page + 1
                 continue
-            if len(jobs) == before:
+            if len(jobs) + len(unchanged) == before:
                 log.warning("api_paging_ignored", page=page, hint="check api.page_param")
                 break
             total = listed.total
             if total is not None and (
-                len(jobs) + skipped >= total or (raw >= total and count < widest)
+                len(jobs) + len(unchanged) + skipped >= total or (raw >= total and count < widest)
             ):
                 break
             # Without a total, only a page shorter than the widest so far ends the listing:
@@ -340,4 +364,12 @@ class Client:
                 break
             page += 1
             url = self._page_url(start, end, page)
-        return Listing(jobs=list(jobs.values()), pages=page, skipped=skipped)
+        for sref in unchanged:
+            self._staged[sref] = settled[sref]
+        for job in jobs.values():
+            if is_terminal(job.status):
+                self._staged[job.sref] = job.status
+        unchanged.difference_update(jobs)  # a shifted page can show a job both ways
+        return Listing(
+            jobs=list(jobs.values()), pages=page, skipped=skipped, unchanged=len(unchanged)
+        )

@@ -7,6 +7,8 @@ others. A cycle that fails anywhere before the commit leaves the store untouched
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,12 +80,17 @@ def alerts_for(
     return out
 
 
-def firing(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
+def firing(event: Event, rule_list: Sequence[Rule], *, explain: bool = False) -> list[Rule]:
+    """The rules that fire for the event; with `explain`, every decision is logged."""
     fired = []
     for decision in rules.evaluate(event, rule_list):
-        log.debug(
-            "rule_decision", rule=decision.rule.name, event_key=event.key, reason=decision.reason
-        )
+        if explain:
+            log.debug(
+                "rule_decision",
+                rule=decision.rule.name,
+                event_key=event.key,
+                reason=decision.reason,
+            )
         if decision.fires:
             fired.append(decision.rule)
     return fired
@@ -151,7 +158,8 @@ async def run_cycle(
         *timers.stuck(unfinished, after, rule_list, now),
         *timers.missed(templates, rule_list, now),
     ]
-    fired = {event.key: firing(event, rule_list) for event in events}
+    explain = log.is_enabled_for(logging.DEBUG)
+    fired = {event.key: firing(event, rule_list, explain=explain) for event in events}
     wanted = [
         e
         for e in events
@@ -172,9 +180,14 @@ async def run_cycle(
             templates=list(diff.templates.values()),
         )
     )
+    client.settle({**ended, **{s.sref: s.status for s in diff.states if s.ended}})
     new_events = [e for e in events if e.key in fresh]
+    kinds = collections.Counter(str(e.kind) for e in new_events)
     for event in new_events:
-        log.info(
+        # An event a rule acted on is worth a line; the rest (a window of thousands of
+        # jobs starting) only at debug: the poll summary counts them.
+        emit = log.info if fired[event.key] else log.debug
+        emit(
             "job_event",
             kind=str(event.kind),
             sref=event.job.sref,
@@ -184,15 +197,15 @@ async def run_cycle(
             streak=event.streak,
             rules=[r.name for r in fired[event.key]],
         )
-        if metrics:
-            metrics.events.labels(str(event.kind)).inc()
     if metrics:
+        for kind, count in kinds.items():
+            metrics.events.labels(kind).inc(count)
         metrics.records_skipped.inc(observation.skipped)
     return CycleReport(
         window=observation.window,
         pages=observation.pages,
         requests=observation.requests,
-        jobs_seen=len(observation.jobs),
+        jobs_seen=len(observation.jobs) + observation.unchanged,
         skipped=observation.skipped,
         events=len(new_events),
         alerts=queued,

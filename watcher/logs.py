@@ -8,6 +8,7 @@ included. It runs last before rendering, so nothing can slip in after it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -147,6 +148,23 @@ QUIET_LIBRARIES = {
 }
 
 
+class _LineLogger:
+    """Writes structlog's rendered lines straight to the stream, under the stdlib
+    handler's lock, so lines from both pipelines never interleave (and our own lines
+    skip the cost of a stdlib LogRecord)."""
+
+    def __init__(self, name: str, handler: logging.StreamHandler[TextIO]) -> None:
+        self.name = name
+        self._handler = handler
+
+    def msg(self, line: str) -> None:
+        with self._handler.lock or contextlib.nullcontext():
+            self._handler.stream.write(line + "\n")
+            self._handler.stream.flush()
+
+    debug = info = warning = error = critical = exception = msg
+
+
 def configure(
     *,
     fmt: str = "auto",
@@ -190,11 +208,8 @@ def configure(
         logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level.upper())))
     logging.captureWarnings(True)
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, renderer],
+        logger_factory=lambda name="watcher", *_: _LineLogger(name, handler),
         # Drops calls below the level before any processor runs: a debug line per rule
         # per event costs nothing when debug is off.
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -175,3 +175,4 @@ class Observation:
     pages: int = 0
     requests: int = 0
     skipped: int = 0  # malformed records left out
+    unchanged: int = 0  # ended jobs listed again, same status: not parsed, nothing to do

@@ -88,6 +88,7 @@ async def observe(
             hint="poll.max_catch_up limits how far back a restart looks",
         )
     requests_before = client.requests
+    client.start_cycle()
     listing = await client.list_jobs(win.start, win.end)
     jobs = {job.sref: job for job in listing.jobs}
     follow, unfollow = to_follow(open_jobs, set(jobs), now, poll)
@@ -95,8 +96,7 @@ async def observe(
         log.warning(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
         )
-    pages = listing.pages
-    skipped = listing.skipped
+    pages, skipped, unchanged = listing.pages, listing.skipped, listing.unchanged
     back = (
         backfill_start(follow, open_jobs, win, known_between, client.page_size)
         if known_between
@@ -106,6 +106,7 @@ async def observe(
         extra = await client.list_jobs(back, win.start)
         pages += extra.pages
         skipped += extra.skipped
+        unchanged += extra.unchanged
         for job in extra.jobs:
             jobs.setdefault(job.sref, job)
         log.info(
@@ -136,5 +137,6 @@ async def observe(
         pages=pages,
         requests=client.requests - requests_before,
         skipped=skipped,
+        unchanged=unchanged,
     )
     return observation, unfollow + gone

@@ -128,12 +128,16 @@ def _follow_templates(
         state = out.templates.get(template) or known.get(template)
         return state or TemplateState(template=template, watching_since=now)
 
+    newest: dict[str, Job] = {}
     for job in seen:
-        if not job.template or job.started_at is None:
-            continue
-        state = current(job.template)
-        if state.last_start is None or job.started_at > state.last_start:
-            out.templates[job.template] = dataclasses.replace(
+        if job.template and job.started_at is not None:
+            top = newest.get(job.template)
+            if top is None or job.started_at > (top.started_at or job.started_at):
+                newest[job.template] = job
+    for template, job in newest.items():
+        state = current(template)
+        if state.last_start is None or (job.started_at and job.started_at > state.last_start):
+            out.templates[template] = dataclasses.replace(
                 state, last_start=job.started_at, last_name=job.name
             )
     # In the order the jobs ended, so "the previous ended job" means what it says.
