@@ -153,11 +153,14 @@ async def run_cycle(
     after = {**previous, **{s.sref: s for s in diff.states}}
     gone = set(unfollow)
     unfinished = [j for j in observation.jobs if j.sref not in gone]
-    events = [
-        *diff.events,
+    timed = [
         *timers.stuck(unfinished, after, rule_list, now),
         *timers.missed(templates, rule_list, now),
     ]
+    # Timer events recur every cycle until their key is recorded: skip the known ones
+    # before rules and templates run, not after.
+    recorded = store.known_events([e.key for e in timed])
+    events = [*diff.events, *(e for e in timed if e.key not in recorded)]
     explain = log.is_enabled_for(logging.DEBUG)
     fired = {event.key: firing(event, rule_list, explain=explain) for event in events}
     wanted = [

@@ -171,7 +171,8 @@ class SqliteStore(OutboxTables):
             ).rowcount
         return removed
 
-    def _existing_event_keys(self, keys: Sequence[str]) -> set[str]:
+    def known_events(self, keys: Sequence[str]) -> set[str]:
+        """Which of these event keys are recorded already."""
         found: set[str] = set()
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
@@ -263,7 +264,7 @@ class SqliteStore(OutboxTables):
                     for t in commit.templates
                 ],
             )
-            known = self._existing_event_keys([e.key for e in commit.events])
+            known = self.known_events([e.key for e in commit.events])
             fresh_events = {e.key: e for e in commit.events if e.key not in known}
             db.executemany(
                 "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
