@@ -9,6 +9,7 @@ the outbox for the next start.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sqlite3
 import time
@@ -86,6 +87,9 @@ class Daemon:
         self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        # What is loaded by now (apprise's plugins, settings, templates) lives as long as
+        # the process: keep it out of every garbage collection a big cycle triggers.
+        gc.freeze()
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())

@@ -222,6 +222,8 @@ class SqliteStore(OutboxTables):
         alerts: this is the last line of defence against alerting twice.
         """
         now = commit.now.timestamp()
+        # Rows go to executemany as generators: a window of 100k jobs never exists twice
+        # in memory as lists of tuples.
         with self._write() as db:
             db.executemany(
                 "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
@@ -230,7 +232,7 @@ class SqliteStore(OutboxTables):
                 " status_since = excluded.status_since, updated_at = excluded.updated_at,"
                 " started_at = excluded.started_at, template = excluded.template,"
                 " name = excluded.name, ended = excluded.ended",
-                [
+                (
                     (
                         s.sref,
                         s.status,
@@ -243,7 +245,7 @@ class SqliteStore(OutboxTables):
                         int(s.ended),
                     )
                     for s in commit.states
-                ],
+                ),
             )
             db.executemany(
                 "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
@@ -253,7 +255,7 @@ class SqliteStore(OutboxTables):
                 " VALUES (?,?,?,?,?) ON CONFLICT (template) DO UPDATE SET"
                 " streak = excluded.streak, last_start = excluded.last_start,"
                 " last_name = excluded.last_name",
-                [
+                (
                     (
                         t.template,
                         t.watching_since.timestamp(),
@@ -262,14 +264,14 @@ class SqliteStore(OutboxTables):
                         t.last_name,
                     )
                     for t in commit.templates
-                ],
+                ),
             )
             known = self.known_events([e.key for e in commit.events])
             fresh_events = {e.key: e for e in commit.events if e.key not in known}
             db.executemany(
                 "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
                 " recorded_at) VALUES (?,?,?,?,?,?,?)",
-                [
+                (
                     (
                         e.key,
                         str(e.kind),
@@ -280,14 +282,14 @@ class SqliteStore(OutboxTables):
                         now,
                     )
                     for e in fresh_events.values()
-                ],
+                ),
             )
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
                 " body, sref, created_at, next_attempt_at, kind, template, resolvable)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
+                (
                     (
                         a.event_key,
                         a.rule,
@@ -304,7 +306,7 @@ class SqliteStore(OutboxTables):
                     )
                     for a in commit.alerts
                     if a.event_key in fresh_events
-                ],
+                ),
             )
             queued = db.total_changes - before
             db.execute(
