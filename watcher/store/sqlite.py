@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from watcher.models import JobState, TemplateState
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
@@ -21,7 +22,10 @@ from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _WATERMARK = "watermark"
-_COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
+_SELECT_STATES = (
+    "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
+    " FROM jobs"
+)
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
 
@@ -117,7 +121,14 @@ class SqliteStore(OutboxTables):
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_WATERMARK,)).fetchone()
         return datetime.fromisoformat(row[0]) if row else None
 
-    def _states(self, sql: str, params: Iterable[object]) -> dict[str, JobState]:
+    def _in(self, sql: str, values: Sequence[str]) -> Iterator[Any]:
+        """Rows of `sql`, whose `{marks}` is an IN list, for all `values`, in chunks."""
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            yield from self._db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+    @staticmethod
+    def _states(rows: Iterable[Any]) -> dict[str, JobState]:
         return {
             row[0]: JobState(
                 sref=row[0],
@@ -129,19 +140,12 @@ class SqliteStore(OutboxTables):
                 template=row[6],
                 name=row[7],
             )
-            for row in self._db.execute(sql, tuple(params))
+            for row in rows
         }
 
     def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
         """The stored state of each of `srefs` that the store knows."""
-        found: dict[str, JobState] = {}
-        for start in range(0, len(srefs), _CHUNK):
-            chunk = srefs[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._states(f"SELECT {_COLUMNS} FROM jobs WHERE sref IN ({marks})", chunk)  # noqa: S608 (placeholders)
-            )
-        return found
+        return self._states(self._in(_SELECT_STATES + " WHERE sref IN ({marks})", srefs))
 
     def prune(self, before: datetime, limit: int = 5000) -> int:
         """Forget ended jobs that started, events recorded and alerts finished before
@@ -173,32 +177,12 @@ class SqliteStore(OutboxTables):
 
     def known_events(self, keys: Sequence[str]) -> set[str]:
         """Which of these event keys are recorded already."""
-        found: set[str] = set()
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT key FROM events WHERE key IN ({marks})",  # noqa: S608
-                    chunk,
-                )
-            )
-        return found
+        return {row[0] for row in self._in("SELECT key FROM events WHERE key IN ({marks})", keys)}
 
     def ended_statuses(self, srefs: Sequence[str]) -> dict[str, str]:
         """The status of each of `srefs` that the store knows as ended (cheap: no JobState)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(srefs), _CHUNK):
-            chunk = srefs[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._db.execute(
-                    f"SELECT sref, status FROM jobs WHERE ended = 1 AND sref IN ({marks})",  # noqa: S608
-                    chunk,
-                ).fetchall()
-            )
-        return found
+        sql = "SELECT sref, status FROM jobs WHERE ended = 1 AND sref IN ({marks})"
+        return dict(self._in(sql, srefs))
 
     def count_started_between(self, start: datetime, end: datetime) -> int:
         row = self._db.execute(
@@ -209,10 +193,7 @@ class SqliteStore(OutboxTables):
 
     def open_jobs(self) -> dict[str, JobState]:
         """Jobs last seen unfinished that are still being followed."""
-        return self._states(
-            f"SELECT {_COLUMNS} FROM jobs WHERE ended = 0 AND followed = 1",  # noqa: S608
-            (),
-        )
+        return self._states(self._db.execute(_SELECT_STATES + " WHERE ended = 0 AND followed = 1"))
 
     def commit_cycle(self, commit: CycleCommit) -> tuple[int, set[str]]:
         """Write one cycle atomically; return how many alerts entered the outbox and the
