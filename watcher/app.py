@@ -87,6 +87,7 @@ class Daemon:
         self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        self._cycles = 0
         # What is loaded by now (apprise's plugins, settings, templates) lives as long as
         # the process: keep it out of every garbage collection a big cycle triggers.
         gc.freeze()
@@ -103,6 +104,10 @@ class Daemon:
     async def poll_once(self) -> bool:
         """Run one poll cycle; True on success. Never raises for API trouble."""
         started = time.monotonic()
+        self._cycles += 1
+        # Every line logged while this cycle runs carries its number (contextvars: the
+        # delivery task keeps its own context).
+        structlog.contextvars.bind_contextvars(cycle=self._cycles)
         try:
             report = await cycle.run_cycle(
                 self.client,
@@ -125,6 +130,7 @@ class Daemon:
             return False
         finally:
             self.metrics.poll_duration.observe(time.monotonic() - started)
+            structlog.contextvars.unbind_contextvars("cycle")
         self.last_success = time.monotonic()
         self.last_error = None
         self._prune()
@@ -135,6 +141,7 @@ class Daemon:
         self.metrics.outbox(counts.pending, counts.given_up)
         log.info(
             "poll_done",
+            cycle=self._cycles,
             window_start=report.window.start.isoformat(),
             window_end=report.window.end.isoformat(),
             pages=report.pages,
