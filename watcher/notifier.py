@@ -142,7 +142,7 @@ class Notifier:
         now = self._clock()
         batches: dict[str, list[OutboxItem]] = defaultdict(list)
         horizon = now + timedelta(days=36500) if flush else now
-        for item in self._store.due(horizon):
+        for item in self._store.due(horizon, busy=list(self._inflight)):
             if flush and item.held and item.next_attempt_at > now:
                 continue  # quiet hours hold even a flush
             batches[item.alert.channel].append(item)

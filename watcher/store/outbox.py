@@ -4,7 +4,7 @@ them. Rows change state only after the outcome is known (sent only once accepted
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
@@ -20,15 +20,17 @@ class OutboxTables:
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
-    def due(self, now: datetime, limit: int = 1000) -> list[OutboxItem]:
-        """Pending alerts whose next attempt is due, oldest first."""
-        rows = self._db.execute(
+    def due(self, now: datetime, limit: int = 1000, busy: Collection[str] = ()) -> list[OutboxItem]:
+        """Pending alerts whose next attempt is due, oldest first, leaving out the `busy`
+        channels (so a slow channel's backlog cannot fill the batch for the others)."""
+        sql = (
             "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
             " attempts, next_attempt_at, done_targets, kind, template, resolvable, held"
-            " FROM outbox WHERE state = 'pending'"
-            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (now.timestamp(), limit),
+            " FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+            " AND channel NOT IN ({marks}) ORDER BY id LIMIT ?"
         )
+        marks = ",".join("?" * len(busy))
+        rows = self._db.execute(sql.format(marks=marks), (now.timestamp(), *busy, limit))
         return [
             OutboxItem(
                 id=row[0],
