@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -316,54 +317,69 @@ class Client:
         settled = {**self._settled, **self._staged} if self._staged else self._settled
         unchanged: set[str] = set()
         url = self._page_url(start, end, 1)
-        page, raw, skipped, widest = 1, 0, 0, 0
+        page, raw, skipped, widest, last = 1, 0, 0, 0, 0
         visited: set[str] = set()
-        while True:
-            if page > self._s.max_pages:
-                raise ApiError(
-                    f"the window needs more than api.max_pages ({self._s.max_pages}) pages"
-                )
-            visited.add(url)
-            try:
-                body = await self._get(url, "jobs")
-            except _NotFound:
-                raise ApiError("GET jobs: HTTP 404") from None
-            try:
-                listed = payload.parse_list(body, page, settled)
-            except payload.PayloadError as exc:
-                raise ApiError(f"GET jobs page {page}: {exc}") from None
-            skipped += listed.skipped
-            before = len(jobs) + len(unchanged)
-            unchanged.update(listed.unchanged)
-            for job in listed.jobs:
-                known = jobs.get(job.sref)
-                if known is None or payload.newer(job, known):
-                    jobs[job.sref] = job
-            count = listed.count
-            raw += count
-            widest = max(widest, count)
-            if count == 0:
-                break
-            if listed.next_url:
-                nxt = urljoin(self._s.base_url + "/", listed.next_url)
-                if nxt in visited:
+        # Once page 1 tells the total, the next pages are requested ahead, up to
+        # max_concurrency at a time, and still read and judged one by one, in order.
+        ahead: dict[int, asyncio.Task[Any]] = {}
+        try:
+            while True:
+                if page > self._s.max_pages:
+                    raise ApiError(
+                        f"the window needs more than api.max_pages ({self._s.max_pages}) pages"
+                    )
+                visited.add(url)
+                fetch = ahead.pop(page, None) or self._get(url, "jobs")
+                try:
+                    body = await fetch
+                except _NotFound:
+                    raise ApiError("GET jobs: HTTP 404") from None
+                try:
+                    listed = payload.parse_list(body, page, settled)
+                except payload.PayloadError as exc:
+                    raise ApiError(f"GET jobs page {page}: {exc}") from None
+                skipped += listed.skipped
+                before = len(jobs) + len(unchanged)
+                unchanged.update(listed.unchanged)
+                for job in listed.jobs:
+                    known = jobs.get(job.sref)
+                    if known is None or payload.newer(job, known):
+                        jobs[job.sref] = job
+                count = listed.count
+                raw += count
+                widest = max(widest, count)
+                if count == 0:
                     break
-                url, page = nxt, page + 1
-                continue
-            if len(jobs) + len(unchanged) == before:
-                log.warning("api_paging_ignored", page=page, hint="check api.page_param")
-                break
-            total = listed.total
-            if total is not None and (
-                len(jobs) + len(unchanged) + skipped >= total or (raw >= total and count < widest)
-            ):
-                break
-            # Without a total, only a page shorter than the widest so far ends the listing:
-            # a server that silently caps the page size makes every page "short".
-            if total is None and count < widest:
-                break
-            page += 1
-            url = self._page_url(start, end, page)
+                if listed.next_url:
+                    nxt = urljoin(self._s.base_url + "/", listed.next_url)
+                    if nxt in visited:
+                        break
+                    url, page = nxt, page + 1
+                    continue
+                if len(jobs) + len(unchanged) == before:
+                    log.warning("api_paging_ignored", page=page, hint="check api.page_param")
+                    break
+                total = listed.total
+                seen = len(jobs) + len(unchanged) + skipped
+                if total is not None and (seen >= total or (raw >= total and count < widest)):
+                    break
+                # Without a total, only a page shorter than the widest so far ends the
+                # listing: a server that silently caps the page size makes every page "short".
+                if total is None and count < widest:
+                    break
+                page += 1
+                url = self._page_url(start, end, page)
+                if total is not None:
+                    last = min(max(last, math.ceil(total / widest)), self._s.max_pages)
+                for n in range(page + 1, min(page + self._s.max_concurrency, last + 1)):
+                    if n not in ahead:
+                        ahead[n] = asyncio.ensure_future(
+                            self._get(self._page_url(start, end, n), "jobs")
+                        )
+        finally:
+            for task in ahead.values():
+                task.cancel()
+            await asyncio.gather(*ahead.values(), return_exceptions=True)
         for sref in unchanged:
             self._staged[sref] = settled[sref]
         for job in jobs.values():
