@@ -143,16 +143,17 @@ def _follow_templates(
     # In the order the jobs ended, so "the previous ended job" means what it says.
     ended.sort(key=lambda pair: (pair[0].updated_at or now, pair[0].started_at or now))
     streaked: dict[int, Event] = {}
+    streaks: dict[str, int] = {}  # template -> failures in a row, as of the job in hand
     for job, event in ended:
         if not job.template or job.status == "cancelled":
             continue  # cancelled jobs neither break nor extend a streak
-        state = current(job.template)
+        streak = streaks.get(job.template, current(job.template).streak)
         if job.status in FAILURE_STATUSES:
-            state = dataclasses.replace(state, streak=state.streak + 1)
+            streak += 1
             if event is not None:
-                streaked[id(event)] = dataclasses.replace(event, streak=state.streak)
+                streaked[id(event)] = dataclasses.replace(event, streak=streak)
         elif job.status == "completed":
-            if state.streak and event is not None:
+            if streak and event is not None:
                 out.events.append(
                     Event(
                         kind=EventKind.RECOVERED,
@@ -160,12 +161,15 @@ def _follow_templates(
                         from_status=event.from_status,
                         to_status=job.status,
                         at=event.at,
-                        streak=state.streak,
+                        streak=streak,
                     )
                 )
-            state = dataclasses.replace(state, streak=0)
-        out.templates[job.template] = state
-    out.events = [streaked.get(id(e), e) for e in out.events]
+            streak = 0
+        streaks[job.template] = streak
+    for template, streak in streaks.items():
+        out.templates[template] = dataclasses.replace(current(template), streak=streak)
+    if streaked:
+        out.events = [streaked.get(id(e), e) for e in out.events]
 
 
 def _transition(job: Job, from_status: str, now: datetime) -> Event:
