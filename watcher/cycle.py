@@ -150,9 +150,15 @@ async def run_cycle(
     for name in timers.watched_templates(rule_list, templates):
         if name not in templates:  # the watcher begins watching it now
             templates[name] = diff.templates[name] = TemplateState(name, watching_since=now)
-    after = {**previous, **{s.sref: s for s in diff.states}}
     gone = set(unfollow)
-    unfinished = [j for j in observation.jobs if j.sref not in gone]
+    # The unfinished jobs after this cycle, still followed: what stuck timers look at.
+    after = {sref: s for sref, s in open_jobs.items() if sref not in gone}
+    for state in diff.states:
+        if state.ended or state.sref in gone:
+            after.pop(state.sref, None)
+        else:
+            after[state.sref] = state
+    unfinished = [j for j in observation.jobs if j.sref in after]
     timed = [
         *timers.stuck(unfinished, after, rule_list, now),
         *timers.missed(templates, rule_list, now),
@@ -212,6 +218,6 @@ async def run_cycle(
         skipped=observation.skipped,
         events=len(new_events),
         alerts=queued,
-        followed=sum(1 for s in after.values() if not s.ended) - len(gone),
+        followed=len(after),
         seconds=time.monotonic() - started,
     )
