@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from watcher.simulator.runner import Endpoints
+
 ROOT = Path(__file__).resolve().parent.parent
 REALM = "sim-realm"  # the simulator's default realm
 NOWHERE = "json://127.0.0.1:9/hook"  # a channel the poll-only benchmarks never deliver to
@@ -34,25 +36,11 @@ def child_env() -> dict[str, str]:
 # -- the simulator process -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sim:
+@dataclass(frozen=True, kw_only=True)
+class Sim(Endpoints):
     """A simulator running in its own process."""
 
-    port: int
     token: str
-    host: str = "127.0.0.1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root_url}/pa/v1"
-
-    @property
-    def admin_url(self) -> str:
-        return f"{self.root_url}/_sim"
 
 
 @contextlib.contextmanager

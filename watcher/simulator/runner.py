@@ -18,11 +18,10 @@ from watcher.simulator.world import World
 
 
 @dataclass(frozen=True)
-class SimulatorHandle:
-    """Where a running simulator listens."""
+class Endpoints:
+    """Where a simulator listens, and its URLs."""
 
     port: int
-    world: World
     host: str = "127.0.0.1"
 
     @property
@@ -40,6 +39,13 @@ class SimulatorHandle:
     @property
     def admin_url(self) -> str:
         return f"{self.root_url}/_sim"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatorHandle(Endpoints):
+    """A simulator running in this process, with its world at hand."""
+
+    world: World
 
 
 def _bound_port(runner: web.AppRunner) -> int:
