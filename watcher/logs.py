@@ -169,15 +169,14 @@ def configure(
     *,
     fmt: str = "auto",
     level: str = "info",
-    redactor: Redactor | None = None,
     stream: TextIO | None = None,
-) -> Redactor:
-    """Configure logging for the process; return the redactor to feed secrets to.
+) -> None:
+    """Configure logging for the process; secrets reach the redactor through `protect`.
 
     Configuring again keeps the redactor already in place, and what it has learnt.
     """
     current = [p for p in structlog.get_config()["processors"] if isinstance(p, Redactor)]
-    redactor = redactor or (current[0] if current else Redactor())
+    redactor = current[0] if current else Redactor()
     stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -215,4 +214,3 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
-    return redactor
