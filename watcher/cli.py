@@ -164,6 +164,8 @@ async def _daemon(settings: Settings, *, once: bool, dry_run: bool, path: str | 
 async def _notify_test(settings: Settings, channel: str) -> int:
     import apprise
 
+    from watcher.notifier import target
+
     urls = settings.channels.get(channel)
     if urls is None:
         known = ", ".join(sorted(settings.channels)) or "none defined"
@@ -171,11 +173,10 @@ async def _notify_test(settings: Settings, channel: str) -> int:
         return EXIT_FAILED
     failed = 0
     for url in urls:
-        target = apprise.Apprise()
-        target.add(url)
-        masked = target.urls(privacy=True)[0]
+        destination = target(url)
+        masked = destination.urls(privacy=True)[0]
         ok = bool(
-            await target.async_notify(
+            await destination.async_notify(
                 title="watcher test message",
                 body=f"This is a test of channel {channel!r} from watcher {__version__}.",
                 notify_type=apprise.NotifyType.INFO,

@@ -37,6 +37,13 @@ _SEVERITY_ORDER = list(Severity)
 IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
 
 
+def target(url: str) -> apprise.Apprise:
+    """One channel URL as its own apprise object (never apprise's global registry)."""
+    destination = apprise.Apprise()
+    destination.add(url)
+    return destination
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     title: str
@@ -103,9 +110,7 @@ class Notifier:
         self._clock = clock
         self._metrics = metrics
         self._dry_run = dry_run
-        self._targets = {
-            name: [self._apprise(url) for url in urls] for name, urls in channels.items()
-        }
+        self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._unknown: set[str] = set()  # channels with pending alerts but no configuration
         self.wake = asyncio.Event()
@@ -113,16 +118,8 @@ class Notifier:
     def reconfigure(self, channels: dict[str, list[str]], delivery: DeliverySettings) -> None:
         """New channels and delivery settings; sends in flight finish with the old ones."""
         self._delivery = delivery
-        self._targets = {
-            name: [self._apprise(url) for url in urls] for name, urls in channels.items()
-        }
+        self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
         self.wake.set()
-
-    @staticmethod
-    def _apprise(url: str) -> apprise.Apprise:
-        target = apprise.Apprise()
-        target.add(url)
-        return target
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; `wake` is set by whoever queued something."""

@@ -28,11 +28,9 @@ def secrets(settings: Settings) -> list[str]:
 
 
 def masked_url(url: str) -> str:
-    import apprise
+    from watcher.notifier import target  # deferred: importing apprise loads every plugin
 
-    target = apprise.Apprise()
-    target.add(url)
-    urls = target.urls(privacy=True)
+    urls = target(url).urls(privacy=True)
     return urls[0] if urls else "(invalid URL)"
 
 
