@@ -22,7 +22,7 @@ from tests.conftest import (
     write_config,
 )
 from tests.e2e import proc
-from tests.e2e.test_operations import daemon_ready_text, get
+from tests.e2e.test_operations import cfg, daemon_ready_text, get
 from watcher.simulator.runner import SimulatorHandle, running_simulator
 from watcher.simulator.world import World
 
@@ -34,19 +34,11 @@ async def test_an_api_outage_raises_no_false_alert_and_the_catch_up_finds_every_
     tmp_path: Path, world: World, hook: Hook, outage: str
 ) -> None:
     """Down for many cycles: /readyz turns 503, nothing is alerted; back: each ending once."""
-    api_port, ready_port = free_port(), free_port()
+    api_port = free_port()
     kwargs = {"realm": REALM, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     sim_context = running_simulator(world, port=api_port, **kwargs)
     sim = await sim_context.__aenter__()
-    doc = config_document(
-        sim,
-        tmp_path,
-        {"hook": hook.url},
-        poll={"interval": "0.3s"},
-        server={"listen": f"127.0.0.1:{ready_port}"},
-        api={"timeout": "0.5s", "retries": 1},
-    )
-    path = str(write_config(tmp_path / "watcher.yaml", doc))
+    path, ready_port = cfg(tmp_path, sim, hook, api={"timeout": "0.5s", "retries": 1})
     running = [world.add_job(name=f"J{n}", status="running") for n in range(4)]
     daemon = await proc.Daemon(["run", "-c", path]).start()
     await proc.eventually(lambda: daemon_ready_text(ready_port) == '{"status": "ready"}')
@@ -108,16 +100,12 @@ async def test_a_channel_down_past_give_up_after_is_given_up_logged_counted_and_
     tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
 ) -> None:
     """give_up_after passes: the alert is kept as given up, in the log, metrics and status."""
-    port = free_port()
-    doc = config_document(
-        sim,
+    path, port = cfg(
         tmp_path,
-        {"hook": hook.url},
-        poll={"interval": "0.3s"},
-        server={"listen": f"127.0.0.1:{port}"},
+        sim,
+        hook,
         delivery={"retry_initial": "0.1s", "retry_max": "0.2s", "give_up_after": "1s"},
     )
-    path = str(write_config(tmp_path / "watcher.yaml", doc))
     hook.down = True
     daemon = await proc.Daemon(["run", "-c", path]).start()
     await daemon.wait_for_line('"poll_done"')
