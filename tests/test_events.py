@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, REALM, Hook, Mailbox, config_document
 from watcher.app import Daemon
+from watcher.cycle import MAX_EVENT_LINES
 from watcher.settings import Settings
 from watcher.simulator.runner import SimulatorHandle, running_simulator
 from watcher.simulator.tokens import TokenStore
@@ -281,6 +283,35 @@ async def test_a_storm_within_group_wait_is_one_digest_per_channel(
     assert len(hook.received[0]["message"].splitlines()) == 53
     assert len(smtp.messages) == 1
     assert "Subject: 50 jobs failed, 3 expired" in smtp.messages[0]
+
+
+async def test_a_storm_is_logged_in_bounded_lines_and_only_acted_on_events_are_recorded(
+    make: Make, clock: Clock, hook: Hook
+) -> None:
+    """130 failures: 100 event lines and one line counting the other 30; the completed
+    jobs beside them change state but are no event in the ledger."""
+    h = make([{"name": "failures", "match": {"to": "failed"}, "notify": ["hook"]}])
+    await h.cycle()
+    for n in range(MAX_EVENT_LINES + 30):
+        h.world.add_job(name=f"Job {n}", status="failed")
+    done = h.world.add_job(name="Fine", status="completed")
+    clock.advance(seconds=5)
+    with structlog.testing.capture_logs() as logged:
+        await h.cycle()
+    lines = [e for e in logged if e["event"] == "job_event" and e["log_level"] == "info"]
+    summary = [e for e in logged if e["event"] == "job_events_not_listed"]
+    events = h.daemon.store.recent_events(limit=1000)
+    counts = h.daemon.store.outbox_counts()
+    state = h.daemon.store.states([done.sref])
+    await h.close()
+    assert len(lines) == MAX_EVENT_LINES
+    # at debug (the tests' level), every event has its line, the completed job's too
+    assert len([e for e in logged if e["event"] == "job_event"]) == MAX_EVENT_LINES + 31
+    assert [e["count"] for e in summary] == [30]
+    assert len(events) == MAX_EVENT_LINES + 30
+    assert all(e["to"] == "failed" for e in events)
+    assert state[done.sref].status == "completed"
+    assert counts.pending + counts.sent == MAX_EVENT_LINES + 30
 
 
 async def test_quiet_hours_hold_alerts_until_the_window_ends_then_send_a_digest(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from watcher.store import CycleCommit, Store
 
 log = structlog.get_logger("watcher.cycle")
 MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
+MAX_EVENT_LINES = 100  # info lines for events per cycle; a storm beyond this is counted
+TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +85,13 @@ def alerts_for(
 
 def firing(event: Event, rule_list: Sequence[Rule], *, explain: bool = False) -> list[Rule]:
     """The rules that fire for the event; with `explain`, every decision is logged."""
+    if not explain:
+        return rules.fired(event, rule_list)
     fired = []
     for decision in rules.evaluate(event, rule_list):
-        if explain:
-            log.debug(
-                "rule_decision",
-                rule=decision.rule.name,
-                event_key=event.key,
-                reason=decision.reason,
-            )
+        log.debug(
+            "rule_decision", rule=decision.rule.name, event_key=event.key, reason=decision.reason
+        )
         if decision.fires:
             fired.append(decision.rule)
     return fired
@@ -114,7 +115,59 @@ async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[st
     return {key: runs for key, runs in found if runs is not None}
 
 
+def _log_events(events: list[Event], fired: dict[str, list[Rule]], *, debug: bool) -> None:
+    """A line for each event a rule acted on, up to MAX_EVENT_LINES a cycle (a storm
+    must not flood the log: the rest are counted in one line); every event at debug."""
+    acted = 0
+    for event in events:
+        rule_names = [r.name for r in fired[event.key]]
+        if rule_names:
+            acted += 1
+        if rule_names and acted <= MAX_EVENT_LINES:
+            emit = log.info
+        elif debug:
+            emit = log.debug
+        else:
+            continue
+        emit(
+            "job_event",
+            kind=str(event.kind),
+            sref=event.job.sref,
+            name=event.job.name,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            streak=event.streak,
+            rules=rule_names,
+        )
+    if acted > MAX_EVENT_LINES:
+        log.info(
+            "job_events_not_listed",
+            count=acted - MAX_EVENT_LINES,
+            hint="log.level debug lists every event; watcher status shows the outbox",
+        )
+
+
 async def run_cycle(
+    client: Client,
+    store: Store,
+    poll: PollSettings,
+    rule_list: Sequence[Rule],
+    clock: Callable[[], datetime],
+    metrics: Metrics | None = None,
+) -> CycleReport:
+    """One cycle, with the garbage collector paused: a window of new jobs allocates
+    millions of objects and no reference cycles, and collections set off by them would
+    rescan the growing heap again and again (0.5 s of a 100k-job first cycle)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return await _cycle(client, store, poll, rule_list, clock, metrics)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+async def _cycle(
     client: Client,
     store: Store,
     poll: PollSettings,
@@ -165,8 +218,8 @@ async def run_cycle(
     ]
     # Timer events recur every cycle until their key is recorded: skip the known ones
     # before rules and templates run, not after.
-    recorded = store.known_events([e.key for e in timed])
-    events = [*diff.events, *(e for e in timed if e.key not in recorded)]
+    known = store.known_events([e.key for e in timed])
+    events = [*diff.events, *(e for e in timed if e.key not in known)]
     explain = log.is_enabled_for(logging.DEBUG)
     fired = {event.key: firing(event, rule_list, explain=explain) for event in events}
     wanted = [
@@ -178,10 +231,14 @@ async def run_cycle(
     ]
     runs = await _enrich(client, wanted) if wanted else {}
     alerts = [a for e in events for a in alerts_for(e, fired[e.key], runs.get(e.key))]
+    # The events recorded are the ledger that keeps an alert from going out twice: those
+    # a rule acted on, and timer events (which recur each cycle until recorded). A
+    # transition no rule wants lives on as its job's new state.
+    ledger = [e for e in events if fired[e.key] or e.kind in TIMER_KINDS]
     queued, fresh = store.commit_cycle(
         CycleCommit(
             states=diff.states,
-            events=events,
+            events=ledger,
             alerts=alerts,
             watermark=observation.window.end,
             now=now,
@@ -190,22 +247,10 @@ async def run_cycle(
         )
     )
     client.settle({**ended, **{s.sref: s.status for s in diff.states if s.ended}})
-    new_events = [e for e in events if e.key in fresh]
+    kept = {e.key for e in ledger}
+    new_events = [e for e in events if e.key in fresh or e.key not in kept]
     kinds = collections.Counter(str(e.kind) for e in new_events)
-    for event in new_events:
-        # An event a rule acted on is worth a line; the rest (a window of thousands of
-        # jobs starting) only at debug: the poll summary counts them.
-        emit = log.info if fired[event.key] else log.debug
-        emit(
-            "job_event",
-            kind=str(event.kind),
-            sref=event.job.sref,
-            name=event.job.name,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            streak=event.streak,
-            rules=[r.name for r in fired[event.key]],
-        )
+    _log_events(new_events, fired, debug=explain)
     if metrics:
         for kind, count in kinds.items():
             metrics.events.labels(kind).inc(count)

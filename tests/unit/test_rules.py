@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watcher.models import NEW, Event, EventKind, Job, MatchReason
-from watcher.rules import evaluate, match
+from watcher.rules import evaluate, fired, match
 from watcher.settings import Rule
 
 AT = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -161,3 +163,31 @@ def test_rules_before_the_stop_are_unaffected() -> None:
 def test_no_rules_no_decisions() -> None:
     """An empty rule list decides nothing."""
     assert evaluate(event(), []) == []
+
+
+_KINDS = st.sampled_from([EventKind.TRANSITION, EventKind.RECOVERED])
+_STATUSES = st.sampled_from(["pending", "running", "failed", "completed", "expired", "new"])
+_MATCHES = st.fixed_dictionaries(
+    {},
+    optional={
+        "to": st.lists(_STATUSES.filter(lambda s: s != "new"), min_size=1, max_size=2),
+        "from": st.lists(_STATUSES, min_size=1, max_size=2),
+        "name": st.sampled_from(["Nightly *", "Weekly *"]),
+        "type": st.sampled_from(["crawl", "Single"]),
+    },
+)
+
+
+@given(
+    kind=_KINDS,
+    to=_STATUSES.filter(lambda s: s != "new"),
+    from_=_STATUSES,
+    configs=st.lists(st.tuples(_MATCHES, st.booleans()), max_size=4),
+)
+def test_the_fast_path_fires_exactly_the_rules_evaluate_fires(
+    kind: EventKind, to: str, from_: str, configs: list[tuple[dict[str, Any], bool]]
+) -> None:
+    """`fired` (the cycle's hot path) agrees with `evaluate` (the explained one)."""
+    rules = [rule(f"r{n}", stop, **m) for n, (m, stop) in enumerate(configs)]
+    e = event(to=to, from_=from_, kind=kind)
+    assert fired(e, rules) == [d.rule for d in evaluate(e, rules) if d.fires]
