@@ -43,44 +43,31 @@ class CycleReport:
     seconds: float
 
 
-def _render(source: str | None, default: str, variables: dict[str, object], rule: str) -> str:
-    if source is not None:
-        try:
-            return render.render(source, variables)
-        except Exception as exc:  # a template that broke on odd data must not lose the alert
-            log.error("template_failed", rule=rule, error=str(exc), using="default template")
-    return render.render(default, variables)
-
-
 def alerts_for(
     event: Event, fired: Sequence[Rule], test_runs: list[dict[str, object]] | None = None
 ) -> list[Alert]:
-    """The alerts an event causes: one per firing rule and channel, rendered now."""
-    out: list[Alert] = []
-    for rule in fired:
-        variables = render.context(event, rule.name, str(rule.severity), test_runs)
-        title = _render(rule.title, render.DEFAULT_TITLES[event.kind], variables, rule.name)
-        body = _render(rule.body, render.DEFAULT_BODIES[event.kind], variables, rule.name)
-        # Channels refuse an empty message, which would be retried until given up.
-        title = title or render.render(render.DEFAULT_TITLES[event.kind], variables)
-        body = body or title
-        resolvable = event.kind is EventKind.STUCK or rule.drop_if_resolved
-        out.extend(
-            Alert(
-                event_key=event.key,
-                rule=rule.name,
-                channel=channel,
-                severity=rule.severity,
-                title=title,
-                body=body,
-                sref=event.job.sref,
-                kind=event.kind,
-                template=event.job.template,
-                resolvable=resolvable,
-            )
-            for channel in rule.notify
+    """The alerts an event causes: one per firing rule and channel, queued with the
+    event's variables and rendered when sent (`render.finish`)."""
+    if not fired:
+        return []
+    variables = render.queued(event, test_runs)
+    return [
+        Alert(
+            event_key=event.key,
+            rule=rule.name,
+            channel=channel,
+            severity=rule.severity,
+            sref=event.job.sref,
+            kind=event.kind,
+            template=event.job.template,
+            resolvable=event.kind is EventKind.STUCK or rule.drop_if_resolved,
+            variables=variables,
+            title_source=rule.title,
+            body_source=rule.body,
         )
-    return out
+        for rule in fired
+        for channel in rule.notify
+    ]
 
 
 def firing(event: Event, rule_list: Sequence[Rule], *, explain: bool = False) -> list[Rule]:

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher import cycle, payload, report, rules
+from watcher import cycle, payload, render, report, rules
 from watcher.config import ConfigError
 from watcher.models import Event, EventKind
 from watcher.settings import Settings
@@ -64,7 +64,7 @@ def explain_job(
         lines.append(f"  {decision.rule.name}: {mark} ({decision.reason.value})")
         if decision.fires:
             fired.append(decision.rule)
-    for alert in cycle.alerts_for(event, fired):
+    for alert in map(render.finish, cycle.alerts_for(event, fired)):
         lines += [
             f"-> {alert.channel} [{alert.severity.value}] {alert.title}",
             *(f"     {line}" for line in alert.body.splitlines()),

@@ -134,18 +134,27 @@ class DeliveryOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A rendered message bound for one channel, as it is kept in the outbox."""
+    """A message bound for one channel, as it is kept in the outbox.
+
+    Queued with its template variables (`variables`, JSON, as of the event) and the
+    rule's templates (None: the default for the kind); rendered into `title` and
+    `body` when it is sent (`render.finish`). Alerts queued by an older version carry
+    their text and no variables.
+    """
 
     event_key: str
     rule: str
     channel: str
     severity: Severity
-    title: str
-    body: str
+    title: str = ""
+    body: str = ""
     sref: str = ""
     kind: EventKind = EventKind.TRANSITION
     template: str = ""
     resolvable: bool = False  # may be dropped if resolved while held by quiet hours
+    variables: str = ""
+    title_source: str | None = None
+    body_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

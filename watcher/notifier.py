@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import apprise
 import structlog
 
-from watcher import quiet
+from watcher import quiet, render
 from watcher.metrics import Metrics
 from watcher.models import DeliveryOutcome, OutboxItem, Severity
 from watcher.settings import DeliverySettings
@@ -54,7 +54,7 @@ class Message:
 def compose(items: Sequence[OutboxItem]) -> Message:
     """One alert as itself; several as a digest: a summary title, each title a line."""
     if len(items) == 1:
-        alert = items[0].alert
+        alert = render.finish(items[0].alert)
         return Message(alert.title, alert.body, alert.severity)
     outcomes = Counter(item.alert.event_key.rsplit(":", 1)[-1] for item in items)
     first, *rest = outcomes.most_common()
@@ -62,7 +62,7 @@ def compose(items: Sequence[OutboxItem]) -> Message:
     if first[1] == 1:
         parts[0] = f"1 job {first[0]}"
     severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
-    body = "\n".join(f"- {item.alert.title}" for item in items)
+    body = "\n".join(f"- {render.title(item.alert)}" for item in items)
     return Message(", ".join(parts), body, severity)
 
 

@@ -6,14 +6,20 @@ cannot reach beyond its variables; an unknown variable is an error, not a blank.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+import structlog
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from watcher.models import Event, EventKind, Job
+from watcher.models import Alert, Event, EventKind, Job
+
+log = structlog.get_logger("watcher.render")
 
 DEFAULT_TITLES: Mapping[EventKind, str] = {
     EventKind.TRANSITION: "{{ job.name }} {{ event.to }}",
@@ -74,14 +80,9 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def context(
-    event: Event,
-    rule_name: str,
-    severity: str,
-    test_runs: list[dict[str, object]] | None = None,
-) -> dict[str, object]:
-    """The variables a template sees (SPEC "Templates"); `job.test_runs` is empty unless
-    the rule asked for them (`include_test_runs`)."""
+def variables(event: Event, test_runs: list[dict[str, object]] | None = None) -> dict[str, object]:
+    """The job and event variables a template sees (SPEC "Templates"); `job.test_runs`
+    is empty unless the rule asked for them (`include_test_runs`)."""
     job = event.job
     return {
         "job": {
@@ -108,8 +109,22 @@ def context(
             "streak": event.streak,
             "stuck_for": event.stuck_for,
         },
-        "rule": {"name": rule_name, "severity": severity},
     }
+
+
+def context(
+    event: Event,
+    rule_name: str,
+    severity: str,
+    test_runs: list[dict[str, object]] | None = None,
+) -> dict[str, object]:
+    """All the variables a template sees: the job's, the event's and the rule's."""
+    return {**variables(event, test_runs), "rule": {"name": rule_name, "severity": severity}}
+
+
+def queued(event: Event, test_runs: list[dict[str, object]] | None = None) -> str:
+    """The job and event variables as the outbox keeps them until the alert is sent."""
+    return json.dumps(variables(event, test_runs), separators=(",", ":"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -131,3 +146,52 @@ def check(source: str) -> str | None:
 def render(source: str, variables: Mapping[str, object]) -> str:
     text = _compiled(source).render(variables).strip()
     return text if len(text) <= MAX_RENDERED else text[: MAX_RENDERED - 1] + "…"
+
+
+def _with_fallback(
+    source: str | None, default: str, variables: Mapping[str, object], rule: str
+) -> str:
+    if source is not None:
+        try:
+            return render(source, variables)
+        except Exception as exc:  # a template that broke on odd data must not lose the alert
+            log.error("template_failed", rule=rule, error=str(exc), using="default template")
+    return render(default, variables)
+
+
+def _title(alert: Alert, variables: Mapping[str, object]) -> str:
+    default = DEFAULT_TITLES[alert.kind]
+    # Channels refuse an empty message, which would be retried until given up.
+    heading = _with_fallback(alert.title_source, default, variables, alert.rule)
+    return heading or render(default, variables)
+
+
+def _variables(alert: Alert) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(alert.variables)
+    found["rule"] = {"name": alert.rule, "severity": str(alert.severity)}
+    return found
+
+
+def title(alert: Alert) -> str:
+    """The alert's title (what a digest lists), rendered if it is not yet."""
+    if not alert.variables:
+        return alert.title
+    try:
+        return _title(alert, _variables(alert))
+    except Exception as exc:  # unreadable variables: say what the alert is about
+        log.error("alert_unrenderable", event_key=alert.event_key, error=str(exc))
+        return f"{alert.rule}: {alert.event_key}"
+
+
+def finish(alert: Alert) -> Alert:
+    """The alert with its title and body rendered, from the variables it was queued with."""
+    if not alert.variables:
+        return alert
+    try:
+        variables = _variables(alert)
+        heading = _title(alert, variables)
+        text = _with_fallback(alert.body_source, DEFAULT_BODIES[alert.kind], variables, alert.rule)
+    except Exception as exc:
+        log.error("alert_unrenderable", event_key=alert.event_key, error=str(exc))
+        heading = text = f"{alert.rule}: {alert.event_key}"
+    return dataclasses.replace(alert, title=heading, body=text or heading, variables="")

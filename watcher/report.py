@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from watcher import render
 from watcher.logs import url_secrets
 from watcher.settings import Rule, Settings
 from watcher.store import SqliteStore, StoreError
@@ -102,6 +103,10 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _outbox(store: SqliteStore, state: str) -> list[dict[str, object]]:
+    return [{**item, "title": render.title(alert)} for alert, item in store.outbox_items(state)]
+
+
 def status(path: Path) -> dict[str, Any]:
     """What the state file knows; raises StoreError if it is not a usable state file."""
     if not path.exists():
@@ -119,8 +124,8 @@ def status(path: Path) -> dict[str, Any]:
             "jobs_followed": followed,
             "recent_events": store.recent_events(),
             "outbox": {"pending": counts.pending, "sent": counts.sent, "given_up": counts.given_up},
-            "pending": store.outbox_items("pending"),
-            "given_up": store.outbox_items("given_up"),
+            "pending": _outbox(store, "pending"),
+            "given_up": _outbox(store, "given_up"),
         }
     except sqlite3.Error as exc:
         raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+from typing import Any
 
-from watcher.models import EventKind
+import pytest
+import structlog
+
+from watcher.cycle import alerts_for
+from watcher.models import Alert, Event, EventKind, Severity
 from watcher.render import (
     DEFAULT_BODIES,
     DEFAULT_TITLES,
     MAX_RENDERED,
     SAMPLE_EVENT,
+    SAMPLE_JOB,
     check,
     context,
+    finish,
     render,
+    title,
 )
+from watcher.settings import Rule
 
 SPEC_VARIABLES = [
     "job.name",
@@ -160,3 +169,46 @@ def test_render_output_at_the_cap_is_kept_whole() -> None:
     """Output of exactly MAX_RENDERED characters is not cut."""
     text = render(f"{{{{ 'y' * {MAX_RENDERED} }}}}", sample())
     assert text == "y" * MAX_RENDERED
+
+
+def queued_alert(event: Event = SAMPLE_EVENT, **rule: Any) -> Alert:
+    """The alert the cycle queues for the event, as the outbox gives it back."""
+    settings = Rule.model_validate({"name": "failures", "notify": ["ops"], **rule})
+    (alert,) = alerts_for(event, [settings])
+    return alert
+
+
+def test_a_queued_alert_is_rendered_when_finished_with_the_rules_templates() -> None:
+    """The outbox keeps variables and templates; finish renders, title alone renders too."""
+    alert = queued_alert(title="{{ job.name }} {{ event.to }} ({{ rule.name }})")
+    assert (alert.title, alert.body) == ("", "")
+    done = finish(alert)
+    assert done.title == title(alert) == "Homepage failed (failures)"
+    assert done.body.startswith("Job Homepage (jobs/12345) went from running to failed")
+    assert finish(done) == done  # rendered once, kept as it is
+
+
+def test_an_alert_without_variables_keeps_its_text() -> None:
+    """Alerts queued before rendering moved to send time carry their own text."""
+    old = Alert("transition:jobs/1:failed", "r", "ops", Severity.FAILURE, "T", "B")
+    assert (finish(old), title(old)) == (old, "T")
+
+
+def test_a_template_failing_at_send_time_falls_back_to_the_default() -> None:
+    """A template that renders the sample but not this job does not lose the alert."""
+    two_pages = dataclasses.replace(SAMPLE_EVENT, job=dataclasses.replace(SAMPLE_JOB, page_count=2))
+    alert = queued_alert(two_pages, body="{{ 1 / (job.page_count - 2) }}")
+    with structlog.testing.capture_logs() as logged:
+        done = finish(alert)
+    assert done.body.startswith("Job Homepage (jobs/12345) went from running to failed")
+    assert [e["event"] for e in logged] == ["template_failed"]
+
+
+def test_unreadable_variables_still_give_a_message() -> None:
+    """A damaged outbox row is sent naming its rule and event, not dropped or crashed on."""
+    broken = dataclasses.replace(queued_alert(), variables="{not json")
+    with structlog.testing.capture_logs() as logged:
+        done = finish(broken)
+    assert done.title == done.body == f"failures: {SAMPLE_EVENT.key}"
+    assert title(broken) == done.title
+    assert {e["event"] for e in logged} == {"alert_unrenderable"}

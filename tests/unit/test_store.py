@@ -3,6 +3,7 @@ refusing files it does not recognise."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from watcher.models import Alert, Event, EventKind, Job, JobState, Severity
 from watcher.store import SCHEMA_VERSION, CycleCommit, OutboxCounts, SqliteStore, StoreError
+from watcher.store.schema import MIGRATIONS
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
@@ -330,7 +332,7 @@ def test_mark_retry_counts_the_attempt_and_keeps_done_targets(store: SqliteStore
         T1,
         frozenset({0, 2}),
     )
-    assert store.outbox_items("pending")[0]["last_error"] == "delivery failed"
+    assert store.outbox_items("pending")[0][1]["last_error"] == "delivery failed"
 
 
 def test_mark_retry_replaces_done_targets(store: SqliteStore) -> None:
@@ -350,8 +352,9 @@ def test_mark_given_up_keeps_the_alert_as_given_up(store: SqliteStore) -> None:
     store.mark_given_up([item.id], T1, "channel kept failing")
     assert store.due(T1 + timedelta(days=1)) == []
     assert store.outbox_counts() == OutboxCounts(pending=0, sent=0, given_up=1)
-    (listed,) = store.outbox_items("given_up")
-    assert (listed["id"], listed["last_error"], listed["attempts"]) == (
+    ((kept, listed),) = store.outbox_items("given_up")
+    assert (kept, listed["id"], listed["last_error"], listed["attempts"]) == (
+        item.alert,
         item.id,
         "channel kept failing",
         1,
@@ -490,3 +493,47 @@ def test_store_error_names_the_key_and_file(path: Path) -> None:
     with pytest.raises(StoreError) as caught:
         SqliteStore(path)
     assert str(caught.value).startswith(f"state.path: {path} ")
+
+
+def version_1(path: Path) -> None:
+    """A state file as version 1 wrote it, with one pending alert rendered at queue time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[1] + "; PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO outbox (event_key, rule, channel, severity, title, body, sref, created_at,"
+        " next_attempt_at) VALUES ('transition:jobs/1:failed', 'failures', 'ops', 'failure',"
+        " 'Job 1 failed', 'went from running to failed', 'jobs/1', ?, ?)",
+        (T0.timestamp(), T0.timestamp()),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_file_is_migrated_and_its_queued_alerts_keep_their_text(path: Path) -> None:
+    """Moving to rendering at send time loses no alert queued by the older version."""
+    version_1(path)
+    with pytest.raises(StoreError, match=r"older watcher \(schema 1\).*start the daemon"):
+        SqliteStore(path, readonly=True)
+    store = SqliteStore(path)
+    try:
+        (item,) = store.due(T1)
+    finally:
+        store.close()
+    assert (item.alert.title, item.alert.body, item.alert.variables) == (
+        "Job 1 failed",
+        "went from running to failed",
+        "",
+    )
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+def test_queued_alerts_keep_their_variables_and_templates(store: SqliteStore) -> None:
+    """What the cycle queues comes back from the outbox as it went in."""
+    queued = dataclasses.replace(
+        alert(event("jobs/1")), title="", body="", variables='{"job": {}}', title_source="{{ x }}"
+    )
+    store.commit_cycle(cycle([state("jobs/1", "failed")], [event("jobs/1")], [queued]))
+    (item,) = store.due(T1)
+    assert item.alert == queued

@@ -7,9 +7,34 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from watcher.models import Alert, EventKind, OutboxItem, Severity
 from watcher.store.base import OutboxCounts, dt, need_dt
+
+_SELECT_ALERTS = (
+    "SELECT event_key, rule, channel, severity, title, body, sref, kind, template,"
+    " resolvable, vars, title_source, body_source"
+)
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    """An Alert from the first columns of a row of `_SELECT_ALERTS`."""
+    return Alert(
+        event_key=row[0],
+        rule=row[1],
+        channel=row[2],
+        severity=Severity(row[3]),
+        title=row[4],
+        body=row[5],
+        sref=row[6],
+        kind=EventKind(row[7]),
+        template=row[8],
+        resolvable=bool(row[9]),
+        variables=row[10],
+        title_source=row[11],
+        body_source=row[12],
+    )
 
 
 class OutboxTables:
@@ -24,8 +49,7 @@ class OutboxTables:
         """Pending alerts whose next attempt is due, oldest first, leaving out the `busy`
         channels (so a slow channel's backlog cannot fill the batch for the others)."""
         sql = (
-            "SELECT id, event_key, rule, channel, severity, title, body, sref, created_at,"
-            " attempts, next_attempt_at, done_targets, kind, template, resolvable, held"
+            _SELECT_ALERTS + ", id, created_at, attempts, next_attempt_at, done_targets, held"
             " FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
             " AND channel NOT IN ({marks}) ORDER BY id LIMIT ?"
         )
@@ -33,24 +57,13 @@ class OutboxTables:
         rows = self._db.execute(sql.format(marks=marks), (now.timestamp(), *busy, limit))
         return [
             OutboxItem(
-                id=row[0],
-                alert=Alert(
-                    event_key=row[1],
-                    rule=row[2],
-                    channel=row[3],
-                    severity=Severity(row[4]),
-                    title=row[5],
-                    body=row[6],
-                    sref=row[7],
-                    kind=EventKind(row[12]),
-                    template=row[13],
-                    resolvable=bool(row[14]),
-                ),
-                created_at=need_dt(row[8]),
-                attempts=row[9],
-                next_attempt_at=need_dt(row[10]),
-                done_targets=frozenset(int(t) for t in row[11].split(",") if t),
-                held=bool(row[15]),
+                id=row[13],
+                alert=_alert(row),
+                created_at=need_dt(row[14]),
+                attempts=row[15],
+                next_attempt_at=need_dt(row[16]),
+                done_targets=frozenset(int(t) for t in row[17].split(",") if t),
+                held=bool(row[18]),
             )
             for row in rows
         ]
@@ -132,21 +145,24 @@ class OutboxTables:
             done = self._db.execute(query).fetchone()[0]
         return OutboxCounts(pending=pending, sent=done, given_up=given_up)
 
-    def outbox_items(self, state: str, limit: int = 50) -> list[dict[str, object]]:
+    def outbox_items(self, state: str, limit: int = 50) -> list[tuple[Alert, dict[str, object]]]:
+        """The latest alerts in `state`, each with what a report shows beside its title."""
         rows = self._db.execute(
-            "SELECT id, rule, channel, title, attempts, last_error, created_at"
+            _SELECT_ALERTS + ", id, attempts, last_error, created_at"
             " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
             (state, limit),
         )
         return [
-            {
-                "id": i,
-                "rule": r,
-                "channel": c,
-                "title": t,
-                "attempts": a,
-                "last_error": e,
-                "created_at": need_dt(ts).isoformat(),
-            }
-            for i, r, c, t, a, e, ts in rows
+            (
+                _alert(row),
+                {
+                    "id": row[13],
+                    "rule": row[1],
+                    "channel": row[2],
+                    "attempts": row[14],
+                    "last_error": row[15],
+                    "created_at": need_dt(row[16]).isoformat(),
+                },
+            )
+            for row in rows
         ]

@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,5 +60,12 @@ MIGRATIONS: dict[int, str] = {
         last_start REAL,
         last_name TEXT NOT NULL DEFAULT ''
     );
+    """,
+    # Alerts are rendered when sent: the outbox keeps the template variables of the event
+    # and the rule's templates (NULL: the default). Older rows keep their rendered text.
+    2: """
+    ALTER TABLE outbox ADD COLUMN vars TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN title_source TEXT;
+    ALTER TABLE outbox ADD COLUMN body_source TEXT;
     """,
 }

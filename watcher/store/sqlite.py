@@ -32,6 +32,7 @@ _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit 
 class SqliteStore(OutboxTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self._readonly = readonly
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
@@ -78,6 +79,11 @@ class SqliteStore(OutboxTables):
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         if version == 0 and tables:
             raise StoreError(f"state.path: {self.path} holds tables that are not watcher state")
+        if self._readonly and 0 < version < SCHEMA_VERSION:
+            raise StoreError(
+                f"state.path: {self.path} was written by an older watcher (schema {version});"
+                " start the daemon once to upgrade it"
+            )
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"state.path: {self.path} was written by a newer watcher "
@@ -268,8 +274,8 @@ class SqliteStore(OutboxTables):
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
-                " body, sref, created_at, next_attempt_at, kind, template, resolvable)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " body, sref, created_at, next_attempt_at, kind, template, resolvable, vars,"
+                " title_source, body_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     (
                         a.event_key,
@@ -284,6 +290,9 @@ class SqliteStore(OutboxTables):
                         str(a.kind),
                         a.template,
                         int(a.resolvable),
+                        a.variables,
+                        a.title_source,
+                        a.body_source,
                     )
                     for a in commit.alerts
                     if a.event_key in fresh_events
