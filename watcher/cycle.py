@@ -70,10 +70,8 @@ def alerts_for(
     ]
 
 
-def firing(event: Event, rule_list: Sequence[Rule], *, explain: bool = False) -> list[Rule]:
-    """The rules that fire for the event; with `explain`, every decision is logged."""
-    if not explain:
-        return rules.fired(event, rule_list)
+def _explained(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
+    """The rules that fire for the event, each decision logged (at debug)."""
     fired = []
     for decision in rules.evaluate(event, rule_list):
         log.debug(
@@ -102,15 +100,14 @@ async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[st
     return {key: runs for key, runs in found if runs is not None}
 
 
-def _log_events(events: list[Event], fired: dict[str, list[Rule]], *, debug: bool) -> None:
+def _log_events(events: list[Event], fired: list[Sequence[Rule]], *, debug: bool) -> None:
     """A line for each event a rule acted on, up to MAX_EVENT_LINES a cycle (a storm
     must not flood the log: the rest are counted in one line); every event at debug."""
     acted = 0
-    for event in events:
-        rule_names = [r.name for r in fired[event.key]]
-        if rule_names:
+    for event, rules_fired in zip(events, fired, strict=True):
+        if rules_fired:
             acted += 1
-        if rule_names and acted <= MAX_EVENT_LINES:
+        if rules_fired and acted <= MAX_EVENT_LINES:
             emit = log.info
         elif debug:
             emit = log.debug
@@ -124,7 +121,7 @@ def _log_events(events: list[Event], fired: dict[str, list[Rule]], *, debug: boo
             from_status=event.from_status,
             to_status=event.to_status,
             streak=event.streak,
-            rules=rule_names,
+            rules=[r.name for r in rules_fired],
         )
     if acted > MAX_EVENT_LINES:
         log.info(
@@ -208,25 +205,29 @@ async def _cycle(
     known = store.known_events([e.key for e in timed])
     events = [*diff.events, *(e for e in timed if e.key not in known)]
     explain = log.is_enabled_for(logging.DEBUG)
-    fired = {event.key: firing(event, rule_list, explain=explain) for event in events}
-    wanted = [
-        e
-        for e in events
-        if e.kind is EventKind.TRANSITION
-        and e.to_status in FAILURE_STATUSES
-        and any(r.include_test_runs for r in fired[e.key])
-    ]
-    runs = await _enrich(client, wanted) if wanted else {}
-    alerts = [a for e in events for a in alerts_for(e, fired[e.key], runs.get(e.key))]
+    if explain:
+        fired: list[Sequence[Rule]] = [_explained(event, rule_list) for event in events]
+    else:
+        route = rules.Router(rule_list)
+        fired = [route(event) for event in events]
     # The events recorded are the ledger that keeps an alert from going out twice: those
     # a rule acted on, and timer events (which recur each cycle until recorded). A
     # transition no rule wants lives on as its job's new state.
-    ledger = [e for e in events if fired[e.key] or e.kind in TIMER_KINDS]
+    ledger = [(e, f) for e, f in zip(events, fired, strict=True) if f or e.kind in TIMER_KINDS]
+    wanted = [
+        e
+        for e, f in ledger
+        if e.kind is EventKind.TRANSITION
+        and e.to_status in FAILURE_STATUSES
+        and any(r.include_test_runs for r in f)
+    ]
+    runs = await _enrich(client, wanted) if wanted else {}
     queued, fresh = store.commit_cycle(
         CycleCommit(
             states=diff.states,
-            events=ledger,
-            alerts=alerts,
+            events=[e for e, _ in ledger],
+            # made while they are written, not all at once: each carries its variables
+            alerts=(a for e, f in ledger for a in alerts_for(e, f, runs.get(e.key))),
             watermark=observation.window.end,
             now=now,
             unfollowed=unfollow,
@@ -234,13 +235,15 @@ async def _cycle(
         )
     )
     client.settle({**ended, **{s.sref: s.status for s in diff.states if s.ended}})
-    kept = {e.key for e in ledger}
-    new_events = [e for e in events if e.key in fresh or e.key not in kept]
-    kinds = collections.Counter(str(e.kind) for e in new_events)
-    _log_events(new_events, fired, debug=explain)
+    repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
+    if repeated:
+        fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]
+        events = [e for e in events if e.key not in repeated]
+    kinds = collections.Counter(e.kind for e in events)
+    _log_events(events, fired, debug=explain)
     if metrics:
         for kind, count in kinds.items():
-            metrics.events.labels(kind).inc(count)
+            metrics.events.labels(str(kind)).inc(count)
         metrics.records_skipped.inc(observation.skipped)
     return CycleReport(
         window=observation.window,
@@ -248,7 +251,7 @@ async def _cycle(
         requests=observation.requests,
         jobs_seen=len(observation.jobs) + observation.unchanged,
         skipped=observation.skipped,
-        events=len(new_events),
+        events=len(events),
         alerts=queued,
         followed=len(after),
         seconds=time.monotonic() - started,

@@ -7,6 +7,7 @@ be read at all raises `PayloadError`, which fails the cycle without changing sta
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -115,8 +116,10 @@ def _record_name(item: object) -> str:
     return "?"
 
 
-_TEXTS = ("name", "url", "testRunsUri")
-_LABELS = ("startedBy", "type", "jobTemplateUri", "runType")
+@functools.lru_cache(maxsize=4096)
+def _usual_when(value: str) -> datetime | None:
+    """A date as the API writes it, cached: jobs started in the same second share it."""
+    return _when(value)
 
 
 def _usual(item: object) -> Job | None:
@@ -124,36 +127,50 @@ def _usual(item: object) -> Job | None:
     `_job` reads it field by field, and says what is wrong)."""
     if type(item) is not dict:
         return None
-    sref, status, count = item.get("sref"), item.get("status"), item.get("pageCount", 0)
-    if type(sref) is not str or type(status) is not str or type(count) is not int:
+    get = item.get
+    sref, status, count = get("sref"), get("status"), get("pageCount", 0)
+    name, url, runs_uri = get("name", ""), get("url", ""), get("testRunsUri", "")
+    started_by, kind = get("startedBy", ""), get("type", "")
+    template, run_type = get("jobTemplateUri", ""), get("runType", "")
+    started, updated = get("startedAt"), get("updatedAt")
+    if not (
+        type(sref) is str
+        and type(status) is str
+        and type(count) is int
+        and type(name) is str
+        and type(url) is str
+        and type(runs_uri) is str
+        and type(started_by) is str
+        and type(kind) is str
+        and type(template) is str
+        and type(run_type) is str
+        and (started is None or type(started) is str)
+        and (updated is None or type(updated) is str)
+        and status in KNOWN_STATUSES
+        and count >= 0
+    ):
         return None
-    if status not in KNOWN_STATUSES:
-        return None
-    texts = [item.get(k, "") for k in _TEXTS]
-    labels = [item.get(k, "") for k in _LABELS]
-    if any(type(t) is not str or len(t) > MAX_TEXT for t in (*texts, *labels)):
-        return None
+    longest = max(len(name), len(url), len(runs_uri), len(started_by), len(template), len(kind))
     match = _SREF.fullmatch(sref)
-    if match is None or count < 0:
+    if match is None or longest > MAX_TEXT or len(run_type) > MAX_TEXT:
         return None
     try:
-        started, updated = _when(item.get("startedAt")), _when(item.get("updatedAt"))
+        started = started and _usual_when(started)
+        updated = updated and _usual_when(updated)
     except ValueError:
         return None
-    name, url, runs_uri = texts
-    started_by, kind, template, run_type = map(sys.intern, labels)
     return Job(
-        sref=match.group(1),
+        sref=sref if match.start(1) == 0 else match.group(1),
         name=name,
         status=sys.intern(status),
-        started_at=started,
-        updated_at=updated,
-        url=url,
-        type=kind,
-        run_type=run_type,
-        started_by=started_by,
+        started_at=started or None,
+        updated_at=updated or None,
+        url=sys.intern(url),  # the site a template tests: the same for all its jobs
+        type=sys.intern(kind),
+        run_type=sys.intern(run_type),
+        started_by=sys.intern(started_by),
         page_count=count,
-        template=template,
+        template=sys.intern(template),
         test_runs_uri=runs_uri,
     )
 

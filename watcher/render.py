@@ -49,6 +49,7 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
 }
 MAX_RENDERED = 4000  # characters; a runaway template must not produce a megabyte message
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one a call
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 SAMPLE_JOB = Job(
@@ -124,7 +125,7 @@ def context(
 
 def queued(event: Event, test_runs: list[dict[str, object]] | None = None) -> str:
     """The job and event variables as the outbox keeps them until the alert is sent."""
-    return json.dumps(variables(event, test_runs), separators=(",", ":"))
+    return _JSON.encode(variables(event, test_runs))
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from watcher.models import FAILURE_STATUSES, Event, MatchReason
+from watcher.models import FAILURE_STATUSES, Event, EventKind, MatchReason
 from watcher.settings import Match, Rule
 
 
@@ -69,16 +69,34 @@ def match(m: Match, event: Event, rule_name: str = "") -> MatchReason:
     return MatchReason.MATCHED
 
 
-def fired(event: Event, rules: Sequence[Rule]) -> list[Rule]:
-    """The rules that fire, as `evaluate` decides, without the reasons (the hot path: a
-    window of new jobs is 100k events, and most rules reject most on the event kind)."""
-    out: list[Rule] = []
-    for rule in rules:
-        if rule.match.event == event.kind and match(rule.match, event, rule.name) is _MATCHED:
-            out.append(rule)
-            if rule.stop:
-                break
-    return out
+class Router:
+    """The rules that fire for each event, as `evaluate` decides, without the reasons:
+    the cycle's hot path (a window of new jobs is 100k events, most wanted by no rule).
+
+    Only the rules that can apply to an event's kind and new status are tried; the
+    others could not match, so could not stop the search either.
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = rules
+        self._candidates: dict[tuple[EventKind, str], list[Rule]] = {}
+
+    def __call__(self, event: Event) -> tuple[Rule, ...]:
+        kind, to = event.kind, event.to_status
+        candidates = self._candidates.get((kind, to))
+        if candidates is None:
+            candidates = self._candidates[kind, to] = [
+                r
+                for r in self._rules
+                if r.match.event == kind and (not r.match.to or to in r.match.to)
+            ]
+        out: list[Rule] = []
+        for rule in candidates:
+            if match(rule.match, event, rule.name) is _MATCHED:
+                out.append(rule)
+                if rule.stop:
+                    break
+        return tuple(out)  # () for most events: one shared object, not 100k empty lists
 
 
 _MATCHED = MatchReason.MATCHED

@@ -142,7 +142,6 @@ def _follow_templates(
             )
     # In the order the jobs ended, so "the previous ended job" means what it says.
     ended.sort(key=lambda pair: (pair[0].updated_at or now, pair[0].started_at or now))
-    streaked: dict[int, Event] = {}
     streaks: dict[str, int] = {}  # template -> failures in a row, as of the job in hand
     for job, event in ended:
         if not job.template or job.status == "cancelled":
@@ -151,7 +150,7 @@ def _follow_templates(
         if job.status in FAILURE_STATUSES:
             streak += 1
             if event is not None:
-                streaked[id(event)] = dataclasses.replace(event, streak=streak)
+                event.streak = streak  # made above, in this diff: not seen by anyone yet
         elif job.status == "completed":
             if streak and event is not None:
                 out.events.append(
@@ -168,8 +167,6 @@ def _follow_templates(
         streaks[job.template] = streak
     for template, streak in streaks.items():
         out.templates[template] = dataclasses.replace(current(template), streak=streak)
-    if streaked:
-        out.events = [streaked.get(id(e), e) for e in out.events]
 
 
 def _transition(job: Job, from_status: str, now: datetime) -> Event:

@@ -3,7 +3,7 @@ cross its boundary. No I/O here."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -40,7 +40,7 @@ class CycleCommit:
 
     states: Sequence[JobState]
     events: Sequence[Event]
-    alerts: Sequence[Alert]
+    alerts: Iterable[Alert]  # read once
     watermark: datetime
     now: datetime
     unfollowed: Sequence[str] = ()

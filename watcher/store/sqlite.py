@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.models import JobState, TemplateState
+from watcher.models import TERMINAL_STATUSES, JobState, TemplateState
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
 from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -223,15 +223,15 @@ class SqliteStore(OutboxTables):
                     (
                         s.sref,
                         s.status,
-                        s.status_since.timestamp(),
-                        s.first_seen.timestamp(),
-                        ts(s.updated_at),
-                        ts(s.started_at),
+                        now if s.status_since is commit.now else s.status_since.timestamp(),
+                        now if s.first_seen is commit.now else s.first_seen.timestamp(),
+                        s.updated_at.timestamp() if s.updated_at else None,
+                        s.started_at.timestamp() if s.started_at else None,
                         s.template,
                         s.name,
-                        int(s.ended),
+                        s.status in TERMINAL_STATUSES,
                     )
-                    for s in commit.states
+                    for s in commit.states  # the hot loop of a large window: no calls
                 ),
             )
             db.executemany(
