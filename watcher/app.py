@@ -88,6 +88,7 @@ class Daemon:
         self._cycle: asyncio.Task[bool] | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._cycles = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         # What is loaded by now (apprise's plugins, settings, templates) lives as long as
         # the process: keep it out of every garbage collection a big cycle triggers.
         gc.freeze()
@@ -97,6 +98,8 @@ class Daemon:
 
     async def close(self) -> None:
         await self.client.close()
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
         self.store.close()
 
     # -- one cycle ----------------------------------------------------------------------
@@ -134,6 +137,7 @@ class Daemon:
         self.last_success = time.monotonic()
         self.last_error = None
         self._prune()
+        self._checkpoint()
         self.metrics.polls.labels("ok").inc()
         self.metrics.poll_succeeded()
         self.metrics.jobs_followed.set(report.followed)
@@ -156,6 +160,17 @@ class Daemon:
         if report.alerts:
             self.notifier.wake.set()
         return True
+
+    def _checkpoint(self) -> None:
+        """Start a checkpoint of the state file in a worker thread, unless one runs."""
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint_now))
+
+    def _checkpoint_now(self) -> None:
+        try:
+            self.store.checkpoint()
+        except StoreError as exc:
+            log.warning("checkpoint_failed", error=str(exc))
 
     def _prune(self) -> None:
         before = self.clock() - timedelta(seconds=self.settings.state.retention)

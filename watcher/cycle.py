@@ -175,7 +175,13 @@ async def _cycle(
     previous = {**open_jobs, **store.states([j.sref for j in jobs if j.sref not in open_jobs])}
     known_templates = store.templates()
     baseline = watermark is None and not poll.alert_on_first_run
-    diff = tracker.diff(previous, jobs, now, templates=known_templates, baseline=baseline)
+    explain = log.is_enabled_for(logging.DEBUG)
+    route = rules.Router(rule_list)
+    # At debug every event is made and logged; else only those some rule could want.
+    routable = None if explain else route.wants
+    diff = tracker.diff(
+        previous, jobs, now, templates=known_templates, baseline=baseline, wanted=routable
+    )
     for ignored in diff.ignored:
         log.warning(
             "job_report_ignored",
@@ -204,11 +210,9 @@ async def _cycle(
     # before rules and templates run, not after.
     known = store.known_events([e.key for e in timed])
     events = [*diff.events, *(e for e in timed if e.key not in known)]
-    explain = log.is_enabled_for(logging.DEBUG)
     if explain:
         fired: list[Sequence[Rule]] = [_explained(event, rule_list) for event in events]
     else:
-        route = rules.Router(rule_list)
         fired = [route(event) for event in events]
     # The events recorded are the ledger that keeps an alert from going out twice: those
     # a rule acted on, and timer events (which recur each cycle until recorded). A
@@ -239,7 +243,7 @@ async def _cycle(
     if repeated:
         fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]
         events = [e for e in events if e.key not in repeated]
-    kinds = collections.Counter(e.kind for e in events)
+    kinds = collections.Counter(e.kind for e in events) + diff.unrouted
     _log_events(events, fired, debug=explain)
     if metrics:
         for kind, count in kinds.items():
@@ -251,7 +255,7 @@ async def _cycle(
         requests=observation.requests,
         jobs_seen=len(observation.jobs) + observation.unchanged,
         skipped=observation.skipped,
-        events=len(events),
+        events=kinds.total(),
         alerts=queued,
         followed=len(after),
         seconds=time.monotonic() - started,

@@ -81,8 +81,7 @@ class Router:
         self._rules = rules
         self._candidates: dict[tuple[EventKind, str], list[Rule]] = {}
 
-    def __call__(self, event: Event) -> tuple[Rule, ...]:
-        kind, to = event.kind, event.to_status
+    def _candidates_for(self, kind: EventKind, to: str) -> list[Rule]:
         candidates = self._candidates.get((kind, to))
         if candidates is None:
             candidates = self._candidates[kind, to] = [
@@ -90,8 +89,15 @@ class Router:
                 for r in self._rules
                 if r.match.event == kind and (not r.match.to or to in r.match.to)
             ]
+        return candidates
+
+    def wants(self, kind: EventKind, to: str) -> bool:
+        """Whether any rule could act on an event of this kind and new status."""
+        return bool(self._candidates_for(kind, to))
+
+    def __call__(self, event: Event) -> tuple[Rule, ...]:
         out: list[Rule] = []
-        for rule in candidates:
+        for rule in self._candidates_for(event.kind, event.to_status):
             if match(rule.match, event, rule.name) is _MATCHED:
                 out.append(rule)
                 if rule.stop:

@@ -10,7 +10,8 @@ carry the failure streak (for `consecutive` and `recovered`) and the last start 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,6 +40,8 @@ class Diff:
     states: list[JobState] = field(default_factory=list)  # new or changed, to be stored
     templates: dict[str, TemplateState] = field(default_factory=dict)  # changed ones
     ignored: list[Ignored] = field(default_factory=list)
+    # events no rule could want, counted but not made (see `diff`'s `wanted`)
+    unrouted: Counter[EventKind] = field(default_factory=Counter)
 
 
 def _since(job: Job, now: datetime, previous: JobState | None) -> datetime:
@@ -69,27 +72,41 @@ def diff(
     *,
     templates: Mapping[str, TemplateState] | None = None,
     baseline: bool = False,
+    wanted: Callable[[EventKind, str], bool] | None = None,
 ) -> Diff:
     """Compare what the API says now with what was stored.
 
     `baseline` is the first poll ever: jobs that had already ended are recorded (and
     counted in their template's streak) without an event, so a new install does not
     replay history as alerts.
+
+    `wanted(kind, status)` says whether any rule could act on such an event: the events
+    it rules out are only counted (`unrouted`), which spares a large window of new jobs
+    100k events that nothing would read.
     """
     out = Diff()
-    ended: list[tuple[Job, Event | None]] = []
+    ended: list[tuple[Job, str | None, Event | None]] = []  # job, from status (None: quiet)
     seen: list[Job] = []
+
+    def transition(job: Job, from_status: str) -> Event | None:
+        if wanted is not None and not wanted(EventKind.TRANSITION, job.status):
+            out.unrouted[EventKind.TRANSITION] += 1
+            return None
+        event = Event(EventKind.TRANSITION, job, from_status, job.status, job.updated_at or now)
+        out.events.append(event)
+        return event
+
     for job in observed:
         seen.append(job)  # every sighting: a pending job may get its startedAt later
         before = previous.get(job.sref)
         if before is None:
             out.states.append(_state(job, now, None))
-            event = None
-            if not (baseline and is_terminal(job.status)):
-                event = _transition(job, NEW, now)
-                out.events.append(event)
-            if is_terminal(job.status):
-                ended.append((job, event))
+            if baseline and is_terminal(job.status):
+                ended.append((job, None, None))
+            elif is_terminal(job.status):
+                ended.append((job, NEW, transition(job, NEW)))
+            else:
+                transition(job, NEW)
             continue
         if before.ended:
             # Terminal statuses are final: a different report later is a stale or broken
@@ -101,11 +118,10 @@ def diff(
             out.ignored.append(Ignored(job.sref, "stale", job.status))
             continue
         if job.status != before.status:
-            event = _transition(job, before.status, now)
-            out.events.append(event)
+            event = transition(job, before.status)
             out.states.append(_state(job, now, before))
             if is_terminal(job.status):
-                ended.append((job, event))
+                ended.append((job, before.status, event))
         elif (job.updated_at, job.started_at, job.name, job.template) != (
             before.updated_at,
             before.started_at,
@@ -113,7 +129,7 @@ def diff(
             before.template,
         ):
             out.states.append(_state(job, now, before))
-    _follow_templates(out, templates or {}, seen, ended, now)
+    _follow_templates(out, templates or {}, seen, ended, now, wanted)
     return out
 
 
@@ -121,8 +137,9 @@ def _follow_templates(
     out: Diff,
     known: Mapping[str, TemplateState],
     seen: list[Job],
-    ended: list[tuple[Job, Event | None]],
+    ended: list[tuple[Job, str | None, Event | None]],
     now: datetime,
+    wanted: Callable[[EventKind, str], bool] | None,
 ) -> None:
     def current(template: str) -> TemplateState:
         state = out.templates.get(template) or known.get(template)
@@ -141,9 +158,10 @@ def _follow_templates(
                 state, last_start=job.started_at, last_name=job.name
             )
     # In the order the jobs ended, so "the previous ended job" means what it says.
-    ended.sort(key=lambda pair: (pair[0].updated_at or now, pair[0].started_at or now))
+    ended.sort(key=lambda each: (each[0].updated_at or now, each[0].started_at or now))
     streaks: dict[str, int] = {}  # template -> failures in a row, as of the job in hand
-    for job, event in ended:
+    recoveries = wanted is None or wanted(EventKind.RECOVERED, "completed")
+    for job, from_status, event in ended:
         if not job.template or job.status == "cancelled":
             continue  # cancelled jobs neither break nor extend a streak
         streak = streaks.get(job.template, current(job.template).streak)
@@ -152,28 +170,13 @@ def _follow_templates(
             if event is not None:
                 event.streak = streak  # made above, in this diff: not seen by anyone yet
         elif job.status == "completed":
-            if streak and event is not None:
-                out.events.append(
-                    Event(
-                        kind=EventKind.RECOVERED,
-                        job=job,
-                        from_status=event.from_status,
-                        to_status=job.status,
-                        at=event.at,
-                        streak=streak,
-                    )
-                )
+            if streak and from_status is not None and not recoveries:
+                out.unrouted[EventKind.RECOVERED] += 1
+            elif streak and from_status is not None:
+                at = job.updated_at or now
+                recovery = Event(EventKind.RECOVERED, job, from_status, job.status, at, streak)
+                out.events.append(recovery)
             streak = 0
         streaks[job.template] = streak
     for template, streak in streaks.items():
         out.templates[template] = dataclasses.replace(current(template), streak=streak)
-
-
-def _transition(job: Job, from_status: str, now: datetime) -> Event:
-    return Event(
-        kind=EventKind.TRANSITION,
-        job=job,
-        from_status=from_status,
-        to_status=job.status,
-        at=job.updated_at or now,
-    )

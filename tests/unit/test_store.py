@@ -537,3 +537,17 @@ def test_queued_alerts_keep_their_variables_and_templates(store: SqliteStore) ->
     store.commit_cycle(cycle([state("jobs/1", "failed")], [event("jobs/1")], [queued]))
     (item,) = store.due(T1)
     assert item.alert == queued
+
+
+def test_commits_leave_checkpoints_to_checkpoint(store: SqliteStore, path: Path) -> None:
+    """A commit does not copy the log into the file, even a commit larger than SQLite's
+    automatic checkpoint (1000 pages): the event loop would wait for it. `checkpoint`
+    does, on its own connection, and the data is readable throughout."""
+    store.commit_cycle(cycle([state(f"jobs/{n}") for n in range(40_000)]))
+    wal = path.with_name(path.name + "-wal")
+    before = path.stat().st_size
+    assert wal.stat().st_size > 4_000_000 > before
+    assert store.known_jobs() == (40_000, 40_000)
+    store.checkpoint()
+    assert path.stat().st_size > 4_000_000
+    assert store.known_jobs() == (40_000, 40_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -283,3 +284,29 @@ def test_ignored_read_records_the_reported_status() -> None:
     """An ignored read says which status was reported, for the log."""
     (ignored,) = diff({"jobs/1": state("failed")}, [job("completed", updated=LATER)], NOW).ignored
     assert ignored.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "events", "unrouted"),
+    [
+        (None, ["transition:failed", "transition:completed", "recovered:completed"], {}),
+        (
+            lambda kind, status: status == "failed" or kind is EventKind.RECOVERED,
+            ["transition:failed", "recovered:completed"],
+            {EventKind.TRANSITION: 1},
+        ),
+        (lambda kind, status: False, [], {EventKind.TRANSITION: 2, EventKind.RECOVERED: 1}),
+    ],
+)
+def test_events_no_rule_wants_are_counted_not_made(
+    wanted: Any, events: list[str], unrouted: dict[EventKind, int]
+) -> None:
+    """`wanted` spares events no rule could act on; states and streaks are the same."""
+    failed = job("failed", "jobs/1", updated=EARLIER)
+    done = job("completed", "jobs/2", updated=LATER)
+    plain = diff({}, [failed, done], NOW)
+    out = diff({}, [failed, done], NOW, wanted=wanted)
+    assert [f"{e.kind}:{e.to_status}" for e in out.events] == events
+    assert dict(out.unrouted) == unrouted
+    assert (out.states, out.templates) == (plain.states, plain.templates)
+    assert next(e for e in plain.events if e.kind is EventKind.RECOVERED).streak == 1

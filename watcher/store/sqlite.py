@@ -33,6 +33,7 @@ class SqliteStore(OutboxTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._readonly = readonly
+        self._checkpointer: sqlite3.Connection | None = None
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
@@ -51,6 +52,9 @@ class SqliteStore(OutboxTables):
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
+                # Checkpoints (copying the log into the file, and its fsync) are not done
+                # by the commit that fills the log, on the event loop, but by `checkpoint`.
+                self._db.execute("PRAGMA wal_autocheckpoint = 0")
                 self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
@@ -60,7 +64,25 @@ class SqliteStore(OutboxTables):
             raise
 
     def close(self) -> None:
+        """Close; the last connection to close checkpoints the log and removes it."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()
+
+    def checkpoint(self) -> None:
+        """Copy what the log holds into the state file, without blocking readers or the
+        writer (a PASSIVE checkpoint). Made to run in a worker thread, on a connection of
+        its own: the commit of a large cycle is not slowed by it, nor the event loop."""
+        if self._readonly or str(self.path) == ":memory:":
+            return
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"state.path: cannot checkpoint {self.path}: {exc}") from None
 
     def restore_from(self, source: sqlite3.Connection) -> None:
         """Replace this store's content with a copy of `source` (used for dry runs)."""
