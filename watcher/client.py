@@ -51,7 +51,7 @@ class JobGone(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    jobs: list[Job]
+    jobs: dict[str, Job]  # by sref
     pages: int
     skipped: int
     unchanged: int = 0  # ended jobs listed again with the same status, not parsed
@@ -386,6 +386,4 @@ class Client:
             if is_terminal(job.status):
                 self._staged[job.sref] = job.status
         unchanged.difference_update(jobs)  # a shifted page can show a job both ways
-        return Listing(
-            jobs=list(jobs.values()), pages=page, skipped=skipped, unchanged=len(unchanged)
-        )
+        return Listing(jobs=jobs, pages=page, skipped=skipped, unchanged=len(unchanged))

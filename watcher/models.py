@@ -9,7 +9,7 @@ changes them after they are made.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancelled", "expired"})
@@ -91,17 +91,16 @@ class Event:
     stuck_for: float | None = None
     rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
     seq: int = 0  # which reminder (stuck) or which gap (missed)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
+    def __post_init__(self) -> None:
         """The event's identity: the same key is never alerted twice.
 
         A transition is once per job and new status; a recovery once per job; a timer
-        event once per rule, subject and reminder or gap. Made when asked: most events
-        of a large window are never asked (no rule wants them).
+        event once per rule, subject and reminder or gap.
         """
         base = f"{self.kind}:{self.job.sref or self.job.template}:{self.to_status}"
-        return f"{base}:{self.rule}:{self.seq}" if self.rule else base
+        self.key = f"{base}:{self.rule}:{self.seq}" if self.rule else base
 
 
 class Severity(enum.StrEnum):
@@ -135,7 +134,7 @@ class DeliveryOutcome(enum.StrEnum):
     DRY_RUN = "dry_run"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, like Job: a storm makes tens of thousands
 class Alert:
     """A message bound for one channel, as it is kept in the outbox.
 

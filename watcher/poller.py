@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from datetime import datetime, timedelta
 
 import structlog
@@ -34,7 +34,7 @@ def window(watermark: datetime | None, now: datetime, poll: PollSettings) -> Win
 
 
 def to_follow(
-    open_jobs: Mapping[str, JobState], listed: set[str], now: datetime, poll: PollSettings
+    open_jobs: Mapping[str, JobState], listed: Container[str], now: datetime, poll: PollSettings
 ) -> tuple[list[str], list[str]]:
     """(srefs to re-read, srefs to stop following) among jobs last seen unfinished."""
     follow: list[str] = []
@@ -90,8 +90,8 @@ async def observe(
     requests_before = client.requests
     client.start_cycle()
     listing = await client.list_jobs(win.start, win.end)
-    jobs = {job.sref: job for job in listing.jobs}
-    follow, unfollow = to_follow(open_jobs, set(jobs), now, poll)
+    jobs = listing.jobs
+    follow, unfollow = to_follow(open_jobs, jobs, now, poll)
     for sref in unfollow:
         log.warning(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
@@ -107,8 +107,8 @@ async def observe(
         pages += extra.pages
         skipped += extra.skipped
         unchanged += extra.unchanged
-        for job in extra.jobs:
-            jobs.setdefault(job.sref, job)
+        for sref, job in extra.jobs.items():
+            jobs.setdefault(sref, job)
         log.info(
             "window_widened", back_to=back.isoformat(), followed=len(follow), pages=extra.pages
         )
