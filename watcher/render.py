@@ -77,7 +77,6 @@ SAMPLE_EVENT = Event(
 )
 
 
-@functools.lru_cache(maxsize=4096)  # jobs started in the same second share their dates
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
