@@ -3,13 +3,16 @@ driven cycle by cycle (no sleeping on the clock)."""
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from tests.conftest import Hook, Mailbox, config_document
+from watcher import tracker
 from watcher.app import Daemon
 from watcher.settings import Settings
 from watcher.simulator.runner import SimulatorHandle
@@ -318,3 +321,24 @@ async def test_many_followed_jobs_are_read_by_widening_the_window_not_one_by_one
     assert world.requests["get"] == 0
     assert world.requests["list"] - lists == 2  # the window, and the span back to the oldest
     assert sorted(hook.titles()) == ["Crawl 0 failed", "Crawl 1 failed", "Crawl 2 failed"]
+
+
+async def test_the_collector_is_paused_only_while_a_cycle_runs(
+    sim: SimulatorHandle, world: World, hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle runs without garbage collection and gives it back, failed or not."""
+    d = daemon(sim, tmp_path, {"hook": hook.url})
+    during: list[bool] = []
+    world.add_job(name="Checkout", status="failed")
+    real_diff = tracker.diff
+
+    def watching(*args: Any, **kwargs: Any) -> Any:  # a spy: the real diff runs
+        during.append(gc.isenabled())
+        return real_diff(*args, **kwargs)
+
+    monkeypatch.setattr(tracker, "diff", watching)
+    assert await d.poll_once()
+    world.faults.down = True
+    assert not await d.poll_once()
+    await d.close()
+    assert (during, gc.isenabled()) == ([False], True)

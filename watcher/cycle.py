@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
@@ -28,6 +30,8 @@ log = structlog.get_logger("watcher.cycle")
 MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
 MAX_EVENT_LINES = 100  # info lines for events per cycle; a storm beyond this is counted
 TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,27 +135,28 @@ def _log_events(events: list[Event], fired: list[Sequence[Rule]], *, debug: bool
         )
 
 
-async def run_cycle(
-    client: Client,
-    store: Store,
-    poll: PollSettings,
-    rule_list: Sequence[Rule],
-    clock: Callable[[], datetime],
-    metrics: Metrics | None = None,
-) -> CycleReport:
-    """One cycle, with the garbage collector paused: a window of new jobs allocates
+def _collector_paused(
+    cycle: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Run the cycle with the garbage collector paused: a window of new jobs allocates
     millions of objects and no reference cycles, and collections set off by them would
     rescan the growing heap again and again (0.5 s of a 100k-job first cycle)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return await _cycle(client, store, poll, rule_list, clock, metrics)
-    finally:
-        if collecting:
-            gc.enable()
+
+    @functools.wraps(cycle)
+    async def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await cycle(*args, **kwargs)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return paused
 
 
-async def _cycle(
+@_collector_paused
+async def run_cycle(
     client: Client,
     store: Store,
     poll: PollSettings,
