@@ -1,9 +1,9 @@
 """The watcher's own vocabulary: jobs, events, alerts and the reasons behind decisions.
 
 Values only; nothing here does I/O or knows the API's JSON (that is `client`). `Job`,
-`JobState` and `Event` are made once per job in a window (100k of each in a large
-one), so they are not frozen (a frozen dataclass is built four times slower); nothing
-changes them after they are made.
+`JobState`, `Event` and `Alert` are made once per job or alert of a window (100k in a
+large one), so they are not frozen (a frozen dataclass is built four times slower);
+nothing changes them after they are made (but the tracker, a streak on its own event).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class DeliveryOutcome(enum.StrEnum):
     DRY_RUN = "dry_run"
 
 
-@dataclass(slots=True)  # not frozen, like Job: a storm makes tens of thousands
+@dataclass(slots=True)
 class Alert:
     """A message bound for one channel, as it is kept in the outbox.
 
