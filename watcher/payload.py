@@ -254,7 +254,7 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
             if type(sref) is str and settled.get(sref, "") == item.get("status"):
                 unchanged.append(sref)
                 continue
-        if job := parse_job(item, f"page {page} item {index}"):
+        if job := _usual(item) or parse_job(item, f"page {page} item {index}"):
             jobs.append(job)
     return Page(
         jobs=jobs,
