@@ -197,8 +197,12 @@ def _job(item: object) -> Job:
 
 def parse_job(item: object, where: str) -> Job | None:
     """One job record, or None (logged, naming the record and the fields) if malformed."""
+    return _usual(item) or _unusual(item, where)
+
+
+def _unusual(item: object, where: str) -> Job | None:
     try:
-        return _usual(item) or _job(item)
+        return _job(item)
     except ValueError as exc:
         log.warning("job_record_skipped", sref=_record_name(item), where=where, problems=str(exc))
         return None
@@ -254,7 +258,7 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
             if type(sref) is str and settled.get(sref, "") == item.get("status"):
                 unchanged.append(sref)
                 continue
-        if job := _usual(item) or parse_job(item, f"page {page} item {index}"):
+        if job := _usual(item) or _unusual(item, f"page {page} item {index}"):
             jobs.append(job)
     return Page(
         jobs=jobs,
