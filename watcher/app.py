@@ -171,6 +171,8 @@ class Daemon:
             self.store.checkpoint()
         except StoreError as exc:
             log.warning("checkpoint_failed", error=str(exc))
+        except Exception:  # a bug must not leave an unread failure behind: the next one retries
+            log.exception("checkpoint_crashed")
 
     def _prune(self) -> None:
         before = self.clock() - timedelta(seconds=self.settings.state.retention)
