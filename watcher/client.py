@@ -216,7 +216,9 @@ class Client:
         log.info("api_retry", problem=problem, attempt=attempt + 1, delay=round(delay, 2))
         await self._sleep(delay)
 
-    async def _get(self, url: str, endpoint: str) -> Any:
+    async def _get(
+        self, url: str, endpoint: str, decode: Callable[[bytes], Any] = json.loads
+    ) -> Any:
         """GET `url` (already encoded) and return its decoded JSON, retrying what is worth it."""
         renewed = False
         attempt = 0
@@ -241,7 +243,7 @@ class Client:
                 continue
             if 200 <= status < 300:
                 try:
-                    decoded = json.loads(body)
+                    decoded = decode(body)
                 except ValueError:
                     outcome, problem = "bad_body", f"GET {endpoint}: body is not JSON"
                 else:
@@ -329,7 +331,7 @@ class Client:
                         f"the window needs more than api.max_pages ({self._s.max_pages}) pages"
                     )
                 visited.add(url)
-                fetch = ahead.pop(page, None) or self._get(url, "jobs")
+                fetch = ahead.pop(page, None) or self._get(url, "jobs", payload.decode_listing)
                 try:
                     body = await fetch
                 except _NotFound:
@@ -374,7 +376,7 @@ class Client:
                 for n in range(page + 1, min(page + self._s.max_concurrency, last + 1)):
                     if n not in ahead:
                         ahead[n] = asyncio.ensure_future(
-                            self._get(self._page_url(start, end, n), "jobs")
+                            self._get(self._page_url(start, end, n), "jobs", payload.decode_listing)
                         )
         finally:
             for task in ahead.values():

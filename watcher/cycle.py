@@ -173,11 +173,12 @@ async def run_cycle(
     # Read the clock again: the responses may have corrected it (see Daemon._api_time).
     now = clock()
     others = [job.sref for job in observation.jobs if job.sref not in open_jobs]
-    ended = store.ended_statuses(others)
+    ended, unended = store.seen(others)
     # Jobs that had ended and still read the same are most of every window: leave them
     # out of the diff, which could only confirm that nothing happened.
     jobs = [j for j in observation.jobs if ended.get(j.sref) != j.status]
-    previous = {**open_jobs, **store.states([j.sref for j in jobs if j.sref not in open_jobs])}
+    reopened = store.states([j.sref for j in jobs if j.sref in ended])  # the diff ignores them
+    previous = {**open_jobs, **unended, **reopened}
     known_templates = store.templates()
     baseline = watermark is None and not poll.alert_on_first_run
     explain = log.is_enabled_for(logging.DEBUG)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 
 from watcher.models import KNOWN_STATUSES, Job
@@ -116,62 +117,85 @@ def _record_name(item: object) -> str:
     return "?"
 
 
+class _Record(msgspec.Struct, gc=False):
+    """A job record of the documented shape, under the API's field names: what a page
+    is decoded into, in C, straight from the bytes. Dates stay text, read by `_when`."""
+
+    sref: str
+    status: str
+    name: str | None = None
+    url: str | None = None
+    startedAt: str | None = None  # the API's names
+    updatedAt: str | None = None
+    startedBy: str | None = None
+    type: str | None = None
+    pageCount: int | None = None
+    jobTemplateUri: str | None = None
+    runType: str | None = None
+    testRunsUri: str | None = None
+
+
+class _Listing(msgspec.Struct, gc=False):
+    results: list[_Record]
+    meta: Any = None
+
+
+_decode_listing = msgspec.json.Decoder(_Listing).decode
+
+
+def decode_listing(body: bytes) -> Any:
+    """A page of `GET /jobs`: typed records when every record has the documented shape
+    (the usual case), else plain JSON for the tolerant reader. ValueError if not JSON."""
+    try:
+        return _decode_listing(body)
+    except msgspec.DecodeError:  # another shape, or JSON only Python's reader takes (NaN)
+        return json.loads(body)
+
+
+def _as_record(item: object) -> _Record | None:
+    try:
+        return msgspec.convert(item, _Record)
+    except msgspec.ValidationError:
+        return None
+
+
 @functools.lru_cache(maxsize=4096)
 def _usual_when(value: str) -> datetime | None:
     """A date as the API writes it, cached: jobs started in the same second share it."""
     return _when(value)
 
 
-def _usual(item: object) -> Job | None:
-    """The record as the API documents it, read fast; None if anything is unusual (then
-    `_job` reads it field by field, and says what is wrong)."""
-    if type(item) is not dict:
-        return None
-    get = item.get
-    sref, status, count = get("sref"), get("status"), get("pageCount", 0)
-    name, url, runs_uri = get("name", ""), get("url", ""), get("testRunsUri", "")
-    started_by, kind = get("startedBy", ""), get("type", "")
-    template, run_type = get("jobTemplateUri", ""), get("runType", "")
-    started, updated = get("startedAt"), get("updatedAt")
-    if not (
-        type(sref) is str
-        and type(status) is str
-        and type(count) is int
-        and type(name) is str
-        and type(url) is str
-        and type(runs_uri) is str
-        and type(started_by) is str
-        and type(kind) is str
-        and type(template) is str
-        and type(run_type) is str
-        and (started is None or type(started) is str)
-        and (updated is None or type(updated) is str)
-        and status in KNOWN_STATUSES
-        and count >= 0
-    ):
-        return None
-    longest = max(len(name), len(url), len(runs_uri), len(started_by), len(template), len(kind))
-    match = _SREF.fullmatch(sref)
-    if match is None or longest > MAX_TEXT or len(run_type) > MAX_TEXT:
+def _documented(record: _Record) -> Job | None:
+    """The record read fast; None if anything is unusual (then `_job` reads it field by
+    field, and says what is wrong)."""
+    status, count = record.status, record.pageCount or 0
+    name, url, runs_uri = record.name or "", record.url or "", record.testRunsUri or ""
+    started_by, kind = record.startedBy or "", record.type or ""
+    template, run_type = record.jobTemplateUri or "", record.runType or ""
+    longest = max(
+        len(name), len(url), len(runs_uri), len(started_by), len(template), len(kind), len(run_type)
+    )
+    match = _SREF.fullmatch(record.sref)
+    if status not in KNOWN_STATUSES or count < 0 or longest > MAX_TEXT or match is None:
         return None
     try:
-        started = started and _usual_when(started)
-        updated = updated and _usual_when(updated)
+        started = record.startedAt and _usual_when(record.startedAt)
+        updated = record.updatedAt and _usual_when(record.updatedAt)
     except ValueError:
         return None
-    return Job(
-        sref=sref if match.start(1) == 0 else match.group(1),
-        name=name,
-        status=sys.intern(status),
-        started_at=started or None,
-        updated_at=updated or None,
-        url=sys.intern(url),  # the site a template tests: the same for all its jobs
-        type=sys.intern(kind),
-        run_type=sys.intern(run_type),
-        started_by=sys.intern(started_by),
-        page_count=count,
-        template=sys.intern(template),
-        test_runs_uri=runs_uri,
+    return Job(  # positional, in the order of Job's fields: twice as fast as by keyword
+        record.sref if match.start(1) == 0 else match.group(1),
+        name,
+        sys.intern(status),
+        started or None,
+        updated or None,
+        sys.intern(url),  # the site a template tests: the same for all its jobs
+        sys.intern(kind),
+        sys.intern(run_type),
+        sys.intern(started_by),
+        count,
+        sys.intern(template),
+        runs_uri,
     )
 
 
@@ -197,7 +221,12 @@ def _job(item: object) -> Job:
 
 def parse_job(item: object, where: str) -> Job | None:
     """One job record, or None (logged, naming the record and the fields) if malformed."""
-    return _usual(item) or _unusual(item, where)
+    record = item if isinstance(item, _Record) else _as_record(item)
+    if record is not None and (job := _documented(record)) is not None:
+        return job
+    # An unusual typed record goes back to the plain values it was decoded from (dates
+    # are kept as text): the tolerant reader sees what it would have seen.
+    return _unusual(msgspec.structs.asdict(item) if isinstance(item, _Record) else item, where)
 
 
 def _unusual(item: object, where: str) -> Job | None:
@@ -236,29 +265,48 @@ def _next_link(meta: dict[str, Any]) -> str | None:
     return None
 
 
+def _page_parts(body: Any, page: int) -> tuple[list[Any], dict[str, Any]]:
+    """The records and the meta of a page, decoded typed (`decode_listing`) or plain."""
+    results: Any
+    if type(body) is _Listing:
+        results, meta = body.results, body.meta
+    else:
+        results = _envelope(body)
+        if isinstance(results, dict):
+            log.warning("api_results_not_a_list", page=page)
+            results = [results]
+        if not isinstance(results, list):
+            raise PayloadError("'results' is neither a list nor an object")
+        meta = body.get("meta")
+    return results, meta if isinstance(meta, dict) else {}
+
+
+def _identity(item: object) -> tuple[object, object]:
+    """(sref, status) of a record, as they came."""
+    if type(item) is _Record:
+        return item.sref, item.status
+    if type(item) is dict:
+        return item.get("sref"), item.get("status")
+    return None, None
+
+
 def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -> Page:
     """One page of a listing. Records of jobs in `settled` (sref -> the terminal status
     they had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
-    results = _envelope(body)
-    if isinstance(results, dict):
-        log.warning("api_results_not_a_list", page=page)
-        results = [results]
-    if not isinstance(results, list):
-        raise PayloadError("'results' is neither a list nor an object")
-    meta = body.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
+    results, meta = _page_parts(body, page)
     total = meta.get("paginationTotalResults")
     total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
     jobs: list[Job] = []
     unchanged: list[str] = []
     for index, item in enumerate(results):
-        if settled and type(item) is dict:
-            sref = item.get("sref")
-            if type(sref) is str and settled.get(sref, "") == item.get("status"):
+        if settled:
+            sref, status = _identity(item)
+            if type(sref) is str and settled.get(sref, "") == status:
                 unchanged.append(sref)
                 continue
-        if job := _usual(item) or _unusual(item, f"page {page} item {index}"):
+        job = _documented(item) if type(item) is _Record else None
+        if job or (job := parse_job(item, f"page {page} item {index}")):
             jobs.append(job)
     return Page(
         jobs=jobs,

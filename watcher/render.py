@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -49,7 +50,7 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
 }
 MAX_RENDERED = 4000  # characters; a runaway template must not produce a megabyte message
 
-_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one a call
+_encode = msgspec.json.Encoder().encode  # a tenth of the time json.dumps takes
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 SAMPLE_JOB = Job(
@@ -157,7 +158,7 @@ def queued(event: Event, test_runs: list[dict[str, object]] | None = None) -> st
     """The job and event variables as the outbox keeps them until the alert is sent: one
     JSON list, in the order of JOB_VARIABLES then EVENT_VARIABLES (a list is encoded in
     a third of the time the nested objects take, and a storm queues tens of thousands)."""
-    return _JSON.encode(_values(event, test_runs))
+    return _encode(_values(event, test_runs)).decode()
 
 
 @functools.lru_cache(maxsize=256)

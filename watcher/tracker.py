@@ -53,15 +53,15 @@ def _since(job: Job, now: datetime, previous: JobState | None) -> datetime:
 
 
 def _state(job: Job, now: datetime, previous: JobState | None) -> JobState:
-    return JobState(
-        sref=job.sref,
-        status=job.status,
-        status_since=_since(job, now, previous),
-        first_seen=previous.first_seen if previous else now,
-        updated_at=job.updated_at,
-        started_at=job.started_at,
-        template=job.template,
-        name=job.name,
+    return JobState(  # positional, in the order of JobState's fields: the hot loop
+        job.sref,
+        job.status,
+        _since(job, now, previous),
+        previous.first_seen if previous else now,
+        job.updated_at,
+        job.started_at,
+        job.template,
+        job.name,
     )
 
 
@@ -164,7 +164,9 @@ def _follow_templates(
     for job, from_status, event in ended:
         if not job.template or job.status == "cancelled":
             continue  # cancelled jobs neither break nor extend a streak
-        streak = streaks.get(job.template, current(job.template).streak)
+        streak = streaks.get(job.template)
+        if streak is None:
+            streak = current(job.template).streak
         if job.status in FAILURE_STATUSES:
             streak += 1
             if event is not None:

@@ -3,15 +3,18 @@ crashes, never invents a transition, and names every record it skips."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watcher.models import JobState
-from watcher.payload import parse_list
+from watcher import payload
+from watcher.models import Job, JobState
+from watcher.payload import decode_listing, parse_list
 from watcher.tracker import diff
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -97,3 +100,53 @@ def test_any_page_parses_and_diffs_without_false_transitions(items: list[Any]) -
         assert event.to_status == parsed[event.job.sref]
         assert event.from_status in ("new", KNOWN.get(event.job.sref))
         assert event.to_status != KNOWN.get(event.job.sref)
+
+
+def _tolerant(item: object) -> Job | None:
+    try:
+        return payload._job(item)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages())
+def test_a_page_reads_the_same_decoded_typed_or_plain(items: list[Any]) -> None:
+    """The fast path (records decoded from the bytes straight into typed values) reads
+    every page, and every record, exactly as the tolerant field-by-field reader does."""
+    body = json.dumps({"results": items, "meta": {"paginationTotalResults": 9}}).encode()
+    with structlog.testing.capture_logs() as typed_log:
+        typed = parse_list(decode_listing(body), 1)
+    with structlog.testing.capture_logs() as plain_log:
+        plain = parse_list(json.loads(body), 1)
+    assert typed == plain
+    assert typed_log == plain_log
+    assert typed.jobs == [job for item in items if (job := _tolerant(item))]
+
+
+def test_a_page_of_documented_records_is_decoded_typed() -> None:
+    items = [record(n, "failed") for n in range(3)]
+    items[1]["extra"] = {"unknown": ["fields", "are", "ignored"]}
+    decoded = decode_listing(json.dumps({"results": items}).encode())
+    assert not isinstance(decoded, dict)
+    assert [job.sref for job in parse_list(decoded, 1).jobs] == ["jobs/0", "jobs/1", "jobs/2"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "score": NaN}]}',
+        b'{"results": {"sref": "jobs/1", "status": "failed"}}',
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "pageCount": "3"}]}',
+        b'\xef\xbb\xbf{"results": [{"sref": "jobs/1", "status": "failed"}]}',
+    ],
+)
+def test_a_page_of_another_shape_is_read_plain(body: bytes) -> None:
+    with structlog.testing.capture_logs():
+        (job,) = parse_list(decode_listing(body), 1).jobs
+    assert job.sref == "jobs/1"
+
+
+def test_a_body_that_is_not_json_is_a_value_error() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        decode_listing(b'{"results": [')

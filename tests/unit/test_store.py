@@ -243,6 +243,18 @@ def test_states_reads_more_srefs_than_one_query_holds(store: SqliteStore) -> Non
     assert sorted(found) == sorted(srefs)
 
 
+def test_seen_splits_ended_jobs_from_the_others_in_one_pass(store: SqliteStore) -> None:
+    """seen() gives the status of ended jobs and the whole state of the others, for
+    every chunk of srefs, and nothing for srefs it does not know."""
+    srefs = [f"jobs/{n}" for n in range(1500)]
+    statuses = ["failed", "running", "completed"]
+    store.commit_cycle(cycle([state(s, statuses[n % 3]) for n, s in enumerate(srefs)]))
+    ended, unended = store.seen([*srefs, "jobs/unknown"])
+    assert ended == {s: statuses[n % 3] for n, s in enumerate(srefs) if n % 3 != 1}
+    assert unended == store.states(srefs[1::3])
+    assert sorted(unended) == sorted(srefs[1::3])
+
+
 def test_states_of_nothing_is_empty(store: SqliteStore) -> None:
     """Asking for no srefs asks the database nothing and finds nothing."""
     store.commit_cycle(cycle([state("jobs/1")]))

@@ -207,10 +207,18 @@ class SqliteStore(OutboxTables):
         """Which of these event keys are recorded already."""
         return {row[0] for row in self._in("SELECT key FROM events WHERE key IN ({marks})", keys)}
 
-    def ended_statuses(self, srefs: Sequence[str]) -> dict[str, str]:
-        """The status of each of `srefs` that the store knows as ended (cheap: no JobState)."""
-        sql = "SELECT sref, status FROM jobs WHERE ended = 1 AND sref IN ({marks})"
-        return dict(self._in(sql, srefs))
+    def seen(self, srefs: Sequence[str]) -> tuple[dict[str, str], dict[str, JobState]]:
+        """What the store knows of `srefs`, in one pass: the status of those that ended
+        (cheap: no JobState, and they are most of a window), the state of the others."""
+        ended: dict[str, str] = {}
+        unended: list[Any] = []
+        sql = _SELECT_STATES.replace(" FROM", ", ended FROM") + " WHERE sref IN ({marks})"
+        for row in self._in(sql, srefs):
+            if row[8]:
+                ended[row[0]] = row[1]
+            else:
+                unended.append(row)
+        return ended, self._states(unended)
 
     def count_started_between(self, start: datetime, end: datetime) -> int:
         row = self._db.execute(
