@@ -279,15 +279,16 @@ class Client:
             log.warning("job_record_skipped", sref=sref, where=f"GET {sref}", problems=str(exc))
             return None
 
-    def _page_url(self, start: datetime, end: datetime, page: int) -> str:
-        query = {
+    def _pages(self, start: datetime, end: datetime) -> Callable[[int], str]:
+        """The URL of each page of the window [start, end]: the window is encoded once."""
+        window = {
             "fromDate": start.isoformat(timespec="seconds"),
             "toDate": end.isoformat(timespec="seconds"),
-            self._s.page_param: str(page),
-            self._s.page_size_param: str(self._s.page_size),
         }
-        encoded = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
-        return f"{self._s.base_url}/jobs?{encoded}"
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in window.items())
+        size = f"{quote(self._s.page_size_param, safe='')}={self._s.page_size}"
+        prefix = f"{self._s.base_url}/jobs?{query}&{quote(self._s.page_param, safe='')}="
+        return lambda page: f"{prefix}{page}&{size}"
 
     async def test_runs(self, sref: str, limit: int = 50) -> list[dict[str, object]]:
         """The first `limit` test runs of a job, for enriching an alert."""
@@ -318,7 +319,8 @@ class Client:
         jobs: dict[str, Job] = {}
         settled = {**self._settled, **self._staged} if self._staged else self._settled
         unchanged: set[str] = set()
-        url = self._page_url(start, end, 1)
+        page_url = self._pages(start, end)
+        url = page_url(1)
         page, raw, skipped, widest, last = 1, 0, 0, 0, 0
         visited: set[str] = set()
         # Once page 1 tells the total, the next pages are requested ahead, up to
@@ -370,13 +372,13 @@ class Client:
                 if total is None and count < widest:
                     break
                 page += 1
-                url = self._page_url(start, end, page)
+                url = page_url(page)
                 if total is not None:
                     last = min(max(last, math.ceil(total / widest)), self._s.max_pages)
                 for n in range(page + 1, min(page + self._s.max_concurrency, last + 1)):
                     if n not in ahead:
                         ahead[n] = asyncio.ensure_future(
-                            self._get(self._page_url(start, end, n), "jobs", payload.decode_listing)
+                            self._get(page_url(n), "jobs", payload.decode_listing)
                         )
         finally:
             for task in ahead.values():

@@ -78,7 +78,9 @@ SAMPLE_EVENT = Event(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso(value: datetime | None) -> str:
+    """Cached: a storm's jobs share their dates to the second (read once, see payload)."""
     return value.isoformat() if value else ""
 
 
