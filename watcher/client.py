@@ -307,10 +307,11 @@ class Client:
         holds for ended jobs it listed: those need no parsing next time. Only what the
         store confirms is settled, so a read the tracker ignored is read again. Kept to
         one cycle's listings: the cache is as large as a window, never a history."""
+        before = self._settled
         self._settled = {
             sref: status
             for sref, status in self._staged.items()
-            if stored.get(sref, self._settled.get(sref)) == status
+            if (stored.get(sref) or before.get(sref)) == status  # a status is never ""
         }
         self._staged = {}
 

@@ -23,6 +23,7 @@ from watcher import poller, render, rules, timers, tracker
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.models import FAILURE_STATUSES, Alert, Event, EventKind, TemplateState, Window
+from watcher.models import TERMINAL_STATUSES as TERMINAL
 from watcher.settings import PollSettings, Rule
 from watcher.store import CycleCommit, Store
 
@@ -244,7 +245,7 @@ async def run_cycle(
             templates=list(diff.templates.values()),
         )
     )
-    client.settle({**ended, **{s.sref: s.status for s in diff.states if s.ended}})
+    client.settle({**ended, **{s.sref: s.status for s in diff.states if s.status in TERMINAL}})
     repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
     if repeated:
         fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]

@@ -18,12 +18,12 @@ from datetime import datetime
 from watcher.models import (
     FAILURE_STATUSES,
     NEW,
+    TERMINAL_STATUSES,
     Event,
     EventKind,
     Job,
     JobState,
     TemplateState,
-    is_terminal,
 )
 
 
@@ -86,27 +86,31 @@ def diff(
     """
     out = Diff()
     ended: list[tuple[Job, str | None, Event | None]] = []  # job, from status (None: quiet)
-    seen: list[Job] = []
+    seen = list(observed)  # every sighting: a pending job may get its startedAt later
+    routed: dict[str, bool] = {}  # status -> whether a transition to it is wanted
 
     def transition(job: Job, from_status: str) -> Event | None:
-        if wanted is not None and not wanted(EventKind.TRANSITION, job.status):
-            out.unrouted[EventKind.TRANSITION] += 1
-            return None
+        if wanted is not None:
+            wants = routed.get(job.status)
+            if wants is None:
+                wants = routed[job.status] = wanted(EventKind.TRANSITION, job.status)
+            if not wants:
+                out.unrouted[EventKind.TRANSITION] += 1
+                return None
         event = Event(EventKind.TRANSITION, job, from_status, job.status, job.updated_at or now)
         out.events.append(event)
         return event
 
-    for job in observed:
-        seen.append(job)  # every sighting: a pending job may get its startedAt later
+    for job in seen:
         before = previous.get(job.sref)
         if before is None:
             out.states.append(_state(job, now, None))
-            if baseline and is_terminal(job.status):
-                ended.append((job, None, None))
-            elif is_terminal(job.status):
-                ended.append((job, NEW, transition(job, NEW)))
-            else:
+            if job.status not in TERMINAL_STATUSES:
                 transition(job, NEW)
+            elif baseline:
+                ended.append((job, None, None))
+            else:
+                ended.append((job, NEW, transition(job, NEW)))
             continue
         if before.ended:
             # Terminal statuses are final: a different report later is a stale or broken
@@ -120,7 +124,7 @@ def diff(
         if job.status != before.status:
             event = transition(job, before.status)
             out.states.append(_state(job, now, before))
-            if is_terminal(job.status):
+            if job.status in TERMINAL_STATUSES:
                 ended.append((job, before.status, event))
         elif (job.updated_at, job.started_at, job.name, job.template) != (
             before.updated_at,
