@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
@@ -117,22 +117,26 @@ def _record_name(item: object) -> str:
     return "?"
 
 
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
 class _Record(msgspec.Struct, gc=False):
     """A job record of the documented shape, under the API's field names: what a page
-    is decoded into, in C, straight from the bytes. Dates stay text, read by `_when`."""
+    is decoded into, in C, straight from the bytes. Dates stay text, read by `_when`.
+    A value out of these bounds sends the record to the tolerant reader."""
 
     sref: str
     status: str
-    name: str | None = None
-    url: str | None = None
+    name: _Text | None = None
+    url: _Text | None = None
     startedAt: str | None = None  # the API's names
     updatedAt: str | None = None
-    startedBy: str | None = None
-    type: str | None = None
-    pageCount: int | None = None
-    jobTemplateUri: str | None = None
-    runType: str | None = None
-    testRunsUri: str | None = None
+    startedBy: _Text | None = None
+    type: _Text | None = None
+    pageCount: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    jobTemplateUri: _Text | None = None
+    runType: _Text | None = None
+    testRunsUri: _Text | None = None
 
 
 class _Listing(msgspec.Struct, gc=False):
@@ -168,15 +172,8 @@ def _usual_when(value: str) -> datetime | None:
 def _documented(record: _Record) -> Job | None:
     """The record read fast; None if anything is unusual (then `_job` reads it field by
     field, and says what is wrong)."""
-    status, count = record.status, record.pageCount or 0
-    name, url, runs_uri = record.name or "", record.url or "", record.testRunsUri or ""
-    started_by, kind = record.startedBy or "", record.type or ""
-    template, run_type = record.jobTemplateUri or "", record.runType or ""
-    longest = max(
-        len(name), len(url), len(runs_uri), len(started_by), len(template), len(kind), len(run_type)
-    )
-    match = _SREF.fullmatch(record.sref)
-    if status not in KNOWN_STATUSES or count < 0 or longest > MAX_TEXT or match is None:
+    status, match = record.status, _SREF.fullmatch(record.sref)
+    if status not in KNOWN_STATUSES or match is None:
         return None
     try:
         started = record.startedAt and _usual_when(record.startedAt)
@@ -185,17 +182,17 @@ def _documented(record: _Record) -> Job | None:
         return None
     return Job(  # positional, in the order of Job's fields: twice as fast as by keyword
         record.sref if match.start(1) == 0 else match.group(1),
-        name,
+        record.name or "",
         sys.intern(status),
         started or None,
         updated or None,
-        sys.intern(url),  # the site a template tests: the same for all its jobs
-        sys.intern(kind),
-        sys.intern(run_type),
-        sys.intern(started_by),
-        count,
-        sys.intern(template),
-        runs_uri,
+        sys.intern(record.url or ""),  # the site a template tests: the same for all its jobs
+        sys.intern(record.type or ""),
+        sys.intern(record.runType or ""),
+        sys.intern(record.startedBy or ""),
+        record.pageCount or 0,
+        sys.intern(record.jobTemplateUri or ""),
+        record.testRunsUri or "",
     )
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from watcher import payload
 from watcher.models import Job, JobState
-from watcher.payload import decode_listing, parse_list
+from watcher.payload import MAX_TEXT, decode_listing, parse_list
 from watcher.tracker import diff
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -150,3 +150,15 @@ def test_a_page_of_another_shape_is_read_plain(body: bytes) -> None:
 def test_a_body_that_is_not_json_is_a_value_error() -> None:
     with pytest.raises(json.JSONDecodeError):
         decode_listing(b'{"results": [')
+
+
+@pytest.mark.parametrize("length", [MAX_TEXT - 1, MAX_TEXT, MAX_TEXT + 1])
+def test_a_long_name_is_cut_the_same_on_both_paths(length: int) -> None:
+    """Characters, not bytes, count: a name of non-ASCII letters is kept or cut at
+    MAX_TEXT whichever way the page was decoded."""
+    item = {**record(1, "failed"), "name": "é" * length}
+    body = json.dumps({"results": [item]}).encode()
+    (typed,) = parse_list(decode_listing(body), 1).jobs
+    (plain,) = parse_list(json.loads(body), 1).jobs
+    assert typed == plain
+    assert typed.name == "é" * min(length, MAX_TEXT)
