@@ -204,7 +204,7 @@ async def run_cycle(
     # The unfinished jobs after this cycle, still followed: what stuck timers look at.
     after = {sref: s for sref, s in open_jobs.items() if sref not in gone}
     for state in diff.states:
-        if state.ended or state.sref in gone:
+        if state.status in TERMINAL or state.sref in gone:
             after.pop(state.sref, None)
         else:
             after[state.sref] = state

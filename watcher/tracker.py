@@ -161,13 +161,13 @@ def _follow_templates(
             out.templates[template] = dataclasses.replace(
                 state, last_start=job.started_at, last_name=job.name
             )
-    # In the order the jobs ended, so "the previous ended job" means what it says.
-    ended.sort(key=lambda each: (each[0].updated_at or now, each[0].started_at or now))
+    # Cancelled jobs neither break nor extend a streak. The others in the order they
+    # ended, so "the previous ended job" means what it says.
+    counted = [each for each in ended if each[0].template and each[0].status != "cancelled"]
+    counted.sort(key=lambda each: (each[0].updated_at or now, each[0].started_at or now))
     streaks: dict[str, int] = {}  # template -> failures in a row, as of the job in hand
     recoveries = wanted is None or wanted(EventKind.RECOVERED, "completed")
-    for job, from_status, event in ended:
-        if not job.template or job.status == "cancelled":
-            continue  # cancelled jobs neither break nor extend a streak
+    for job, from_status, event in counted:
         streak = streaks.get(job.template)
         if streak is None:
             streak = current(job.template).streak
