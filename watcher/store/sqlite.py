@@ -50,9 +50,6 @@ class SqliteStore(OutboxTables):
             self._db.execute("PRAGMA busy_timeout = 10000")
             self._check_version()  # before WAL mode rewrites the header of a foreign file
             if not readonly:
-                # 16 KiB pages for a new file: a large window's rows in fewer pages write
-                # a tenth faster (a file that exists keeps the page size it has).
-                self._db.execute("PRAGMA page_size = 16384")
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 # Checkpoints (copying the log into the file, and its fsync) are not done
