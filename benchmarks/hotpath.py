@@ -18,9 +18,9 @@ Key = tuple[str, int, str]
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("fetch + parse (client.list_jobs)", r"watcher/client\.py", "list_jobs"),
     ("  parse pages (payload.parse_list)", r"watcher/payload\.py", "parse_list"),
-    ("  decode JSON (json.loads)", r"json/__init__\.py", "loads"),
+    ("  decode pages (payload.decode_listing)", r"watcher/payload\.py", "decode_listing"),
     ("follow unfinished (client.get_job)", r"watcher/client\.py", "get_job"),
-    ("read state (store.states)", r"watcher/store", "states"),
+    ("read state (store.seen)", r"watcher/store", "seen"),
     ("read open jobs (store.open_jobs)", r"watcher/store", "open_jobs"),
     ("diff (tracker.diff)", r"watcher/tracker\.py", "diff"),
     ("timers (timers.stuck)", r"watcher/timers\.py", "stuck"),
