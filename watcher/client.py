@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import math
 import random
@@ -26,7 +27,7 @@ from yarl import URL
 
 from watcher import logs, payload
 from watcher.metrics import Metrics
-from watcher.models import Job, is_terminal
+from watcher.models import TERMINAL_STATUSES, Job
 from watcher.settings import ApiSettings
 
 log = structlog.get_logger("watcher.client")
@@ -72,6 +73,16 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(header: str) -> datetime | None:
+    """A Date header, read once: it changes once a second, pages come faster."""
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else None
 
 
 class Client:
@@ -130,11 +141,8 @@ class Client:
     def _note_server_time(self, header: str | None) -> None:
         """Keep the API's time (its Date header) against our monotonic clock, so that
         windows and timers follow the API's clock, not a wall clock that NTP may jump."""
-        try:
-            server = parsedate_to_datetime(header) if header else None
-        except (TypeError, ValueError):
-            return
-        if server is None or server.tzinfo is None:
+        server = _http_date(header) if header else None
+        if server is None:
             return
         skew = server.timestamp() - time.time()
         if abs(skew) > SKEW_WARNING and abs(skew - self._skew) > SKEW_WARNING:
@@ -388,7 +396,7 @@ class Client:
         for sref in unchanged:
             self._staged[sref] = settled[sref]
         for job in jobs.values():
-            if is_terminal(job.status):
+            if job.status in TERMINAL_STATUSES:
                 self._staged[job.sref] = job.status
         unchanged.difference_update(jobs)  # a shifted page can show a job both ways
         return Listing(jobs=jobs, pages=page, skipped=skipped, unchanged=len(unchanged))
