@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, REALM
 from watcher.client import ApiError, Client, JobGone
@@ -204,6 +205,19 @@ async def test_connection_refused_is_an_api_error() -> None:
     async with Client(dead, sleep=no_sleep) as c:
         with pytest.raises(ApiError, match="connection error"):
             await c.get_job("jobs/1")
+
+
+async def test_a_body_nested_too_deep_to_read_is_retried(client: Client, world: World) -> None:
+    """JSON nested past every reader's recursion limit is an unreadable body: retried,
+    then the listing is read in full."""
+    jobs = add_jobs(world, 3)
+    world.faults.nest_next = 1
+    with structlog.testing.capture_logs() as logged:
+        listing = await client.list_jobs(*span(world))
+    assert sorted(listing.jobs) == sorted(j.sref for j in jobs)
+    assert world.requests["nested"] == 1
+    retries = [e["problem"] for e in logged if e["event"] == "api_retry"]
+    assert retries == ["GET jobs: body is not readable JSON"]
 
 
 async def test_a_long_retry_after_fails_the_poll_instead_of_hanging(

@@ -252,8 +252,8 @@ class Client:
             if 200 <= status < 300:
                 try:
                     decoded = decode(body)
-                except ValueError:
-                    outcome, problem = "bad_body", f"GET {endpoint}: body is not JSON"
+                except (ValueError, RecursionError):  # not JSON, or nested past any reader
+                    outcome, problem = "bad_body", f"GET {endpoint}: body is not readable JSON"
                 else:
                     self._count(endpoint, "ok")
                     return decoded

@@ -14,7 +14,7 @@ from aiohttp import web
 from watcher.simulator.world import Faults, World
 
 _BOOL = frozenset({"down", "next_links", "omit_total"})
-_INT = frozenset({"fail_next", "fail_status", "truncate_next", "token_fail_next"})
+_INT = frozenset({"fail_next", "fail_status", "truncate_next", "nest_next", "token_fail_next"})
 _FLOAT = frozenset({"delay", "token_ttl"})
 _JOB_STR = frozenset(
     {"name", "status", "template", "type", "run_type", "started_by", "url", "started_at"}

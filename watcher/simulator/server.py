@@ -32,6 +32,7 @@ CLIENT_ID = "sim-client"
 CLIENT_SECRET = "sim-secret"  # noqa: S105 - the simulator's well-known fake secret
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+DEEP = 100_000  # levels of the `nest_next` fault: past Python's and msgspec's recursion limits
 API_USER = "Performance Analyzer API"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,15 +116,20 @@ async def _data_faults(request: web.Request, handler: Handler, world: World) -> 
     if denied is not None:
         return denied
     response = await handler(request)
-    if faults.truncate_next > 0 and 200 <= response.status < 300:
-        body = response.body if isinstance(response, web.Response) else None
-        if isinstance(body, bytes):
-            faults.truncate_next -= 1
-            world.requests["truncated"] += 1
-            return web.Response(
-                body=body[: len(body) // 2], status=response.status, content_type="application/json"
-            )
-    return response
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes) or not 200 <= response.status < 300:
+        return response
+    if faults.truncate_next > 0:
+        faults.truncate_next -= 1
+        world.requests["truncated"] += 1
+        body = body[: len(body) // 2]
+    elif faults.nest_next > 0 and body.startswith(b"{"):
+        faults.nest_next -= 1
+        world.requests["nested"] += 1
+        body = b'{"nested": ' + b"[" * DEEP + b"]" * DEEP + b", " + body[1:]
+    else:
+        return response
+    return web.Response(body=body, status=response.status, content_type="application/json")
 
 
 def _check_access(request: web.Request, world: World) -> web.Response | None:

@@ -81,6 +81,7 @@ class Faults:
     retry_after: str | None = None
     delay: float = 0.0
     truncate_next: int = 0
+    nest_next: int = 0  # 2xx bodies given a field nested deeper than any reader goes
     malformed: set[str] = field(default_factory=set)
     page_size_cap: int | None = None
     token_ttl: float = 3600.0
