@@ -174,7 +174,8 @@ async def run_cycle(
     # Read the clock again: the responses may have corrected it (see Daemon._api_time).
     now = clock()
     others = [job.sref for job in observation.jobs if job.sref not in open_jobs]
-    ended, unended = store.seen(others)
+    # A store that never committed a cycle knows no job: nothing to look up.
+    ended, unended = store.seen(others) if watermark is not None else ({}, {})
     # Jobs that had ended and still read the same are most of every window: leave them
     # out of the diff, which could only confirm that nothing happened.
     jobs = [j for j in observation.jobs if ended.get(j.sref) != j.status]

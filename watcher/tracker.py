@@ -44,24 +44,25 @@ class Diff:
     unrouted: Counter[EventKind] = field(default_factory=Counter)
 
 
-def _since(job: Job, now: datetime, previous: JobState | None) -> datetime:
-    if previous is not None and previous.status == job.status:
-        return previous.status_since
-    if previous is None and job.status == "running" and job.started_at and job.started_at < now:
-        return job.started_at  # first seen running: it has been running since it started
-    return now
-
-
-def _state(job: Job, now: datetime, previous: JobState | None) -> JobState:
+def _first_state(job: Job, now: datetime) -> JobState:
+    """A job seen for the first time; first seen running, it has run since it started."""
+    started = job.started_at
+    since = started if job.status == "running" and started is not None and started < now else now
     return JobState(  # positional, in the order of JobState's fields: the hot loop
-        job.sref,
-        job.status,
-        _since(job, now, previous),
-        previous.first_seen if previous else now,
-        job.updated_at,
-        job.started_at,
-        job.template,
-        job.name,
+        job.sref, job.status, since, now, job.updated_at, started, job.template, job.name
+    )
+
+
+def _state(job: Job, now: datetime, previous: JobState) -> JobState:
+    return JobState(
+        sref=job.sref,
+        status=job.status,
+        status_since=previous.status_since if previous.status == job.status else now,
+        first_seen=previous.first_seen,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        template=job.template,
+        name=job.name,
     )
 
 
@@ -104,7 +105,7 @@ def diff(
     for job in seen:
         before = previous.get(job.sref)
         if before is None:
-            out.states.append(_state(job, now, None))
+            out.states.append(_first_state(job, now))
             if job.status not in TERMINAL_STATUSES:
                 transition(job, NEW)
             elif baseline:

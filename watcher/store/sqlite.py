@@ -238,7 +238,7 @@ class SqliteStore(OutboxTables):
         An event already recorded (same key) is not recorded again, and neither are its
         alerts: this is the last line of defence against alerting twice.
         """
-        now = commit.now.timestamp()
+        when, now = commit.now, commit.now.timestamp()
         # Rows go to executemany as generators: a window of 100k jobs never exists twice
         # in memory as lists of tuples.
         with self._write() as db:
@@ -253,8 +253,8 @@ class SqliteStore(OutboxTables):
                     (
                         s.sref,
                         s.status,
-                        now if s.status_since is commit.now else s.status_since.timestamp(),
-                        now if s.first_seen is commit.now else s.first_seen.timestamp(),
+                        now if s.status_since is when else s.status_since.timestamp(),
+                        now if s.first_seen is when else s.first_seen.timestamp(),
                         s.updated_at.timestamp() if s.updated_at else None,
                         s.started_at.timestamp() if s.started_at else None,
                         s.template,
