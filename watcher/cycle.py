@@ -22,8 +22,15 @@ import structlog
 from watcher import poller, render, rules, timers, tracker
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
-from watcher.models import FAILURE_STATUSES, Alert, Event, EventKind, TemplateState, Window
-from watcher.models import TERMINAL_STATUSES as TERMINAL
+from watcher.models import (
+    FAILURE_STATUSES,
+    TERMINAL_STATUSES,
+    Alert,
+    Event,
+    EventKind,
+    TemplateState,
+    Window,
+)
 from watcher.settings import PollSettings, Rule
 from watcher.store import CycleCommit, Store
 
@@ -205,7 +212,7 @@ async def run_cycle(
     # The unfinished jobs after this cycle, still followed: what stuck timers look at.
     after = {sref: s for sref, s in open_jobs.items() if sref not in gone}
     for state in diff.states:
-        if state.status in TERMINAL or state.sref in gone:
+        if state.status in TERMINAL_STATUSES or state.sref in gone:
             after.pop(state.sref, None)
         else:
             after[state.sref] = state
@@ -246,7 +253,8 @@ async def run_cycle(
             templates=list(diff.templates.values()),
         )
     )
-    client.settle({**ended, **{s.sref: s.status for s in diff.states if s.status in TERMINAL}})
+    stored = {s.sref: s.status for s in diff.states if s.status in TERMINAL_STATUSES}
+    client.settle({**ended, **stored})
     repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
     if repeated:
         fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]

@@ -18,10 +18,6 @@ FAILURE_STATUSES = frozenset({"failed", "expired"})
 NEW = "new"  # the "previous status" of a job seen for the first time
 
 
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL_STATUSES
-
-
 @dataclass(slots=True)
 class Job:
     """One job as the API last described it (unknown fields dropped, unknown statuses kept)."""

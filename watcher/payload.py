@@ -3,6 +3,10 @@
 Unknown fields are ignored, unknown statuses kept, and one malformed record is logged
 (naming it) and skipped while its neighbours are used. Only an envelope that cannot
 be read at all raises `PayloadError`, which fails the cycle without changing state.
+
+A page is decoded by msgspec straight from its bytes into typed records of the
+documented shape; a page of another shape, and any record with an unusual value, goes
+to the field-by-field reader, which says what is wrong. Both read a page the same.
 """
 
 from __future__ import annotations
