@@ -1,6 +1,6 @@
 """The watcher's benchmark, in one command:
 
-    .venv/bin/python benchmarks/run.py [--quick] [--sizes 1000,10000,100000] [--repeat 3]
+    .venv/bin/python benchmarks/run.py [--quick] [--sizes 1000,10000,100000] [--repeat 5]
                                        [--json out.json] [--parts poll,follow,...]
 
 Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
@@ -77,7 +77,7 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI (< 60 s)")
     parser.add_argument("--sizes", type=_sizes, help="jobs in the window (default 1k,10k,100k)")
-    parser.add_argument("--repeat", type=int, help="runs per measurement, median (default 3)")
+    parser.add_argument("--repeat", type=int, help="runs per measurement, median (default 5)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write")
     parser.add_argument("--parts", type=_parts, default=list(PARTS), help=",".join(PARTS))
     parser.add_argument("--page-size", type=int, default=100, help="api.page_size (default 100)")
@@ -88,7 +88,7 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
     big = [s for s in sizes if s in (10_000, 100_000)]
     plan = Plan(
         sizes=sizes,
-        repeat=args.repeat or (1 if quick else 3),
+        repeat=args.repeat or (1 if quick else 5),
         page_size=args.page_size,
         parts=args.parts,
         history_jobs=args.history_jobs or (20_000 if quick else 1_000_000),
