@@ -162,3 +162,12 @@ def test_a_long_name_is_cut_the_same_on_both_paths(length: int) -> None:
     (plain,) = parse_list(json.loads(body), 1).jobs
     assert typed == plain
     assert typed.name == "é" * min(length, MAX_TEXT)
+
+
+def test_a_key_given_twice_reads_the_same_on_both_paths() -> None:
+    """The last of two values wins, as Python's reader has it, whichever path reads it."""
+    body = b'{"results": [{"sref": "jobs/1", "status": "running", "status": "failed"}]}'
+    (typed,) = parse_list(decode_listing(body), 1).jobs
+    (plain,) = parse_list(json.loads(body), 1).jobs
+    assert typed == plain
+    assert typed.status == "failed"
