@@ -259,7 +259,7 @@ class SqliteStore(OutboxTables):
                         s.started_at.timestamp() if s.started_at else None,
                         s.template,
                         s.name,
-                        s.status in TERMINAL_STATUSES,
+                        1 if s.status in TERMINAL_STATUSES else 0,  # a bool is adapted, row by row
                     )
                     for s in commit.states  # the hot loop of a large window: no calls
                 ),
