@@ -253,8 +253,9 @@ async def run_cycle(
             templates=list(diff.templates.values()),
         )
     )
-    stored = {s.sref: s.status for s in diff.states if s.status in TERMINAL_STATUSES}
-    client.settle({**ended, **stored})
+    client.settle(
+        {**ended, **{s.sref: s.status for s in diff.states if s.status in TERMINAL_STATUSES}}
+    )
     repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
     if repeated:
         fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]
