@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
+from msgspec.structs import asdict
 
 from watcher.models import KNOWN_STATUSES, Job
 
@@ -222,12 +223,9 @@ def _job(item: object) -> Job:
 
 def parse_job(item: object, where: str) -> Job | None:
     """One job record, or None (logged, naming the record and the fields) if malformed."""
-    record = item if isinstance(item, _Record) else _as_record(item)
-    if record is not None and (job := _documented(record)) is not None:
-        return job
-    # An unusual typed record goes back to the plain values it was decoded from (dates
-    # are kept as text): the tolerant reader sees what it would have seen.
-    return _unusual(msgspec.structs.asdict(item) if isinstance(item, _Record) else item, where)
+    record = _as_record(item)
+    job = _documented(record) if record is not None else None
+    return job or _unusual(item, where)
 
 
 def _unusual(item: object, where: str) -> Job | None:
@@ -306,8 +304,13 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
             if type(sref) is str and settled.get(sref, "") == status:
                 unchanged.append(sref)
                 continue
-        job = _documented(item) if type(item) is _Record else None
-        if job or (job := parse_job(item, f"page {page} item {index}")):
+        if type(item) is _Record:
+            # An unusual typed record goes back to the plain values it was decoded from
+            # (dates are kept as text): the tolerant reader sees what it would have seen.
+            job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}")
+        else:
+            job = parse_job(item, f"page {page} item {index}")
+        if job:
             jobs.append(job)
     return Page(
         jobs=jobs,
