@@ -28,6 +28,8 @@ from watcher.models import (
     Alert,
     Event,
     EventKind,
+    Job,
+    JobState,
     TemplateState,
     Window,
 )
@@ -143,6 +145,22 @@ def _log_events(events: list[Event], fired: list[Sequence[Rule]], *, debug: bool
         )
 
 
+def _known(
+    store: Store, observed: Sequence[Job], open_jobs: dict[str, JobState]
+) -> tuple[dict[str, str], Sequence[Job], dict[str, JobState]]:
+    """What the store knows of the observed jobs: the status of those that had ended, the
+    jobs left to diff, and the previous state of each of those it knows."""
+    ended, previous = store.seen([j.sref for j in observed if j.sref not in open_jobs])
+    previous.update(open_jobs)
+    if not ended:
+        return ended, observed, previous
+    # Jobs that had ended and still read the same are most of every window: leave them
+    # out of the diff, which could only confirm that nothing happened.
+    jobs = [j for j in observed if ended.get(j.sref) != j.status]
+    previous.update(store.states([j.sref for j in jobs if j.sref in ended]))  # ignored by the diff
+    return ended, jobs, previous
+
+
 def _collector_paused(
     cycle: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -180,14 +198,12 @@ async def run_cycle(
     )
     # Read the clock again: the responses may have corrected it (see Daemon._api_time).
     now = clock()
-    others = [job.sref for job in observation.jobs if job.sref not in open_jobs]
     # A store that never committed a cycle knows no job: nothing to look up.
-    ended, unended = store.seen(others) if watermark is not None else ({}, {})
-    # Jobs that had ended and still read the same are most of every window: leave them
-    # out of the diff, which could only confirm that nothing happened.
-    jobs = [j for j in observation.jobs if ended.get(j.sref) != j.status]
-    reopened = store.states([j.sref for j in jobs if j.sref in ended])  # the diff ignores them
-    previous = {**open_jobs, **unended, **reopened}
+    ended, jobs, previous = (
+        _known(store, observation.jobs, open_jobs)
+        if watermark is not None
+        else ({}, observation.jobs, open_jobs)
+    )
     known_templates = store.templates()
     baseline = watermark is None and not poll.alert_on_first_run
     explain = log.is_enabled_for(logging.DEBUG)

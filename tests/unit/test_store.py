@@ -180,6 +180,19 @@ def test_commit_cycle_returns_the_keys_recorded_for_the_first_time(store: Sqlite
     assert fresh == {new.key}
 
 
+def test_the_same_alert_twice_in_a_cycle_is_queued_once(store: SqliteStore) -> None:
+    """An event listed twice in one cycle (or a channel named twice) queues one alert per
+    event, rule and channel; another rule or channel is another alert."""
+    ev, again = event("jobs/1"), event("jobs/1")
+    alerts = [alert(ev), alert(again), alert(ev), alert(ev, "mail"), alert(ev, rule="other")]
+    assert queued(store, cycle([], [ev, again], alerts)) == 3
+    assert [(i.alert.rule, i.alert.channel) for i in store.due(T0)] == [
+        ("failures", "ops"),
+        ("failures", "mail"),
+        ("other", "ops"),
+    ]
+
+
 def test_alert_without_its_event_is_not_queued(store: SqliteStore) -> None:
     """An alert whose event is not in the same cycle is not queued."""
     ev = event("jobs/1")
@@ -538,7 +551,7 @@ def test_a_version_1_file_is_migrated_and_its_queued_alerts_keep_their_text(path
         "",
     )
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_queued_alerts_keep_their_variables_and_templates(store: SqliteStore) -> None:
@@ -563,3 +576,141 @@ def test_commits_leave_checkpoints_to_checkpoint(store: SqliteStore, path: Path)
     store.checkpoint()
     assert path.stat().st_size > 4_000_000
     assert store.known_jobs() == (40_000, 40_000)
+
+
+def version_2(path: Path) -> None:
+    """A state file as version 2 wrote it: a job, an event, a sent, a given-up and a
+    pending alert (ids 1 to 3)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[1] + MIGRATIONS[2] + "; PRAGMA user_version = 2;")
+    db.execute(
+        "INSERT INTO jobs (sref, status, status_since, first_seen, started_at, ended)"
+        " VALUES ('jobs/1', 'failed', ?, ?, ?, 1)",
+        (T0.timestamp(), T0.timestamp(), T0.timestamp()),
+    )
+    db.execute(
+        "INSERT INTO events (key, kind, sref, from_status, to_status, at, recorded_at)"
+        " VALUES ('transition:jobs/1:failed', 'transition', 'jobs/1', 'running', 'failed', ?, ?)",
+        (T0.timestamp(), T0.timestamp()),
+    )
+    for channel, state_ in (("sent", "sent"), ("gone", "given_up"), ("ops", "pending")):
+        db.execute(
+            "INSERT INTO outbox (event_key, rule, channel, severity, title, body, sref,"
+            " created_at, next_attempt_at, state, vars, title_source) VALUES"
+            " ('transition:jobs/1:failed', 'failures', ?, 'failure', '', '', 'jobs/1', ?, ?, ?,"
+            " '[1]', '{{ job.name }}')",
+            (channel, T0.timestamp(), T0.timestamp(), state_),
+        )
+    db.commit()
+    db.close()
+
+
+def test_a_version_2_file_keeps_its_jobs_events_and_alerts(path: Path) -> None:
+    """Version 3 rebuilds the outbox and drops two indexes: every row stays, with its id,
+    and the ids of new alerts follow the old ones."""
+    version_2(path)
+    store = SqliteStore(path)
+    try:
+        assert store.known_jobs() == (1, 0)
+        assert store.known_events(["transition:jobs/1:failed"]) == {"transition:jobs/1:failed"}
+        (pending,) = store.due(T1)
+        assert (pending.id, pending.alert.channel, pending.alert.variables) == (3, "ops", "[1]")
+        assert pending.alert.title_source == "{{ job.name }}"
+        assert [seen["id"] for _alert, seen in store.outbox_items("given_up")] == [2]
+        assert store.outbox_counts() == OutboxCounts(pending=1, sent=1, given_up=1)
+        failed_job(store, "jobs/2")
+        assert [i.id for i in store.due(T1)] == [3, 4]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"jobs_open", "outbox_pending", "outbox_given_up"} <= indexes
+        assert not indexes & {"jobs_started", "events_recorded"}
+
+
+# -- old rows, found by rowid -----------------------------------------------------------------
+
+
+def written_at(
+    store: SqliteStore, when: datetime, srefs: list[str], status: str = "failed"
+) -> None:
+    """A cycle at `when` that first sees `srefs` (started an hour before) and records an
+    event for each."""
+    states = [
+        dataclasses.replace(
+            state(s, status),
+            first_seen=when,
+            status_since=when,
+            started_at=when - timedelta(hours=1),
+        )
+        for s in srefs
+    ]
+    store.commit_cycle(cycle(states, [event(s) for s in srefs], now=when))
+
+
+def test_prune_forgets_what_is_older_than_the_cutoff_and_nothing_else(store: SqliteStore) -> None:
+    """Ended jobs first seen and started before the cutoff, and events recorded before it,
+    go; newer ones and unfinished jobs stay, however many cycles wrote them."""
+    for day in range(10):
+        written_at(store, T0 + timedelta(days=day), [f"jobs/{day}-{n}" for n in range(3)])
+    written_at(store, T0, ["jobs/open"], status="running")
+    cutoff = T0 + timedelta(days=6)
+    assert store.prune(cutoff) == 2 * 6 * 3
+    kept = store.states([f"jobs/{d}-{n}" for d in range(10) for n in range(3)] + ["jobs/open"])
+    assert sorted(kept) == sorted(
+        [f"jobs/{d}-{n}" for d in range(6, 10) for n in range(3)] + ["jobs/open"]
+    )
+    assert store.known_events([event(f"jobs/{d}-0").key for d in range(10)]) == {
+        event(f"jobs/{d}-0").key for d in range(6, 10)
+    }
+    assert store.prune(cutoff) == 0
+
+
+def test_prune_goes_in_batches(store: SqliteStore) -> None:
+    written_at(store, T0, [f"jobs/{n}" for n in range(7)])
+    later = T0 + timedelta(days=1)
+    assert store.prune(later, limit=5) == 10
+    assert store.prune(later, limit=5) == 4
+    assert store.known_jobs() == (0, 0)
+
+
+def test_prune_keeps_a_job_that_started_after_the_cutoff(store: SqliteStore) -> None:
+    """Seen before the cutoff, started after it (a clock that was behind): kept, as a
+    listing could still show it."""
+    late = dataclasses.replace(state("jobs/1", "failed"), started_at=T1 + timedelta(days=2))
+    store.commit_cycle(cycle([late]))
+    assert store.prune(T0 + timedelta(days=1)) == 0
+    assert store.known_jobs() == (1, 0)
+
+
+def test_prune_after_a_clock_set_back_keeps_the_newer_rows(store: SqliteStore) -> None:
+    """Rows written after the clock went back an hour are out of order: the bound is
+    off by that hour, and still nothing newer than the cutoff goes."""
+    written_at(store, T0 + timedelta(hours=5), ["jobs/a"])
+    written_at(store, T0 + timedelta(hours=4), ["jobs/b"])  # the clock went back
+    written_at(store, T0 + timedelta(hours=6), ["jobs/c"])
+    store.prune(T0 + timedelta(hours=4, minutes=30))
+    assert sorted(store.states(["jobs/a", "jobs/b", "jobs/c"])) == ["jobs/a", "jobs/c"]
+
+
+def test_count_started_between_counts_the_jobs_of_a_span(store: SqliteStore) -> None:
+    """Jobs started in [start, end), among those first seen since start (a catch-up sees
+    jobs long after they started: they count)."""
+    for hour in range(6):
+        written_at(store, T0 + timedelta(hours=hour), [f"jobs/{hour}-{n}" for n in range(hour + 1)])
+    # a catch-up at hour 9 first sees jobs that started at hours 1 and 2
+    catch_up = [
+        dataclasses.replace(
+            state(f"jobs/late-{n}", "failed"),
+            first_seen=T0 + timedelta(hours=9),
+            started_at=T0 + timedelta(hours=1 + n % 2, minutes=10),
+        )
+        for n in range(4)
+    ]
+    store.commit_cycle(cycle(catch_up, now=T0 + timedelta(hours=9)))
+    # started at hours 1..3 (written an hour later): written at 2, 3, 4 -> 3 + 4 + 5
+    start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=4)
+    assert store.count_started_between(start, end) == 3 + 4 + 5 + 4
+    assert store.count_started_between(end, start) == 0

@@ -10,13 +10,13 @@ not recognise.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.models import TERMINAL_STATUSES, JobState, TemplateState
+from watcher.models import TERMINAL_STATUSES, Alert, JobState, TemplateState
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
 from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -26,7 +26,30 @@ _SELECT_STATES = (
     "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
     " FROM jobs"
 )
+# table -> (its last rowid, the first row from a rowid on and when it was first written)
+_WRITTEN = {
+    "jobs": (
+        "SELECT MAX(rowid) FROM jobs",
+        "SELECT rowid, first_seen FROM jobs WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+    ),
+    "events": (
+        "SELECT MAX(rowid) FROM events",
+        "SELECT rowid, recorded_at FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+    ),
+}
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
+
+
+def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[Alert]:
+    """The alerts of the events recorded now (`fresh` keys), each (event, rule, channel)
+    once: what keeps an alert from being queued twice, with the events' primary key."""
+    queued: set[tuple[str, str, str]] = set()
+    for alert in alerts:
+        if alert.event_key in fresh:
+            key = (alert.event_key, alert.rule, alert.channel)
+            if key not in queued:
+                queued.add(key)
+                yield alert
 
 
 class SqliteStore(OutboxTables):
@@ -175,26 +198,39 @@ class SqliteStore(OutboxTables):
         """The stored state of each of `srefs` that the store knows."""
         return self._states(self._in(_SELECT_STATES + " WHERE sref IN ({marks})", srefs))
 
+    def _first_since(self, table: str, since: float) -> int:
+        """The first rowid of `table` ("jobs" or "events") from which rows were first
+        written `since` or later, by bisection: rows are appended, and when each was
+        first written (`first_seen`, `recorded_at`) grows with the rowid. A clock set
+        back breaks that order by as much as it moved: a bound that much off."""
+        last, first_from = _WRITTEN[table]
+        low, high = 0, int(self._db.execute(last).fetchone()[0] or 0) + 1
+        while low < high:
+            middle = (low + high) // 2
+            row = self._db.execute(first_from, (middle,)).fetchone()
+            if row is None or row[1] >= since:
+                high = middle
+            else:
+                low = row[0] + 1
+        return low
+
     def prune(self, before: datetime, limit: int = 5000) -> int:
-        """Forget ended jobs that started, events recorded and alerts finished before
-        `before`, at most `limit` rows of each per call; return how many rows went."""
+        """Forget ended jobs that started and were first seen, events recorded and alerts
+        finished before `before`, at most `limit` rows of each per call; return how many
+        rows went. Old rows are found by rowid (see `_first_since`): no index to keep up
+        on every write, and a call costs the same with a million rows kept or none."""
         cutoff = before.timestamp()
         with self._write() as db:
-            # started_at first, so the index on it is used; jobs that never had one after.
             removed = db.execute(
-                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE"
-                " started_at < ? AND (ended = 1 OR followed = 0) LIMIT ?)",
-                (cutoff, limit),
-            ).rowcount
-            removed += db.execute(
-                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE"
-                " started_at IS NULL AND first_seen < ? AND (ended = 1 OR followed = 0) LIMIT ?)",
-                (cutoff, limit),
+                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE rowid < ?"
+                " AND first_seen < ? AND COALESCE(started_at, first_seen) < ?"
+                " AND (ended = 1 OR followed = 0) LIMIT ?)",
+                (self._first_since("jobs", cutoff), cutoff, cutoff, limit),
             ).rowcount
             removed += db.execute(
                 "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
-                " WHERE recorded_at < ? LIMIT ?)",
-                (cutoff, limit),
+                " WHERE rowid < ? AND recorded_at < ? LIMIT ?)",
+                (self._first_since("events", cutoff), cutoff, limit),
             ).rowcount
             removed += db.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
@@ -221,9 +257,13 @@ class SqliteStore(OutboxTables):
         return ended, self._states(unended)
 
     def count_started_between(self, start: datetime, end: datetime) -> int:
+        """How many known jobs started in [start, end): an estimate (of how many pages a
+        listing of that span takes) counted among the jobs first seen since `start`, which
+        is where jobs that started then are, without a scan of the whole history."""
+        since = self._first_since("jobs", start.timestamp())
         row = self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE started_at >= ? AND started_at < ?",
-            (start.timestamp(), end.timestamp()),
+            "SELECT COUNT(*) FROM jobs WHERE rowid >= ? AND started_at >= ? AND started_at < ?",
+            (since, start.timestamp(), end.timestamp()),
         ).fetchone()
         return int(row[0])
 
@@ -303,7 +343,7 @@ class SqliteStore(OutboxTables):
             )
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO outbox (event_key, rule, channel, severity, title,"
+                "INSERT INTO outbox (event_key, rule, channel, severity, title,"
                 " body, sref, created_at, next_attempt_at, kind, template, resolvable, vars,"
                 " title_source, body_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -324,8 +364,7 @@ class SqliteStore(OutboxTables):
                         a.title_source,
                         a.body_source,
                     )
-                    for a in commit.alerts
-                    if a.event_key in fresh_events
+                    for a in _once(commit.alerts, fresh_events)
                 ),
             )
             queued = db.total_changes - before
