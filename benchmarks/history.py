@@ -39,10 +39,13 @@ def _span() -> float:
 
 
 def _rows(count: int, now: float) -> Iterator[tuple[object, ...]]:
+    """Oldest first, each job first seen as it started: the order the watcher writes
+    them in (rows are appended as jobs are first seen)."""
     rng = random.Random(7)
     span = _span()
-    for n in range(count):
-        started = now - DAY - rng.random() * span  # from a day ago back to `span` before
+    # from `span` before a day ago up to a day ago
+    starts = sorted(now - DAY - rng.random() * span for _ in range(count))
+    for n, started in enumerate(starts):
         ended = started + rng.uniform(30, 3600)
         template = f"jobTemplates/{1000 + n % 50}"
         name = f"Checkout flow {n % 50} #{n}"
