@@ -65,19 +65,22 @@ def alerts_for(
     if not fired:
         return []
     variables = render.queued(event, test_runs)
+    job, stuck = event.job, event.kind is EventKind.STUCK
     return [
-        Alert(
-            event_key=event.key,
-            rule=rule.name,
-            channel=channel,
-            severity=rule.severity,
-            sref=event.job.sref,
-            kind=event.kind,
-            template=event.job.template,
-            resolvable=event.kind is EventKind.STUCK or rule.drop_if_resolved,
-            variables=variables,
-            title_source=rule.title,
-            body_source=rule.body,
+        Alert(  # positional, in the order of Alert's fields: a storm makes tens of thousands
+            event.key,
+            rule.name,
+            channel,
+            rule.severity,
+            "",  # title and body: rendered when sent
+            "",
+            job.sref,
+            event.kind,
+            job.template,
+            stuck or rule.drop_if_resolved,
+            variables,
+            rule.title,
+            rule.body,
         )
         for rule in fired
         for channel in rule.notify
@@ -159,6 +162,15 @@ def _known(
     jobs = [j for j in observed if ended.get(j.sref) != j.status]
     previous.update(store.states([j.sref for j in jobs if j.sref in ended]))  # ignored by the diff
     return ended, jobs, previous
+
+
+def _ended(before: dict[str, str], states: list[JobState]) -> dict[str, str]:
+    """sref -> status of the window's ended jobs as the store now holds them: those that
+    had ended (`before`) and those that ended in this cycle (the diff leaves the others
+    out, so the two never share a job)."""
+    ended = {s.sref: s.status for s in states if s.status in TERMINAL_STATUSES}
+    ended.update(before)
+    return ended
 
 
 def _collector_paused(
@@ -269,9 +281,7 @@ async def run_cycle(
             templates=list(diff.templates.values()),
         )
     )
-    client.settle(
-        {**ended, **{s.sref: s.status for s in diff.states if s.status in TERMINAL_STATUSES}}
-    )
+    client.settle(_ended(ended, diff.states))
     repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
     if repeated:
         fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]

@@ -79,13 +79,14 @@ class Router:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = rules
-        self._candidates: dict[tuple[EventKind, str], list[Rule]] = {}
+        # (rule, whether its kind and new status are all it asks of an event)
+        self._candidates: dict[tuple[EventKind, str], list[tuple[Rule, bool]]] = {}
 
-    def _candidates_for(self, kind: EventKind, to: str) -> list[Rule]:
+    def _candidates_for(self, kind: EventKind, to: str) -> list[tuple[Rule, bool]]:
         candidates = self._candidates.get((kind, to))
         if candidates is None:
             candidates = self._candidates[kind, to] = [
-                r
+                (r, _kind_and_status_only(r.match))
                 for r in self._rules
                 if r.match.event == kind and (not r.match.to or to in r.match.to)
             ]
@@ -97,12 +98,20 @@ class Router:
 
     def __call__(self, event: Event) -> tuple[Rule, ...]:
         out: list[Rule] = []
-        for rule in self._candidates_for(event.kind, event.to_status):
-            if match(rule.match, event, rule.name) is _MATCHED:
+        for rule, plain in self._candidates_for(event.kind, event.to_status):
+            if (plain and event.rule is None) or match(rule.match, event, rule.name) is _MATCHED:
                 out.append(rule)
                 if rule.stop:
                     break
         return tuple(out)  # () for most events: one shared object, not 100k empty lists
+
+
+def _kind_and_status_only(m: Match) -> bool:
+    """Whether `match` asks no more of an event than its kind and new status (which pick
+    a rule's candidates): then a candidate matches any event but another rule's timer."""
+    return m.consecutive is None and not (
+        m.from_ or m.name or m.type or m.run_type or m.template or m.started_by
+    )
 
 
 _MATCHED = MatchReason.MATCHED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,6 +175,10 @@ _MATCHES = st.fixed_dictionaries(
         "from": st.lists(_STATUSES, min_size=1, max_size=2),
         "name": st.sampled_from(["Nightly *", "Weekly *"]),
         "type": st.sampled_from(["crawl", "Single"]),
+        "run_type": st.sampled_from(["manual", "scheduled"]),
+        "template": st.sampled_from(["jobTemplates/*", "other/*"]),
+        "started_by": st.sampled_from(["Joe*", "Ann*"]),
+        "consecutive": st.integers(1, 3),
     },
 )
 
@@ -183,12 +188,20 @@ _MATCHES = st.fixed_dictionaries(
     to=_STATUSES.filter(lambda s: s != "new"),
     from_=_STATUSES,
     configs=st.lists(st.tuples(_MATCHES, st.booleans()), max_size=4),
+    streak=st.integers(0, 4),
+    owner=st.sampled_from([None, "r0", "r1"]),
 )
 def test_the_fast_path_fires_exactly_the_rules_evaluate_fires(
-    kind: EventKind, to: str, from_: str, configs: list[tuple[dict[str, Any], bool]]
+    kind: EventKind,
+    to: str,
+    from_: str,
+    configs: list[tuple[dict[str, Any], bool]],
+    streak: int,
+    owner: str | None,
 ) -> None:
-    """`Router` (the cycle's hot path) agrees with `evaluate` (the explained one)."""
+    """`Router` (the cycle's hot path) agrees with `evaluate` (the explained one), for
+    rules that ask anything of an event and events of any streak, owned by a rule or not."""
     rules = [rule(f"r{n}", stop, **m) for n, (m, stop) in enumerate(configs)]
-    e = event(to=to, from_=from_, kind=kind)
+    e = dataclasses.replace(event(to=to, from_=from_, kind=kind), streak=streak, rule=owner)
     route = Router(rules)
     assert route(e) == route(e) == tuple(d.rule for d in evaluate(e, rules) if d.fires)

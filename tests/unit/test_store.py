@@ -714,3 +714,18 @@ def test_count_started_between_counts_the_jobs_of_a_span(store: SqliteStore) -> 
     start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=4)
     assert store.count_started_between(start, end) == 3 + 4 + 5 + 4
     assert store.count_started_between(end, start) == 0
+
+
+def test_prune_forgets_finished_alerts_only(store: SqliteStore) -> None:
+    """Alerts sent or given up before the cutoff go; pending ones stay, however old, and
+    so do those finished after it."""
+    for day, sref in enumerate(["jobs/sent", "jobs/pending", "jobs/gone", "jobs/late"]):
+        ev = event(sref)
+        store.commit_cycle(cycle([], [ev], [alert(ev)], now=T0 + timedelta(days=day)))
+    ids = {i.alert.sref: i.id for i in store.due(T0 + timedelta(days=9))}
+    store.mark_sent([ids["jobs/sent"]], T0 + timedelta(days=4))
+    store.mark_given_up([ids["jobs/gone"]], T0 + timedelta(days=4), "refused")
+    store.mark_sent([ids["jobs/late"]], T0 + timedelta(days=6))
+    store.prune(T0 + timedelta(days=5))
+    assert [i.alert.sref for i in store.due(T0 + timedelta(days=9))] == ["jobs/pending"]
+    assert store.outbox_counts() == OutboxCounts(pending=1, sent=1, given_up=0)

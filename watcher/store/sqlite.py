@@ -36,6 +36,10 @@ _WRITTEN = {
         "SELECT MAX(rowid) FROM events",
         "SELECT rowid, recorded_at FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1",
     ),
+    "outbox": (
+        "SELECT MAX(id) FROM outbox",
+        "SELECT id, created_at FROM outbox WHERE id >= ? ORDER BY id LIMIT 1",
+    ),
 }
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
@@ -199,9 +203,9 @@ class SqliteStore(OutboxTables):
         return self._states(self._in(_SELECT_STATES + " WHERE sref IN ({marks})", srefs))
 
     def _first_since(self, table: str, since: float) -> int:
-        """The first rowid of `table` ("jobs" or "events") from which rows were first
-        written `since` or later, by bisection: rows are appended, and when each was
-        first written (`first_seen`, `recorded_at`) grows with the rowid. A clock set
+        """The first rowid of `table` (see `_WRITTEN`) from which rows were first written
+        `since` or later, by bisection: rows are appended, and when each was first
+        written (`first_seen`, `recorded_at`, `created_at`) grows with the rowid. A clock set
         back breaks that order by as much as it moved: a bound that much off."""
         last, first_from = _WRITTEN[table]
         low, high = 0, int(self._db.execute(last).fetchone()[0] or 0) + 1
@@ -232,10 +236,11 @@ class SqliteStore(OutboxTables):
                 " WHERE rowid < ? AND recorded_at < ? LIMIT ?)",
                 (self._first_since("events", cutoff), cutoff, limit),
             ).rowcount
+            # an alert finished before the cutoff was queued before it
             removed += db.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                " WHERE state != 'pending' AND done_at < ? LIMIT ?)",
-                (cutoff, limit),
+                " WHERE id < ? AND state != 'pending' AND done_at < ? LIMIT ?)",
+                (self._first_since("outbox", cutoff), cutoff, limit),
             ).rowcount
         return removed
 
