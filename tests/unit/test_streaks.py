@@ -230,6 +230,43 @@ def test_recovery_key_differs_from_the_transition_key() -> None:
     ]
 
 
+def test_jobs_that_ended_in_the_same_second_are_ordered_by_start() -> None:
+    """Same updatedAt: the job that started later ended last. Here the later one
+    completed after the other failed (a recovery), whatever the order of the page."""
+    later = T0 + timedelta(minutes=10)
+    for page in ([0, 1], [1, 0]):
+        ends = [
+            job("completed", "jobs/2", minute=30, started=later),
+            job("failed", "jobs/1", minute=30, started=T0),
+        ]
+        result = diff(
+            {"jobs/1": running("jobs/1"), "jobs/2": running("jobs/2")},
+            [ends[n] for n in page],
+            NOW,
+            templates={TEMPLATE: template_state(0)},
+        )
+        assert [(e.kind, e.job.sref) for e in result.events if e.kind == "recovered"] == [
+            (EventKind.RECOVERED, "jobs/2")
+        ]
+        assert result.templates[TEMPLATE].streak == 0
+
+
+def test_the_end_orders_jobs_before_the_start() -> None:
+    """A job that started first but ended last is counted last: it failed after the
+    other completed, so the streak is 1 and nothing recovered."""
+    result = diff(
+        {"jobs/1": running("jobs/1"), "jobs/2": running("jobs/2")},
+        [
+            job("failed", "jobs/1", minute=40, started=T0),
+            job("completed", "jobs/2", minute=20, started=T0 + timedelta(minutes=10)),
+        ],
+        NOW,
+        templates={TEMPLATE: template_state(0)},
+    )
+    assert [e.kind for e in result.events] == [EventKind.TRANSITION] * 2
+    assert result.templates[TEMPLATE].streak == 1
+
+
 def test_first_sighting_of_a_failed_job_counts_in_the_streak() -> None:
     """A job first seen already failed (not baseline) is a transition from new with a streak."""
     result = diff({}, [job("failed")], NOW, templates={TEMPLATE: template_state(1)})
