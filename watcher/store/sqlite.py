@@ -44,6 +44,15 @@ _WRITTEN = {
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
 
+class _Stamps(dict[datetime, float]):
+    """datetime -> timestamp, each worked out once: a window's jobs share their dates to
+    the second (see `payload`), and a row has two or three of them."""
+
+    def __missing__(self, key: datetime) -> float:
+        value = self[key] = key.timestamp()
+        return value
+
+
 def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[Alert]:
     """The alerts of the events recorded now (`fresh` keys), each (event, rule, channel)
     once: what keeps an alert from being queued twice, with the events' primary key."""
@@ -284,6 +293,7 @@ class SqliteStore(OutboxTables):
         alerts: this is the last line of defence against alerting twice.
         """
         when, now = commit.now, commit.now.timestamp()
+        stamp = _Stamps()
         # Rows go to executemany as generators: a window of 100k jobs never exists twice
         # in memory as lists of tuples.
         with self._write() as db:
@@ -300,8 +310,8 @@ class SqliteStore(OutboxTables):
                         s.status,
                         now if s.status_since is when else s.status_since.timestamp(),
                         now if s.first_seen is when else s.first_seen.timestamp(),
-                        s.updated_at.timestamp() if s.updated_at else None,
-                        s.started_at.timestamp() if s.started_at else None,
+                        stamp[s.updated_at] if s.updated_at else None,
+                        stamp[s.started_at] if s.started_at else None,
                         s.template,
                         s.name,
                         1 if s.status in TERMINAL_STATUSES else 0,  # a bool is adapted, row by row
@@ -340,7 +350,7 @@ class SqliteStore(OutboxTables):
                         e.job.sref,
                         e.from_status,
                         e.to_status,
-                        e.at.timestamp(),
+                        stamp[e.at],
                         now,
                     )
                     for e in fresh_events.values()
