@@ -213,9 +213,9 @@ class SqliteStore(OutboxTables):
 
     def _first_since(self, table: str, since: float) -> int:
         """The first rowid of `table` (see `_WRITTEN`) from which rows were first written
-        `since` or later, by bisection: rows are appended, and when each was first
-        written (`first_seen`, `recorded_at`, `created_at`) grows with the rowid. A clock set
-        back breaks that order by as much as it moved: a bound that much off."""
+        `since` or later, by bisection: rows are appended, so when each was first written
+        (`first_seen`, `recorded_at`, `created_at`) grows with the rowid. A clock set back
+        breaks that order by as much as it moved: a bound that much off."""
         last, first_from = _WRITTEN[table]
         low, high = 0, int(self._db.execute(last).fetchone()[0] or 0) + 1
         while low < high:
