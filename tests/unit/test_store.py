@@ -729,3 +729,19 @@ def test_prune_forgets_finished_alerts_only(store: SqliteStore) -> None:
     store.prune(T0 + timedelta(days=5))
     assert [i.alert.sref for i in store.due(T0 + timedelta(days=9))] == ["jobs/pending"]
     assert store.outbox_counts() == OutboxCounts(pending=1, sent=1, given_up=0)
+
+
+@pytest.mark.parametrize("variables", [32766, 999], ids=["many rows a statement", "low limit"])
+def test_a_large_cycle_writes_every_row(store: SqliteStore, variables: int) -> None:
+    """Rows go in many to a statement, the rest one by one, or all one by one under an
+    SQLite built with a low variable limit: every row arrives whole, either way."""
+    store._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+    srefs = [f"jobs/{n}" for n in range(1234)]
+    states = [dataclasses.replace(state(s, "failed"), name=f"Job {n}") for n, s in enumerate(srefs)]
+    events = [event(s) for s in srefs]
+    assert queued(store, cycle(states, events, [alert(e) for e in events])) == 1234
+    assert store.states(srefs) == {s.sref: s for s in states}
+    assert store.known_events([e.key for e in events]) == {e.key for e in events}
+    due = store.due(T1, limit=2000)
+    assert [i.alert for i in due] == [alert(e) for e in events]
+    assert store.outbox_counts().pending == 1234
