@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -86,3 +87,10 @@ async def test_fifty_hard_kills_lose_no_alert_and_repeat_at_most_one_per_kill(
     print("kill-test figures:", json.dumps(figures))
     assert set(received) == set(expected), figures
     assert duplicated <= KILLS, figures
+    # A repeat can only be a delivery the kill cut short: the outbox holds each alert once.
+    with sqlite3.connect(f"file:{tmp_path / 'state' / 'watcher.db'}?mode=ro", uri=True) as db:
+        rows, alerts = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT event_key || ' ' || rule || ' ' || channel)"
+            " FROM outbox"
+        ).fetchone()
+    assert rows == alerts == len(expected), figures
