@@ -75,8 +75,8 @@ MIGRATIONS: dict[int, str] = {
     # and an alert is queued once by the commit that records its event (see
     # SqliteStore.commit_cycle), not by a unique index.
     3: """
-    DROP INDEX jobs_started;
-    DROP INDEX events_recorded;
+    DROP INDEX IF EXISTS jobs_started;
+    DROP INDEX IF EXISTS events_recorded;
     CREATE TABLE outbox_v3 (
         id INTEGER PRIMARY KEY,
         event_key TEXT NOT NULL,
