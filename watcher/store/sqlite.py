@@ -1,5 +1,5 @@
 """The SQLite state store: job states, templates, the watermark and events (the outbox
-half is in `outbox`).
+half is in `outbox`, pruning and counting the history in `history`).
 
 One SQLite file opened once (WAL, busy timeout). A poll cycle's state changes, events
 and the alerts they cause are written in one transaction, so a kill at any moment
@@ -20,6 +20,7 @@ from typing import Any
 
 from watcher.models import TERMINAL_STATUSES, Alert, JobState, TemplateState
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
+from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -28,21 +29,6 @@ _SELECT_STATES = (
     "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
     " FROM jobs"
 )
-# table -> (its last rowid, the first row from a rowid on and when it was first written)
-_WRITTEN = {
-    "jobs": (
-        "SELECT MAX(rowid) FROM jobs",
-        "SELECT rowid, first_seen FROM jobs WHERE rowid >= ? ORDER BY rowid LIMIT 1",
-    ),
-    "events": (
-        "SELECT MAX(rowid) FROM events",
-        "SELECT rowid, recorded_at FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1",
-    ),
-    "outbox": (
-        "SELECT MAX(id) FROM outbox",
-        "SELECT id, created_at FROM outbox WHERE id >= ? ORDER BY id LIMIT 1",
-    ),
-}
 _ROWS_A_STATEMENT = 500  # of a multi-row INSERT (see SqliteStore._insert)
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
@@ -74,7 +60,7 @@ def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[Alert]:
                 yield alert
 
 
-class SqliteStore(OutboxTables):
+class SqliteStore(OutboxTables, HistoryTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._readonly = readonly
@@ -220,48 +206,6 @@ class SqliteStore(OutboxTables):
         """The stored state of each of `srefs` that the store knows."""
         return self._states(self._in(_SELECT_STATES + " WHERE sref IN ({marks})", srefs))
 
-    def _first_since(self, table: str, since: float) -> int:
-        """The first rowid of `table` (see `_WRITTEN`) from which rows were first written
-        `since` or later, by bisection: rows are appended, so when each was first written
-        (`first_seen`, `recorded_at`, `created_at`) grows with the rowid. A clock set back
-        breaks that order by as much as it moved: a bound that much off."""
-        last, first_from = _WRITTEN[table]
-        low, high = 0, int(self._db.execute(last).fetchone()[0] or 0) + 1
-        while low < high:
-            middle = (low + high) // 2
-            row = self._db.execute(first_from, (middle,)).fetchone()
-            if row is None or row[1] >= since:
-                high = middle
-            else:
-                low = row[0] + 1
-        return low
-
-    def prune(self, before: datetime, limit: int = 5000) -> int:
-        """Forget ended jobs that started and were first seen, events recorded and alerts
-        finished before `before`, at most `limit` rows of each per call; return how many
-        rows went. Old rows are found by rowid (see `_first_since`): no index to keep up
-        on every write, and a call costs the same with a million rows kept or none."""
-        cutoff = before.timestamp()
-        with self._write() as db:
-            removed = db.execute(
-                "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE rowid < ?"
-                " AND first_seen < ? AND COALESCE(started_at, first_seen) < ?"
-                " AND (ended = 1 OR followed = 0) LIMIT ?)",
-                (self._first_since("jobs", cutoff), cutoff, cutoff, limit),
-            ).rowcount
-            removed += db.execute(
-                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
-                " WHERE rowid < ? AND recorded_at < ? LIMIT ?)",
-                (self._first_since("events", cutoff), cutoff, limit),
-            ).rowcount
-            # an alert finished before the cutoff was queued before it
-            removed += db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                " WHERE id < ? AND state != 'pending' AND done_at < ? LIMIT ?)",
-                (self._first_since("outbox", cutoff), cutoff, limit),
-            ).rowcount
-        return removed
-
     def known_events(self, keys: Sequence[str]) -> set[str]:
         """Which of these event keys are recorded already."""
         return {row[0] for row in self._in("SELECT key FROM events WHERE key IN ({marks})", keys)}
@@ -278,17 +222,6 @@ class SqliteStore(OutboxTables):
             else:
                 unended.append(row)
         return ended, self._states(unended)
-
-    def count_started_between(self, start: datetime, end: datetime) -> int:
-        """How many known jobs started in [start, end): an estimate (of how many pages a
-        listing of that span takes) counted among the jobs first seen since `start`, which
-        is where jobs that started then are, without a scan of the whole history."""
-        since = self._first_since("jobs", start.timestamp())
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE rowid >= ? AND started_at >= ? AND started_at < ?",
-            (since, start.timestamp(), end.timestamp()),
-        ).fetchone()
-        return int(row[0])
 
     def open_jobs(self) -> dict[str, JobState]:
         """Jobs last seen unfinished that are still being followed."""
