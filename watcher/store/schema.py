@@ -69,10 +69,10 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outbox ADD COLUMN body_source TEXT;
     """,
     # A first cycle writes a row per job of its window and tens of thousands of alerts:
-    # a fifth of its write time went to indexes it paid for on every row in random order.
-    # Old rows are now found by when they were first written (appended in that order, so
-    # cheap to index); the outbox takes ids without AUTOINCREMENT's bookkeeping, and an
-    # alert is queued once by the commit that records its event (see
+    # a fifth of its write time went to an index of jobs by start (rows come in random
+    # order of it) and to the outbox's unique key and AUTOINCREMENT. Old rows are now
+    # found by when they were first written (appended in that order, so cheap to index);
+    # an alert is queued once by the commit that records its event (see
     # SqliteStore.commit_cycle), not by a unique index.
     3: """
     DROP INDEX IF EXISTS jobs_started;
