@@ -4,6 +4,8 @@ configuration files, and a guard that fails any test whose output shows a secret
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
 import sys
 import threading
@@ -47,6 +49,19 @@ class _CurrentStdout:
 def _logging() -> None:
     logs.configure(fmt="json", level="debug", stream=_CurrentStdout())  # type: ignore[arg-type]
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's chatter
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a system program the test drives for real. Missing, the test skips
+    (a developer's machine), or fails under CI=true: CI must not pass by skipping.
+    `tests/run` installs the Debian `package` when it is absent."""
+    path = shutil.which(name)
+    if path is None:
+        why = f"{name} is not installed (Debian package {package}; tests/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
 
 
 def assert_no_secret(text: str, where: str) -> None:

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
+from tests.conftest import require_tool
 from watcher.settings import parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +43,7 @@ def kubernetes_validate(*files: str) -> subprocess.CompletedProcess[str]:
 
 
 def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        pytest.skip("systemd-analyze is not on PATH (systemd is not installed here)")
-    return path
+    return require_tool("systemd-analyze", "systemd")
 
 
 def unit_entries() -> list[tuple[str, str, str]]:
@@ -169,9 +165,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_kustomize_output_validates(tmp_path: Path) -> None:
     """`kubectl kustomize` renders the directory and the result validates too."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not on PATH")
+    kubectl = require_tool("kubectl", "kubectl")
     rendered = run([kubectl, "kustomize", str(K8S)])
     assert rendered.returncode == 0, rendered.stderr
     documents = list(yaml.safe_load_all(rendered.stdout))
