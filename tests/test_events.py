@@ -62,7 +62,7 @@ async def timed(clock: Clock) -> AsyncIterator[SimulatorHandle]:
 class Harness:
     def __init__(self, sim: SimulatorHandle, tmp_path: Path, clock: Clock, doc: dict[str, Any]):
         self.sim, self.clock, self.doc = sim, clock, doc
-        self.daemon = Daemon(Settings(**doc), clock=clock)
+        self.daemon = Daemon(Settings(**doc), clock=clock, explain=True)
 
     @property
     def world(self) -> World:
@@ -74,7 +74,7 @@ class Harness:
 
     async def restart(self) -> None:
         await self.daemon.close()
-        self.daemon = Daemon(Settings(**self.doc), clock=self.clock)
+        self.daemon = Daemon(Settings(**self.doc), clock=self.clock, explain=True)
 
     async def close(self) -> None:
         await self.daemon.close()
@@ -285,6 +285,25 @@ async def test_a_storm_within_group_wait_is_one_digest_per_channel(
     assert "Subject: 50 jobs failed, 3 expired" in smtp.messages[0]
 
 
+async def test_two_jobs_stuck_within_group_wait_are_one_digest_titled_stuck(
+    make: Make, clock: Clock, hook: Hook
+) -> None:
+    """A digest of timer events says what happened ("2 jobs stuck"), not a reminder number."""
+    h = make(
+        [{"name": "stuck", "match": {"event": "stuck", "after": "1h"}, "notify": ["hook"]}],
+        delivery={"group_wait": "10s"},
+    )
+    for name in ("Crawl", "Checkout"):
+        h.world.add_job(name=name, status="running", started_at=clock.now)
+    await h.cycle()
+    clock.advance(hours=1, minutes=1)
+    await h.cycle()
+    clock.advance(seconds=11)
+    await h.cycle()
+    await h.close()
+    assert hook.titles() == ["2 jobs stuck"]
+
+
 async def test_a_storm_is_logged_in_bounded_lines_and_only_acted_on_events_are_recorded(
     make: Make, clock: Clock, hook: Hook
 ) -> None:
@@ -305,7 +324,7 @@ async def test_a_storm_is_logged_in_bounded_lines_and_only_acted_on_events_are_r
     state = h.daemon.store.states([done.sref])
     await h.close()
     assert len(lines) == MAX_EVENT_LINES
-    # at debug (the tests' level), every event has its line, the completed job's too
+    # explaining (as these tests do), every event has its line, the completed job's too
     assert len([e for e in logged if e["event"] == "job_event"]) == MAX_EVENT_LINES + 31
     assert [e["count"] for e in summary] == [30]
     assert len(events) == MAX_EVENT_LINES + 30

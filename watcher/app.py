@@ -9,7 +9,6 @@ the outbox for the next start.
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import sqlite3
 import time
@@ -20,13 +19,14 @@ from pathlib import Path
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher import cycle, logs, report
+from watcher import cycle, fast, logs, report
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
 from watcher.server import HealthServer
 from watcher.settings import Settings
+from watcher.settled import Settled
 from watcher.store import SqliteStore, StoreError
 from watcher.systemd import Notifier as SystemdNotifier
 
@@ -62,9 +62,11 @@ class Daemon:
         clock: Clock | None = None,
         local_clock: Clock = utcnow,
         reload: Callable[[], Settings] | None = None,
+        explain: bool = False,
     ) -> None:
         """`clock` fixes the time outright (tests); by default it is the API's clock (its
-        last Date header plus monotonic time since), and `local_clock` until one came."""
+        last Date header plus monotonic time since), and `local_clock` until one came.
+        `explain` logs every rule's decision on every event, at debug."""
         logs.protect(*report.secrets(settings))
         self._reload = reload
         self.settings = settings
@@ -73,6 +75,8 @@ class Daemon:
         self.metrics = Metrics()
         self.store = open_store(settings, dry_run=dry_run)
         self.client = Client(settings.api, metrics=self.metrics)
+        self.settled = Settled()  # what the next cycle's listing need not parse
+        self.explain = explain
         self.clock: Clock = clock or self._api_time
         self.notifier = Notifier(
             self.store,
@@ -89,9 +93,7 @@ class Daemon:
         self._scheduler: AsyncIOScheduler | None = None
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
-        # What is loaded by now (apprise's plugins, settings, templates) lives as long as
-        # the process: keep it out of every garbage collection a big cycle triggers.
-        gc.freeze()
+        fast.freeze_loaded()
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())
@@ -112,14 +114,7 @@ class Daemon:
         # delivery task keeps its own context).
         structlog.contextvars.bind_contextvars(cycle=self._cycles)
         try:
-            report = await cycle.run_cycle(
-                self.client,
-                self.store,
-                self.settings.poll,
-                self.settings.rules,
-                self.clock,
-                self.metrics,
-            )
+            report = await cycle.run_cycle(self._context())
         except (ApiError, StoreError) as exc:
             self.last_error = str(exc)
             self.metrics.polls.labels("failed").inc()
@@ -160,6 +155,18 @@ class Daemon:
         if report.alerts:
             self.notifier.wake.set()
         return True
+
+    def _context(self) -> cycle.Context:
+        return cycle.Context(
+            client=self.client,
+            store=self.store,
+            poll=self.settings.poll,
+            rules=self.settings.rules,
+            settled=self.settled,
+            clock=self.clock,
+            metrics=self.metrics,
+            explain=self.explain,
+        )
 
     def _checkpoint(self) -> None:
         """Start a checkpoint of the state file in a worker thread, unless one runs."""

@@ -15,9 +15,10 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -56,9 +57,11 @@ class Listing:
     pages: int
     skipped: int
     unchanged: int = 0  # ended jobs listed again with the same status, not parsed
+    ended: dict[str, str] = field(default_factory=dict)  # sref -> status, parsed or not
 
 
 Sleep = Callable[[float], Awaitable[None]]
+NOTHING_SETTLED: Mapping[str, str] = MappingProxyType({})
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -104,11 +107,6 @@ class Client:
         )
         self._token_expiry = float("inf") if self._token else 0.0
         self.requests = 0
-        # sref -> terminal status of the ended jobs listed by the last cycle that was
-        # committed: such records are not parsed again while they read the same (see
-        # parse_list). This cycle's go to _staged, and count only once it is committed.
-        self._settled: dict[str, str] = {}
-        self._staged: dict[str, str] = {}
         self.server_time: tuple[datetime, float] | None = None  # (API time, monotonic)
         self._skew = 0.0
 
@@ -307,34 +305,23 @@ class Client:
             return []
         return payload.parse_test_runs(body)[:limit]
 
-    def start_cycle(self) -> None:
-        self._staged = {}
+    async def list_jobs(
+        self, start: datetime, end: datetime, settled: Mapping[str, str] = NOTHING_SETTLED
+    ) -> Listing:
+        """Every job whose start lies in [start, end], across all pages, one per sref.
 
-    def settle(self, stored: Mapping[str, str]) -> None:
-        """The cycle was committed, and `stored` (sref -> status) is what the store now
-        holds for ended jobs it listed: those need no parsing next time. Only what the
-        store confirms is settled, so a read the tracker ignored is read again. Kept to
-        one cycle's listings: the cache is as large as a window, never a history."""
-        before = self._settled
-        self._settled = {
-            sref: status
-            for sref, status in self._staged.items()
-            if (stored.get(sref) or before.get(sref)) == status  # a status is never ""
-        }
-        self._staged = {}
-
-    async def list_jobs(self, start: datetime, end: datetime) -> Listing:
-        """Every job whose start lies in [start, end], across all pages, one per sref."""
-        jobs: dict[str, Job] = {}
-        settled = {**self._settled, **self._staged} if self._staged else self._settled
-        unchanged: set[str] = set()
+        Records of jobs in `settled` (sref -> the terminal status the store holds) that
+        still read that status are counted, not parsed (see `payload.parse_list`).
+        """
+        found = _Found()
         page_url = self._pages(start, end)
-        url = page_url(1)
-        page, raw, skipped, widest, last = 1, 0, 0, 0, 0
+        ahead = _ReadAhead(
+            lambda n: self._get(page_url(n), "jobs", payload.decode_listing),
+            self._s.max_concurrency,
+            self._s.max_pages,
+        )
+        url, page = page_url(1), 1
         visited: set[str] = set()
-        # Once page 1 tells the total, the next pages are requested ahead, up to
-        # max_concurrency at a time, and still read and judged one by one, in order.
-        ahead: dict[int, asyncio.Task[Any]] = {}
         try:
             while True:
                 if page > self._s.max_pages:
@@ -342,61 +329,121 @@ class Client:
                         f"the window needs more than api.max_pages ({self._s.max_pages}) pages"
                     )
                 visited.add(url)
-                fetch = ahead.pop(page, None) or self._get(url, "jobs", payload.decode_listing)
-                try:
-                    body = await fetch
-                except _NotFound:
-                    raise ApiError("GET jobs: HTTP 404") from None
-                try:
-                    listed = payload.parse_list(body, page, settled)
-                except payload.PayloadError as exc:
-                    raise ApiError(f"GET jobs page {page}: {exc}") from None
-                skipped += listed.skipped
-                before = len(jobs) + len(unchanged)
-                unchanged.update(listed.unchanged)
-                for job in listed.jobs:
-                    known = jobs.get(job.sref)
-                    if known is None or payload.newer(job, known):
-                        jobs[job.sref] = job
-                count = listed.count
-                raw += count
-                widest = max(widest, count)
-                if count == 0:
+                fetch = ahead.pop(page) or self._get(url, "jobs", payload.decode_listing)
+                listed = await self._read_page(fetch, page, settled)
+                new = found.add(listed)
+                if listed.count == 0:
                     break
                 if listed.next_url:
-                    nxt = urljoin(self._s.base_url + "/", listed.next_url)
-                    if nxt in visited:
+                    url = urljoin(self._s.base_url + "/", listed.next_url)
+                    if url in visited:
                         break
-                    url, page = nxt, page + 1
+                    page += 1
                     continue
-                if len(jobs) + len(unchanged) == before:
+                if not new:
                     log.warning("api_paging_ignored", page=page, hint="check api.page_param")
                     break
-                total = listed.total
-                seen = len(jobs) + len(unchanged) + skipped
-                if total is not None and (seen >= total or (raw >= total and count < widest)):
-                    break
-                # Without a total, only a page shorter than the widest so far ends the
-                # listing: a server that silently caps the page size makes every page "short".
-                if total is None and count < widest:
+                if found.complete(listed):
                     break
                 page += 1
                 url = page_url(page)
-                if total is not None:
-                    last = min(max(last, math.ceil(total / widest)), self._s.max_pages)
-                for n in range(page + 1, min(page + self._s.max_concurrency, last + 1)):
-                    if n not in ahead:
-                        ahead[n] = asyncio.ensure_future(
-                            self._get(page_url(n), "jobs", payload.decode_listing)
-                        )
+                if listed.total is not None:
+                    ahead.request(page, listed.total, found.widest)
         finally:
-            for task in ahead.values():
-                task.cancel()
-            await asyncio.gather(*ahead.values(), return_exceptions=True)
-        for sref in unchanged:
-            self._staged[sref] = settled[sref]
-        for job in jobs.values():
-            if job.status in TERMINAL_STATUSES:
-                self._staged[job.sref] = job.status
-        unchanged.difference_update(jobs)  # a shifted page can show a job both ways
-        return Listing(jobs=jobs, pages=page, skipped=skipped, unchanged=len(unchanged))
+            await ahead.cancel()
+        return found.listing(page, settled)
+
+    @staticmethod
+    async def _read_page(
+        fetch: Awaitable[Any], page: int, settled: Mapping[str, str]
+    ) -> payload.Page:
+        try:
+            body = await fetch
+        except _NotFound:
+            raise ApiError("GET jobs: HTTP 404") from None
+        try:
+            return payload.parse_list(body, page, settled)
+        except payload.PayloadError as exc:
+            raise ApiError(f"GET jobs page {page}: {exc}") from None
+
+
+@dataclass(slots=True)
+class _Found:
+    """What a listing has found so far, page by page."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)  # settled jobs listed again
+    skipped: int = 0
+    records: int = 0  # on the pages so far, malformed ones included
+    widest: int = 0  # the most records one page had
+
+    @property
+    def count(self) -> int:
+        return len(self.jobs) + len(self.unchanged)
+
+    def add(self, listed: payload.Page) -> bool:
+        """Take a page in; True if it showed a job the listing had not seen yet."""
+        before = self.count
+        self.skipped += listed.skipped
+        self.unchanged.update(listed.unchanged)
+        for job in listed.jobs:
+            known = self.jobs.get(job.sref)
+            if known is None or payload.newer(job, known):
+                self.jobs[job.sref] = job
+        self.records += listed.count
+        self.widest = max(self.widest, listed.count)
+        return self.count > before
+
+    def complete(self, listed: payload.Page) -> bool:
+        """Whether the listing ends with this page, which had no next link."""
+        total = listed.total
+        if total is not None:
+            return self.count + self.skipped >= total or (
+                self.records >= total and listed.count < self.widest
+            )
+        # Without a total, only a page shorter than the widest so far ends the
+        # listing: a server that silently caps the page size makes every page "short".
+        return listed.count < self.widest
+
+    def listing(self, pages: int, settled: Mapping[str, str]) -> Listing:
+        ended = {sref: settled[sref] for sref in self.unchanged}
+        ended.update(
+            (j.sref, j.status) for j in self.jobs.values() if j.status in TERMINAL_STATUSES
+        )
+        self.unchanged.difference_update(self.jobs)  # a shifted page can show a job both ways
+        return Listing(
+            jobs=self.jobs,
+            pages=pages,
+            skipped=self.skipped,
+            unchanged=len(self.unchanged),
+            ended=ended,
+        )
+
+
+class _ReadAhead:
+    """Once a page tells the total, the pages after the next one are requested ahead, up
+    to max_concurrency at a time; the listing still reads and judges them in order."""
+
+    def __init__(
+        self, fetch: Callable[[int], Awaitable[Any]], concurrency: int, max_pages: int
+    ) -> None:
+        self._fetch = fetch
+        self._concurrency = concurrency
+        self._max_pages = max_pages
+        self._last = 0
+        self._tasks: dict[int, asyncio.Future[Any]] = {}
+
+    def pop(self, page: int) -> asyncio.Future[Any] | None:
+        return self._tasks.pop(page, None)
+
+    def request(self, page: int, total: int, widest: int) -> None:
+        """`page` is the next to read; request those after it within the window."""
+        self._last = min(max(self._last, math.ceil(total / widest)), self._max_pages)
+        for n in range(page + 1, min(page + self._concurrency, self._last + 1)):
+            if n not in self._tasks:
+                self._tasks[n] = asyncio.ensure_future(self._fetch(n))
+
+    async def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)

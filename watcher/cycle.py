@@ -1,47 +1,61 @@
-"""One poll cycle end to end: observe -> diff -> timers -> route and render -> one commit.
+"""One poll cycle as a short sequence of stages, each a function with one contract:
 
-The only place where the pipeline's stages meet; each stage stays ignorant of the
-others. A cycle that fails anywhere before the commit leaves the store untouched.
+    observe -> diff -> timers -> route -> enrich -> commit -> settle -> account
+
+The only place where the pipeline's modules meet; each of them stays ignorant of the
+others. Nothing is written before `commit`, so a cycle that fails anywhere before it
+leaves the store as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import functools
-import gc
-import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
-from watcher import poller, render, rules, timers, tracker
+from watcher import fast, poller, render, rules, timers, tracker
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.models import (
     FAILURE_STATUSES,
     TERMINAL_STATUSES,
+    TIMER_KINDS,
     Alert,
     Event,
     EventKind,
     Job,
     JobState,
+    Observation,
     TemplateState,
     Window,
 )
 from watcher.settings import PollSettings, Rule
+from watcher.settled import Settled
 from watcher.store import CycleCommit, Store
 
 log = structlog.get_logger("watcher.cycle")
 MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
 MAX_EVENT_LINES = 100  # info lines for events per cycle; a storm beyond this is counted
-TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
-P = ParamSpec("P")
-T = TypeVar("T")
+TestRuns = dict[str, list[dict[str, object]]]  # event key -> the job's test runs
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the stages of one cycle share; made by the daemon for each cycle."""
+
+    client: Client
+    store: Store
+    poll: PollSettings
+    rules: Sequence[Rule]
+    settled: Settled
+    clock: Callable[[], datetime]
+    metrics: Metrics | None = None
+    explain: bool = False  # make every event and log every rule's decision on it (debug)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,38 +71,163 @@ class CycleReport:
     seconds: float
 
 
-def alerts_for(
-    event: Event, fired: Sequence[Rule], test_runs: list[dict[str, object]] | None = None
-) -> list[Alert]:
-    """The alerts an event causes: one per firing rule and channel, queued with the
-    event's variables and rendered when sent (`render.finish`)."""
-    if not fired:
-        return []
-    variables = render.queued(event, test_runs)
-    job, stuck = event.job, event.kind is EventKind.STUCK
-    return [
-        Alert(  # positional, in the order of Alert's fields: a storm makes tens of thousands
-            event.key,
-            rule.name,
-            channel,
-            rule.severity,
-            "",  # title and body: rendered when sent
-            "",
-            job.sref,
-            event.kind,
-            job.template,
-            stuck or rule.drop_if_resolved,
-            variables,
-            rule.title,
-            rule.body,
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the API showed this cycle, and what the store knew before it."""
+
+    observation: Observation
+    now: datetime  # read after the responses, which may have corrected the clock
+    first: bool  # no cycle was ever committed: the store knows no job
+    open_jobs: dict[str, JobState]  # followed before this cycle
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What the observation changed."""
+
+    found: tracker.Diff
+    ended: dict[str, str]  # sref -> status of the listed jobs that had ended before
+    templates: dict[str, TemplateState]  # every template known after this cycle
+    open_after: dict[str, JobState]  # the unfinished jobs still followed after it
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Each event with the rules that fire for it."""
+
+    events: list[Event]
+    fired: list[Sequence[Rule]]  # one entry per event
+
+    def ledger(self) -> list[tuple[Event, Sequence[Rule]]]:
+        """The events to record: those a rule acted on, and timer events (which recur
+        each cycle until recorded). A transition no rule wants lives on as its job's
+        new state."""
+        pairs = zip(self.events, self.fired, strict=True)
+        return [(e, f) for e, f in pairs if f or e.kind in TIMER_KINDS]
+
+
+@fast.collector_paused
+async def run_cycle(ctx: Context) -> CycleReport:
+    """Poll, find what changed, queue its alerts, in one commit; return the summary."""
+    started = time.monotonic()
+    router = rules.Router(ctx.rules)
+    seen = await observe(ctx)
+    changes = diff(ctx, seen, router)
+    routed = route(ctx, router, [*changes.found.events, *due_timers(ctx, seen, changes)])
+    runs = await enrich(ctx, routed)
+    queued, fresh = commit(ctx, seen, changes, routed, runs)
+    settle(ctx, seen, changes)
+    kinds = account(ctx, seen, changes, routed, fresh)
+    observation = seen.observation
+    return CycleReport(
+        window=observation.window,
+        pages=observation.pages,
+        requests=observation.requests,
+        jobs_seen=len(observation.jobs) + observation.unchanged,
+        skipped=observation.skipped,
+        events=kinds.total(),
+        alerts=queued,
+        followed=len(changes.open_after),
+        seconds=time.monotonic() - started,
+    )
+
+
+async def observe(ctx: Context) -> Seen:
+    """Read the window and the followed jobs from the API; write nothing."""
+    watermark = ctx.store.watermark()
+    open_jobs = ctx.store.open_jobs()
+    observation = await poller.observe(
+        ctx.client,
+        ctx.poll,
+        watermark,
+        open_jobs,
+        ctx.clock(),
+        ctx.settled.statuses,
+        ctx.store.count_started_between,
+    )
+    return Seen(observation, ctx.clock(), watermark is None, open_jobs)
+
+
+def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
+    """Compare the observation with the stored states: transitions, recoveries, streaks,
+    the new states, and the templates that `missed` rules begin watching now."""
+    jobs = seen.observation.jobs
+    # A store that never committed a cycle knows no job: nothing to look up.
+    ended, unsettled, previous = (
+        ({}, jobs, seen.open_jobs) if seen.first else _known(ctx.store, jobs, seen.open_jobs)
+    )
+    known_templates = ctx.store.templates()
+    found = tracker.diff(
+        previous,
+        unsettled,
+        seen.now,
+        templates=known_templates,
+        baseline=seen.first and not ctx.poll.alert_on_first_run,
+        wanted=None if ctx.explain else router.wants,
+    )
+    for ignored in found.ignored:
+        log.warning(
+            "job_report_ignored",
+            sref=ignored.sref,
+            reason=ignored.reason,
+            reported_status=ignored.status,
         )
-        for rule in fired
-        for channel in rule.notify
+    templates = {**known_templates, **found.templates}
+    for name in timers.watched_templates(ctx.rules, templates):
+        if name not in templates:  # the watcher begins watching it now
+            templates[name] = found.templates[name] = TemplateState(name, watching_since=seen.now)
+    return Changes(found, ended, templates, _open_after(seen, found))
+
+
+def _known(
+    store: Store, observed: Sequence[Job], open_jobs: dict[str, JobState]
+) -> tuple[dict[str, str], Sequence[Job], dict[str, JobState]]:
+    """What the store knows of the observed jobs: the status of those that had ended, the
+    jobs left to diff, and the previous state of each of those it knows."""
+    ended, previous = store.seen([j.sref for j in observed if j.sref not in open_jobs])
+    previous.update(open_jobs)
+    if not ended:
+        return ended, observed, previous
+    # Jobs that had ended and still read the same are most of every window: leave them
+    # out of the diff, which could only confirm that nothing happened.
+    jobs = [j for j in observed if ended.get(j.sref) != j.status]
+    previous.update(store.states([j.sref for j in jobs if j.sref in ended]))  # ignored by the diff
+    return ended, jobs, previous
+
+
+def _open_after(seen: Seen, found: tracker.Diff) -> dict[str, JobState]:
+    """The unfinished jobs still followed once this cycle is committed."""
+    gone = set(seen.observation.unfollow)
+    after = {sref: s for sref, s in seen.open_jobs.items() if sref not in gone}
+    for state in found.states:
+        if state.status in TERMINAL_STATUSES or state.sref in gone:
+            after.pop(state.sref, None)
+        else:
+            after[state.sref] = state
+    return after
+
+
+def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
+    """The `stuck` and `missed` events due now that are not recorded yet."""
+    unfinished = [j for j in seen.observation.jobs if j.sref in changes.open_after]
+    due = [
+        *timers.stuck(unfinished, changes.open_after, ctx.rules, seen.now),
+        *timers.missed(changes.templates, ctx.rules, seen.now),
     ]
+    # Timer events recur every cycle until their key is recorded: skip the known ones
+    # before rules and templates run, not after.
+    known = ctx.store.known_events([e.key for e in due])
+    return [e for e in due if e.key not in known]
+
+
+def route(ctx: Context, router: rules.Router, events: list[Event]) -> Routed:
+    """The rules that fire for each event; with `explain`, each decision logged."""
+    if ctx.explain:
+        return Routed(events, [_explained(event, ctx.rules) for event in events])
+    return Routed(events, [router(event) for event in events])
 
 
 def _explained(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
-    """The rules that fire for the event, each decision logged (at debug)."""
     fired = []
     for decision in rules.evaluate(event, rule_list):
         log.debug(
@@ -99,16 +238,23 @@ def _explained(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
     return fired
 
 
-async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[str, object]]]:
-    """Test runs for the events whose rules ask for them; a failed lookup costs nothing
-    but the enrichment."""
+async def enrich(ctx: Context, routed: Routed) -> TestRuns:
+    """Test runs for the failures whose rules ask for them; a failed lookup costs
+    nothing but the enrichment."""
+    wanted = [
+        e
+        for e, f in routed.ledger()
+        if e.kind is EventKind.TRANSITION
+        and e.to_status in FAILURE_STATUSES
+        and any(r.include_test_runs for r in f)
+    ]
     if len(wanted) > MAX_ENRICHED:
         log.warning("test_runs_skipped", events=len(wanted) - MAX_ENRICHED, cap=MAX_ENRICHED)
         wanted = wanted[:MAX_ENRICHED]
 
     async def one(event: Event) -> tuple[str, list[dict[str, object]] | None]:
         try:
-            return event.key, await client.test_runs(event.job.sref)
+            return event.key, await ctx.client.test_runs(event.job.sref)
         except (ApiError, ValueError) as exc:
             log.warning("test_runs_unavailable", sref=event.job.sref, error=str(exc))
             return event.key, None
@@ -117,11 +263,64 @@ async def _enrich(client: Client, wanted: list[Event]) -> dict[str, list[dict[st
     return {key: runs for key, runs in found if runs is not None}
 
 
-def _log_events(events: list[Event], fired: list[Sequence[Rule]], *, debug: bool) -> None:
+def alerts_for(
+    event: Event, fired: Sequence[Rule], test_runs: list[dict[str, object]] | None = None
+) -> list[Alert]:
+    """The alerts an event causes: one per firing rule and channel, queued with the
+    event's variables and rendered when sent (`render.finish`)."""
+    return fast.alerts(event, fired, render.queued(event, test_runs)) if fired else []
+
+
+def commit(
+    ctx: Context, seen: Seen, changes: Changes, routed: Routed, runs: TestRuns
+) -> tuple[int, set[str]]:
+    """Write the cycle in one transaction: states, templates, events, their alerts and
+    the watermark. Returns the alerts queued and the keys of the events recorded now."""
+    ledger = routed.ledger()
+    return ctx.store.commit_cycle(
+        CycleCommit(
+            states=changes.found.states,
+            events=[e for e, _ in ledger],
+            # made while they are written, not all at once: each carries its variables
+            alerts=(a for e, f in ledger for a in alerts_for(e, f, runs.get(e.key))),
+            watermark=seen.observation.window.end,
+            now=seen.now,
+            unfollowed=seen.observation.unfollow,
+            templates=list(changes.found.templates.values()),
+        )
+    )
+
+
+def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
+    """Tell the settled jobs what the store now holds, for the next cycle's listing."""
+    stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
+    stored.update(changes.ended)  # the diff left those out: the two never share a job
+    ctx.settled.settle(seen.observation.ended, stored)
+
+
+def account(
+    ctx: Context, seen: Seen, changes: Changes, routed: Routed, fresh: set[str]
+) -> collections.Counter[EventKind]:
+    """Log the events of this cycle (not those an earlier cycle recorded), count them by
+    kind with those no rule could want, and count the records skipped."""
+    repeated = {e.key for e, _ in routed.ledger()} - fresh  # recorded by an earlier cycle
+    pairs = list(zip(routed.events, routed.fired, strict=True))
+    if repeated:
+        pairs = [(e, f) for e, f in pairs if e.key not in repeated]
+    kinds = collections.Counter(e.kind for e, _ in pairs) + changes.found.unrouted
+    _log_events(pairs, debug=ctx.explain)
+    if ctx.metrics:
+        for kind, count in kinds.items():
+            ctx.metrics.events.labels(str(kind)).inc(count)
+        ctx.metrics.records_skipped.inc(seen.observation.skipped)
+    return kinds
+
+
+def _log_events(pairs: list[tuple[Event, Sequence[Rule]]], *, debug: bool) -> None:
     """A line for each event a rule acted on, up to MAX_EVENT_LINES a cycle (a storm
     must not flood the log: the rest are counted in one line); every event at debug."""
     acted = 0
-    for event, rules_fired in zip(events, fired, strict=True):
+    for event, rules_fired in pairs:
         if rules_fired:
             acted += 1
         if rules_fired and acted <= MAX_EVENT_LINES:
@@ -146,160 +345,3 @@ def _log_events(events: list[Event], fired: list[Sequence[Rule]], *, debug: bool
             count=acted - MAX_EVENT_LINES,
             hint="log.level debug lists every event; watcher status shows the outbox",
         )
-
-
-def _known(
-    store: Store, observed: Sequence[Job], open_jobs: dict[str, JobState]
-) -> tuple[dict[str, str], Sequence[Job], dict[str, JobState]]:
-    """What the store knows of the observed jobs: the status of those that had ended, the
-    jobs left to diff, and the previous state of each of those it knows."""
-    ended, previous = store.seen([j.sref for j in observed if j.sref not in open_jobs])
-    previous.update(open_jobs)
-    if not ended:
-        return ended, observed, previous
-    # Jobs that had ended and still read the same are most of every window: leave them
-    # out of the diff, which could only confirm that nothing happened.
-    jobs = [j for j in observed if ended.get(j.sref) != j.status]
-    previous.update(store.states([j.sref for j in jobs if j.sref in ended]))  # ignored by the diff
-    return ended, jobs, previous
-
-
-def _ended(before: dict[str, str], states: list[JobState]) -> dict[str, str]:
-    """sref -> status of the window's ended jobs as the store now holds them: those that
-    had ended (`before`) and those that ended in this cycle (the diff leaves the others
-    out, so the two never share a job)."""
-    ended = {s.sref: s.status for s in states if s.status in TERMINAL_STATUSES}
-    ended.update(before)
-    return ended
-
-
-def _collector_paused(
-    cycle: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Run the cycle with the garbage collector paused: a window of new jobs allocates
-    millions of objects and no reference cycles, and collections set off by them would
-    rescan the growing heap again and again (0.5 s of a 100k-job first cycle)."""
-
-    @functools.wraps(cycle)
-    async def paused(*args: P.args, **kwargs: P.kwargs) -> T:
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return await cycle(*args, **kwargs)
-        finally:
-            if collecting:
-                gc.enable()
-
-    return paused
-
-
-@_collector_paused
-async def run_cycle(
-    client: Client,
-    store: Store,
-    poll: PollSettings,
-    rule_list: Sequence[Rule],
-    clock: Callable[[], datetime],
-    metrics: Metrics | None = None,
-) -> CycleReport:
-    started = time.monotonic()
-    watermark = store.watermark()
-    open_jobs = store.open_jobs()
-    observation, unfollow = await poller.observe(
-        client, poll, watermark, open_jobs, clock(), store.count_started_between
-    )
-    # Read the clock again: the responses may have corrected it (see Daemon._api_time).
-    now = clock()
-    # A store that never committed a cycle knows no job: nothing to look up.
-    ended, jobs, previous = (
-        _known(store, observation.jobs, open_jobs)
-        if watermark is not None
-        else ({}, observation.jobs, open_jobs)
-    )
-    known_templates = store.templates()
-    baseline = watermark is None and not poll.alert_on_first_run
-    explain = log.is_enabled_for(logging.DEBUG)
-    route = rules.Router(rule_list)
-    # At debug every event is made and logged; else only those some rule could want.
-    routable = None if explain else route.wants
-    diff = tracker.diff(
-        previous, jobs, now, templates=known_templates, baseline=baseline, wanted=routable
-    )
-    for ignored in diff.ignored:
-        log.warning(
-            "job_report_ignored",
-            sref=ignored.sref,
-            reason=ignored.reason,
-            reported_status=ignored.status,
-        )
-    templates = {**known_templates, **diff.templates}
-    for name in timers.watched_templates(rule_list, templates):
-        if name not in templates:  # the watcher begins watching it now
-            templates[name] = diff.templates[name] = TemplateState(name, watching_since=now)
-    gone = set(unfollow)
-    # The unfinished jobs after this cycle, still followed: what stuck timers look at.
-    after = {sref: s for sref, s in open_jobs.items() if sref not in gone}
-    for state in diff.states:
-        if state.status in TERMINAL_STATUSES or state.sref in gone:
-            after.pop(state.sref, None)
-        else:
-            after[state.sref] = state
-    unfinished = [j for j in observation.jobs if j.sref in after]
-    timed = [
-        *timers.stuck(unfinished, after, rule_list, now),
-        *timers.missed(templates, rule_list, now),
-    ]
-    # Timer events recur every cycle until their key is recorded: skip the known ones
-    # before rules and templates run, not after.
-    known = store.known_events([e.key for e in timed])
-    events = [*diff.events, *(e for e in timed if e.key not in known)]
-    if explain:
-        fired: list[Sequence[Rule]] = [_explained(event, rule_list) for event in events]
-    else:
-        fired = [route(event) for event in events]
-    # The events recorded are the ledger that keeps an alert from going out twice: those
-    # a rule acted on, and timer events (which recur each cycle until recorded). A
-    # transition no rule wants lives on as its job's new state.
-    ledger = [(e, f) for e, f in zip(events, fired, strict=True) if f or e.kind in TIMER_KINDS]
-    wanted = [
-        e
-        for e, f in ledger
-        if e.kind is EventKind.TRANSITION
-        and e.to_status in FAILURE_STATUSES
-        and any(r.include_test_runs for r in f)
-    ]
-    runs = await _enrich(client, wanted) if wanted else {}
-    queued, fresh = store.commit_cycle(
-        CycleCommit(
-            states=diff.states,
-            events=[e for e, _ in ledger],
-            # made while they are written, not all at once: each carries its variables
-            alerts=(a for e, f in ledger for a in alerts_for(e, f, runs.get(e.key))),
-            watermark=observation.window.end,
-            now=now,
-            unfollowed=unfollow,
-            templates=list(diff.templates.values()),
-        )
-    )
-    client.settle(_ended(ended, diff.states))
-    repeated = {e.key for e, _ in ledger} - fresh  # recorded by an earlier cycle already
-    if repeated:
-        fired = [f for e, f in zip(events, fired, strict=True) if e.key not in repeated]
-        events = [e for e in events if e.key not in repeated]
-    kinds = collections.Counter(e.kind for e in events) + diff.unrouted
-    _log_events(events, fired, debug=explain)
-    if metrics:
-        for kind, count in kinds.items():
-            metrics.events.labels(str(kind)).inc(count)
-        metrics.records_skipped.inc(observation.skipped)
-    return CycleReport(
-        window=observation.window,
-        pages=observation.pages,
-        requests=observation.requests,
-        jobs_seen=len(observation.jobs) + observation.unchanged,
-        skipped=observation.skipped,
-        events=kinds.total(),
-        alerts=queued,
-        followed=len(after),
-        seconds=time.monotonic() - started,
-    )

@@ -9,6 +9,7 @@ nothing changes them after they are made (but the tracker, a streak on its own e
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -76,6 +77,18 @@ class EventKind(enum.StrEnum):
     MISSED = "missed"
 
 
+TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
+
+
+def event_key(kind: EventKind, subject: str, status: str, rule: str | None, seq: int) -> str:
+    """The identity under which an event is recorded, derived from its fields for
+    storage only (nothing reads fields back out of it): the same key is never alerted
+    twice. A transition is once per job and new status; a recovery once per job; a
+    timer event once per rule, subject and reminder or gap."""
+    base = f"{kind}:{subject}:{status}"
+    return f"{base}:{rule}:{seq}" if kind in TIMER_KINDS else base
+
+
 @dataclass(slots=True)
 class Event:
     kind: EventKind
@@ -87,16 +100,15 @@ class Event:
     stuck_for: float | None = None
     rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
     seq: int = 0  # which reminder (stuck) or which gap (missed)
-    key: str = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        """The event's identity: the same key is never alerted twice.
+    @property
+    def subject(self) -> str:
+        """What the event is about: a job, or for `missed` a template."""
+        return self.job.sref or self.job.template
 
-        A transition is once per job and new status; a recovery once per job; a timer
-        event once per rule, subject and reminder or gap.
-        """
-        base = f"{self.kind}:{self.job.sref or self.job.template}:{self.to_status}"
-        self.key = f"{base}:{self.rule}:{self.seq}" if self.rule else base
+    @property
+    def key(self) -> str:
+        return event_key(self.kind, self.subject, self.to_status, self.rule, self.seq)
 
 
 class Severity(enum.StrEnum):
@@ -134,25 +146,36 @@ class DeliveryOutcome(enum.StrEnum):
 class Alert:
     """A message bound for one channel, as it is kept in the outbox.
 
-    Queued with its template variables (`variables`, JSON, as of the event) and the
-    rule's templates (None: the default for the kind); rendered into `title` and
-    `body` when it is sent (`render.finish`). Alerts queued by an older version carry
-    their text and no variables.
+    Carries its event's identity as fields (kind, subject: `sref` or `template`,
+    `status`, `seq`; `rule` is the rule that fired). Queued with its template variables
+    (`variables`, JSON, as of the event) and the rule's templates (None: the default for
+    the kind); rendered into `title` and `body` when it is sent (`render.finish`).
+    Alerts queued by an older version carry their text and no variables.
     """
 
-    event_key: str
+    kind: EventKind
     rule: str
     channel: str
     severity: Severity
-    title: str = ""
-    body: str = ""
     sref: str = ""
-    kind: EventKind = EventKind.TRANSITION
     template: str = ""
+    status: str = ""  # the event's new status ("missed" for a missed run)
+    seq: int = 0  # which reminder or gap, for timer events
     resolvable: bool = False  # may be dropped if resolved while held by quiet hours
     variables: str = ""
     title_source: str | None = None
     body_source: str | None = None
+    title: str = ""
+    body: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.sref or self.template
+
+    @property
+    def key(self) -> str:
+        """The key of the event that caused it (a timer event's rule is this rule)."""
+        return event_key(self.kind, self.subject, self.status, self.rule, self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +206,5 @@ class Observation:
     requests: int = 0
     skipped: int = 0  # malformed records left out
     unchanged: int = 0  # ended jobs listed again, same status: not parsed, nothing to do
+    ended: Mapping[str, str] = field(default_factory=dict)  # listed ended jobs' statuses
+    unfollow: tuple[str, ...] = ()  # gone from the API, or followed for too long

@@ -21,7 +21,7 @@ import structlog
 
 from watcher import quiet, render
 from watcher.metrics import Metrics
-from watcher.models import DeliveryOutcome, OutboxItem, Severity
+from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
 from watcher.settings import DeliverySettings
 from watcher.store import Store, StoreError
 
@@ -56,14 +56,37 @@ def compose(items: Sequence[OutboxItem]) -> Message:
     if len(items) == 1:
         alert = render.finish(items[0].alert)
         return Message(alert.title, alert.body, alert.severity)
-    outcomes = Counter(item.alert.event_key.rsplit(":", 1)[-1] for item in items)
-    first, *rest = outcomes.most_common()
-    parts = [f"{first[1]} jobs {first[0]}"] + [f"{n} {status}" for status, n in rest]
-    if first[1] == 1:
-        parts[0] = f"1 job {first[0]}"
     severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
     body = "\n".join(f"- {render.title(item.alert)}" for item in items)
-    return Message(", ".join(parts), body, severity)
+    return Message(digest_title([item.alert for item in items]), body, severity)
+
+
+def _happening(alert: Alert) -> tuple[bool, str]:
+    """(about a template rather than a job, what happened) of one alert."""
+    if alert.kind is EventKind.MISSED:
+        return True, "missed"
+    if alert.kind is EventKind.TRANSITION:
+        return False, alert.status or "changed"
+    return False, str(alert.kind)  # stuck, recovered
+
+
+def digest_title(alerts: Sequence[Alert]) -> str:
+    """What a digest's alerts say happened, most first, jobs before templates:
+    "3 jobs failed, 2 stuck, 1 recovered, 1 template missed its run"."""
+    counts = Counter(_happening(alert) for alert in alerts)
+    ordered = sorted(counts.items(), key=lambda each: (each[0][0], -each[1]))
+    parts: list[str] = []
+    noun_said: bool | None = None  # the subject noun said last: job (False) or template
+    for (about_template, what), n in ordered:
+        phrase = what
+        if about_template:
+            phrase = "missed its run" if n == 1 else "missed their run"
+        if about_template != noun_said:
+            noun = "template" if about_template else "job"
+            phrase = f"{noun}{'' if n == 1 else 's'} {phrase}"
+            noun_said = about_template
+        parts.append(f"{n} {phrase}")
+    return ", ".join(parts)
 
 
 def backoff(attempts: int, delivery: DeliverySettings) -> float:

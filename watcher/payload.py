@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import msgspec
 import structlog
 from msgspec.structs import asdict
 
+from watcher import fast
 from watcher.models import KNOWN_STATUSES, Job
 
 log = structlog.get_logger("watcher.payload")
@@ -59,11 +59,6 @@ def _text(value: object) -> str:
     return str(value)[:MAX_TEXT]
 
 
-def _label(value: object) -> str:
-    """A short text that repeats across jobs (status, type, template...): kept once."""
-    return sys.intern(_text(value))
-
-
 def _sref(value: object) -> str:
     match = _SREF.fullmatch(value) if isinstance(value, str) else None
     if not match:
@@ -77,7 +72,7 @@ def _status(value: object) -> str:
     if len(value) > 100:
         raise ValueError("longer than 100 characters")
     folded = value.strip().lower()
-    return sys.intern(folded if folded in KNOWN_STATUSES else value)
+    return folded if folded in KNOWN_STATUSES else value
 
 
 def _count(value: object) -> int:
@@ -104,11 +99,11 @@ _FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
     "url": ("url", _text),
     "startedAt": ("started_at", _when),
     "updatedAt": ("updated_at", _when),
-    "startedBy": ("started_by", _label),
-    "type": ("type", _label),
+    "startedBy": ("started_by", _text),
+    "type": ("type", _text),
     "pageCount": ("page_count", _count),
-    "jobTemplateUri": ("template", _label),
-    "runType": ("run_type", _label),
+    "jobTemplateUri": ("template", _text),
+    "runType": ("run_type", _text),
     "testRunsUri": ("test_runs_uri", _text),
 }
 _REQUIRED = ("sref", "status")
@@ -125,7 +120,7 @@ def _record_name(item: object) -> str:
 _Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
-class _Record(msgspec.Struct, gc=False):
+class Record(msgspec.Struct, gc=False):
     """A job record of the documented shape, under the API's field names: what a page
     is decoded into, in C, straight from the bytes. Dates stay text, read by `_when`.
     A value out of these bounds sends the record to the tolerant reader."""
@@ -145,7 +140,7 @@ class _Record(msgspec.Struct, gc=False):
 
 
 class _Listing(msgspec.Struct, gc=False):
-    results: list[_Record]
+    results: list[Record]
     meta: Any = None
 
 
@@ -161,9 +156,9 @@ def decode_listing(body: bytes) -> Any:
         return json.loads(body)
 
 
-def _as_record(item: object) -> _Record | None:
+def _as_record(item: object) -> Record | None:
     try:
-        return msgspec.convert(item, _Record)
+        return msgspec.convert(item, Record)
     except msgspec.ValidationError:
         return None
 
@@ -174,7 +169,7 @@ def _usual_when(value: str) -> datetime | None:
     return _when(value)
 
 
-def _documented(record: _Record) -> Job | None:
+def _documented(record: Record) -> Job | None:
     """The record read fast; None if anything is unusual (then `_job` reads it field by
     field, and says what is wrong)."""
     status, match = record.status, _SREF.fullmatch(record.sref)
@@ -185,20 +180,8 @@ def _documented(record: _Record) -> Job | None:
         updated = record.updatedAt and _usual_when(record.updatedAt)
     except ValueError:
         return None
-    return Job(  # positional, in the order of Job's fields: twice as fast as by keyword
-        record.sref if match.start(1) == 0 else match.group(1),
-        record.name or "",
-        sys.intern(status),
-        started or None,
-        updated or None,
-        sys.intern(record.url or ""),  # the site a template tests: the same for all its jobs
-        sys.intern(record.type or ""),
-        sys.intern(record.runType or ""),
-        sys.intern(record.startedBy or ""),
-        record.pageCount or 0,
-        sys.intern(record.jobTemplateUri or ""),
-        record.testRunsUri or "",
-    )
+    sref = record.sref if match.start(1) == 0 else match.group(1)
+    return fast.job(record, sref, started or None, updated or None)
 
 
 def _job(item: object) -> Job:
@@ -282,7 +265,7 @@ def _page_parts(body: Any, page: int) -> tuple[list[Any], dict[str, Any]]:
 
 def _identity(item: object) -> tuple[object, object]:
     """(sref, status) of a record, as they came."""
-    if type(item) is _Record:
+    if type(item) is Record:
         return item.sref, item.status
     if type(item) is dict:
         return item.get("sref"), item.get("status")
@@ -304,7 +287,7 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
             if type(sref) is str and settled.get(sref, "") == status:
                 unchanged.append(sref)
                 continue
-        if type(item) is _Record:
+        if type(item) is Record:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
             job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}")

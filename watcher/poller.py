@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from watcher.client import ApiError, Client, JobGone
+from watcher.client import ApiError, Client, JobGone, Listing
 from watcher.models import Job, JobState, Observation, Window
 from watcher.settings import PollSettings
 
@@ -71,13 +71,16 @@ async def observe(
     watermark: datetime | None,
     open_jobs: Mapping[str, JobState],
     now: datetime,
+    settled: Mapping[str, str],
     known_between: Callable[[datetime, datetime], int] | None = None,
-) -> tuple[Observation, list[str]]:
-    """Read the window and follow unfinished jobs; return the observation and the
-    srefs to stop following (gone from the API, or followed for longer than follow_for).
+) -> Observation:
+    """Read the window and follow unfinished jobs. Ended jobs in `settled` that read the
+    same are counted, not parsed.
 
     Followed jobs are re-read by sref, or, when it is cheaper (`known_between` counts
     the jobs the store knows in a span), by listing the span back to the oldest one.
+    The observation names the srefs to stop following: gone from the API, or followed
+    for longer than follow_for.
     """
     win = window(watermark, now, poll)
     if win.bounded:
@@ -88,34 +91,57 @@ async def observe(
             hint="poll.max_catch_up limits how far back a restart looks",
         )
     requests_before = client.requests
-    client.start_cycle()
-    listing = await client.list_jobs(win.start, win.end)
-    jobs = listing.jobs
-    follow, unfollow = to_follow(open_jobs, jobs, now, poll)
+    listing = await client.list_jobs(win.start, win.end, settled)
+    follow, unfollow = to_follow(open_jobs, listing.jobs, now, poll)
     for sref in unfollow:
         log.warning(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
         )
-    pages, skipped, unchanged = listing.pages, listing.skipped, listing.unchanged
     back = (
         backfill_start(follow, open_jobs, win, known_between, client.page_size)
         if known_between
         else None
     )
     if back is not None:
-        extra = await client.list_jobs(back, win.start)
-        pages += extra.pages
-        skipped += extra.skipped
-        unchanged += extra.unchanged
-        for sref, job in extra.jobs.items():
-            jobs.setdefault(sref, job)
+        extra = await client.list_jobs(back, win.start, {**settled, **listing.ended})
         log.info(
             "window_widened", back_to=back.isoformat(), followed=len(follow), pages=extra.pages
         )
-        follow = [sref for sref in follow if sref not in jobs]
+        listing = _merged(listing, extra)
+        follow = [sref for sref in follow if sref not in listing.jobs]
+    reread, gone = await _reread(client, follow, open_jobs)
+    listing.jobs.update(reread)
+    return Observation(
+        window=win,
+        jobs=tuple(listing.jobs.values()),
+        pages=listing.pages,
+        requests=client.requests - requests_before,
+        skipped=listing.skipped,
+        unchanged=listing.unchanged,
+        ended=listing.ended,
+        unfollow=(*unfollow, *gone),
+    )
+
+
+def _merged(window: Listing, back: Listing) -> Listing:
+    """The window's listing and the listing of the span behind it, as one."""
+    return Listing(
+        jobs={**back.jobs, **window.jobs},
+        pages=window.pages + back.pages,
+        skipped=window.skipped + back.skipped,
+        unchanged=window.unchanged + back.unchanged,
+        ended={**back.ended, **window.ended},
+    )
+
+
+async def _reread(
+    client: Client, follow: list[str], open_jobs: Mapping[str, JobState]
+) -> tuple[dict[str, Job], list[str]]:
+    """Each followed job by its sref: (the jobs read, the srefs the API no longer knows).
+    A job whose record is unusable this time is neither."""
     gone: list[str] = []
 
-    async def reread(sref: str) -> Job | None:
+    async def one(sref: str) -> Job | None:
         try:
             return await client.get_job(sref)
         except JobGone:
@@ -125,18 +151,8 @@ async def observe(
 
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(reread(sref)) for sref in follow]
+            tasks = [group.create_task(one(sref)) for sref in follow]
     except* ApiError as failed:
         raise failed.exceptions[0] from None
-    for task in tasks:
-        if (reread_job := task.result()) is not None:
-            jobs[reread_job.sref] = reread_job
-    observation = Observation(
-        window=win,
-        jobs=tuple(jobs.values()),
-        pages=pages,
-        requests=client.requests - requests_before,
-        skipped=skipped,
-        unchanged=unchanged,
-    )
-    return observation, unfollow + gone
+    found = (task.result() for task in tasks)
+    return {job.sref: job for job in found if job is not None}, gone

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from watcher import fast
 from watcher.models import (
     FAILURE_STATUSES,
     NEW,
@@ -44,15 +45,6 @@ class Diff:
     unrouted: Counter[EventKind] = field(default_factory=Counter)
 
 
-def _first_state(job: Job, now: datetime) -> JobState:
-    """A job seen for the first time; first seen running, it has run since it started."""
-    started = job.started_at
-    since = started if job.status == "running" and started is not None and started < now else now
-    return JobState(  # positional, in the order of JobState's fields: the hot loop
-        job.sref, job.status, since, now, job.updated_at, started, job.template, job.name
-    )
-
-
 def _state(job: Job, now: datetime, previous: JobState) -> JobState:
     return JobState(
         sref=job.sref,
@@ -64,6 +56,40 @@ def _state(job: Job, now: datetime, previous: JobState) -> JobState:
         template=job.template,
         name=job.name,
     )
+
+
+Ended = list[tuple[Job, str | None, Event | None]]  # job, from status (None: quiet), event
+
+
+class _Transitions:
+    """Makes the transition events of one diff, or only counts those no rule could
+    want (`wanted(kind, status)`, asked once per status)."""
+
+    def __init__(
+        self, out: Diff, now: datetime, wanted: Callable[[EventKind, str], bool] | None
+    ) -> None:
+        self._out = out
+        self._now = now
+        self._wanted = wanted
+        self._routed: dict[str, bool] = {}
+
+    def __call__(self, job: Job, from_status: str) -> Event | None:
+        if self._wanted is not None:
+            wants = self._routed.get(job.status)
+            if wants is None:
+                wants = self._routed[job.status] = self._wanted(EventKind.TRANSITION, job.status)
+            if not wants:
+                self._out.unrouted[EventKind.TRANSITION] += 1
+                return None
+        event = Event(
+            kind=EventKind.TRANSITION,
+            job=job,
+            from_status=from_status,
+            to_status=job.status,
+            at=job.updated_at or self._now,
+        )
+        self._out.events.append(event)
+        return event
 
 
 def diff(
@@ -86,70 +112,90 @@ def diff(
     100k events that nothing would read.
     """
     out = Diff()
-    ended: list[tuple[Job, str | None, Event | None]] = []  # job, from status (None: quiet)
+    transition = _Transitions(out, now, wanted)
+    ended: Ended = []
     seen = list(observed)  # every sighting: a pending job may get its startedAt later
-    routed: dict[str, bool] = {}  # status -> whether a transition to it is wanted
-
-    def transition(job: Job, from_status: str) -> Event | None:
-        if wanted is not None:
-            wants = routed.get(job.status)
-            if wants is None:
-                wants = routed[job.status] = wanted(EventKind.TRANSITION, job.status)
-            if not wants:
-                out.unrouted[EventKind.TRANSITION] += 1
-                return None
-        event = Event(EventKind.TRANSITION, job, from_status, job.status, job.updated_at or now)
-        out.events.append(event)
-        return event
-
     for job in seen:
         before = previous.get(job.sref)
         if before is None:
-            out.states.append(_first_state(job, now))
-            if job.status not in TERMINAL_STATUSES:
-                transition(job, NEW)
-            elif baseline:
-                ended.append((job, None, None))
-            else:
-                ended.append((job, NEW, transition(job, NEW)))
-            continue
-        if before.ended:
-            # Terminal statuses are final: a different report later is a stale or broken
-            # read, and alerting on it would be a false alarm.
-            if job.status != before.status:
-                out.ignored.append(Ignored(job.sref, "changed_after_end", job.status))
-            continue
-        if job.updated_at and before.updated_at and job.updated_at < before.updated_at:
-            out.ignored.append(Ignored(job.sref, "stale", job.status))
-            continue
-        if job.status != before.status:
-            event = transition(job, before.status)
-            out.states.append(_state(job, now, before))
-            if job.status in TERMINAL_STATUSES:
-                ended.append((job, before.status, event))
-        elif (job.updated_at, job.started_at, job.name, job.template) != (
-            before.updated_at,
-            before.started_at,
-            before.name,
-            before.template,
-        ):
-            out.states.append(_state(job, now, before))
+            _first_sighting(out, job, now, baseline, transition, ended)
+        else:
+            _sighting(out, job, before, now, transition, ended)
     _follow_templates(out, templates or {}, seen, ended, now, wanted)
     return out
+
+
+def _first_sighting(
+    out: Diff, job: Job, now: datetime, baseline: bool, transition: _Transitions, ended: Ended
+) -> None:
+    out.states.append(fast.first_state(job, now))
+    if job.status not in TERMINAL_STATUSES:
+        transition(job, NEW)
+    elif baseline:
+        ended.append((job, None, None))
+    else:
+        ended.append((job, NEW, transition(job, NEW)))
+
+
+def _sighting(
+    out: Diff, job: Job, before: JobState, now: datetime, transition: _Transitions, ended: Ended
+) -> None:
+    """A job seen before: a transition, a quieter change of its record, or nothing."""
+    if before.ended:
+        # Terminal statuses are final: a different report later is a stale or broken
+        # read, and alerting on it would be a false alarm.
+        if job.status != before.status:
+            out.ignored.append(Ignored(job.sref, "changed_after_end", job.status))
+        return
+    if job.updated_at and before.updated_at and job.updated_at < before.updated_at:
+        out.ignored.append(Ignored(job.sref, "stale", job.status))
+        return
+    if job.status != before.status:
+        event = transition(job, before.status)
+        out.states.append(_state(job, now, before))
+        if job.status in TERMINAL_STATUSES:
+            ended.append((job, before.status, event))
+    elif (job.updated_at, job.started_at, job.name, job.template) != (
+        before.updated_at,
+        before.started_at,
+        before.name,
+        before.template,
+    ):
+        out.states.append(_state(job, now, before))
+
+
+class _Templates:
+    """The templates' states as this diff changes them, over what the store knew."""
+
+    def __init__(self, out: Diff, known: Mapping[str, TemplateState], now: datetime) -> None:
+        self._out = out
+        self._known = known
+        self._now = now
+
+    def __getitem__(self, template: str) -> TemplateState:
+        state = self._out.templates.get(template) or self._known.get(template)
+        return state or TemplateState(template=template, watching_since=self._now)
+
+    def __setitem__(self, template: str, state: TemplateState) -> None:
+        self._out.templates[template] = state
 
 
 def _follow_templates(
     out: Diff,
     known: Mapping[str, TemplateState],
     seen: list[Job],
-    ended: list[tuple[Job, str | None, Event | None]],
+    ended: Ended,
     now: datetime,
     wanted: Callable[[EventKind, str], bool] | None,
 ) -> None:
-    def current(template: str) -> TemplateState:
-        state = out.templates.get(template) or known.get(template)
-        return state or TemplateState(template=template, watching_since=now)
+    templates = _Templates(out, known, now)
+    _last_starts(templates, seen)
+    recoveries = wanted is None or wanted(EventKind.RECOVERED, "completed")
+    _streaks(out, templates, ended, now, recoveries=recoveries)
 
+
+def _last_starts(templates: _Templates, seen: list[Job]) -> None:
+    """Each template's newest start (for `missed`)."""
     newest: dict[str, Job] = {}
     for job in seen:
         if job.template and job.started_at is not None:
@@ -157,11 +203,19 @@ def _follow_templates(
             if top is None or job.started_at > (top.started_at or job.started_at):
                 newest[job.template] = job
     for template, job in newest.items():
-        state = current(template)
+        state = templates[template]
         if state.last_start is None or (job.started_at and job.started_at > state.last_start):
-            out.templates[template] = dataclasses.replace(
+            templates[template] = dataclasses.replace(
                 state, last_start=job.started_at, last_name=job.name
             )
+
+
+def _streaks(
+    out: Diff, templates: _Templates, ended: Ended, now: datetime, *, recoveries: bool
+) -> None:
+    """Each template's failures in a row, the streak of each failure event, and a
+    `recovered` event (or, when `recoveries` is not wanted, a count) for each
+    completed job that ends a streak."""
     # Cancelled jobs neither break nor extend a streak. The others in the order they
     # ended, so "the previous ended job" means what it says.
     counted = [each for each in ended if each[0].template and each[0].status != "cancelled"]
@@ -170,11 +224,10 @@ def _follow_templates(
     counted.sort(key=lambda each: each[0].started_at or now)
     counted.sort(key=lambda each: each[0].updated_at or now)
     streaks: dict[str, int] = {}  # template -> failures in a row, as of the job in hand
-    recoveries = wanted is None or wanted(EventKind.RECOVERED, "completed")
     for job, from_status, event in counted:
         streak = streaks.get(job.template)
         if streak is None:
-            streak = current(job.template).streak
+            streak = templates[job.template].streak
         if job.status in FAILURE_STATUSES:
             streak += 1
             if event is not None:
@@ -183,10 +236,19 @@ def _follow_templates(
             if streak and from_status is not None and not recoveries:
                 out.unrouted[EventKind.RECOVERED] += 1
             elif streak and from_status is not None:
-                at = job.updated_at or now
-                recovery = Event(EventKind.RECOVERED, job, from_status, job.status, at, streak)
-                out.events.append(recovery)
+                out.events.append(_recovery(job, from_status, streak, now))
             streak = 0
         streaks[job.template] = streak
     for template, streak in streaks.items():
-        out.templates[template] = dataclasses.replace(current(template), streak=streak)
+        templates[template] = dataclasses.replace(templates[template], streak=streak)
+
+
+def _recovery(job: Job, from_status: str, streak: int, now: datetime) -> Event:
+    return Event(
+        kind=EventKind.RECOVERED,
+        job=job,
+        from_status=from_status,
+        to_status=job.status,
+        at=job.updated_at or now,
+        streak=streak,
+    )

@@ -176,4 +176,4 @@ def test_a_key_given_twice_reads_the_same_on_both_paths() -> None:
 def test_the_typed_record_has_every_field_the_tolerant_reader_reads() -> None:
     """An unusual typed record is handed back to the tolerant reader as its fields:
     a field only one of them knows would be lost on the way."""
-    assert set(payload._Record.__struct_fields__) == set(payload._FIELDS)
+    assert set(payload.Record.__struct_fields__) == set(payload._FIELDS)

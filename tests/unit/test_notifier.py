@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.models import Alert, DeliveryOutcome, OutboxItem, Severity
-from watcher.notifier import Message, backoff, compose, decide, ready
+from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
+from watcher.notifier import Message, backoff, compose, decide, digest_title, ready
 from watcher.settings import DeliverySettings
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -24,7 +24,8 @@ def item(
     next_at: datetime | None = None,
 ) -> OutboxItem:
     alert = Alert(
-        event_key=f"transition:jobs/{n}:{status}",
+        kind=EventKind.TRANSITION,
+        status=status,
         rule="failures",
         channel="ops",
         severity=severity,
@@ -66,6 +67,45 @@ def test_compose_digest_title_counts_statuses(statuses: list[str], title: str) -
     """A digest's title counts the alerts by new status, most frequent first."""
     items = [item(n, status) for n, status in enumerate(statuses, 1)]
     assert compose(items).title == title
+
+
+def happened(kind: EventKind, status: str, seq: int = 0) -> Alert:
+    subject = {"template": "jobTemplates/1"} if kind is EventKind.MISSED else {"sref": "jobs/1"}
+    return Alert(
+        kind=kind,
+        rule="r",
+        channel="ops",
+        severity=Severity.WARNING,
+        status=status,
+        seq=seq,
+        **subject,
+    )
+
+
+FAILED = happened(EventKind.TRANSITION, "failed")
+STUCK = happened(EventKind.STUCK, "running", seq=3)
+RECOVERED = happened(EventKind.RECOVERED, "completed")
+MISSED = happened(EventKind.MISSED, "missed", seq=1764547200)
+
+
+@pytest.mark.parametrize(
+    ("alerts", "title"),
+    [
+        ([STUCK, STUCK], "2 jobs stuck"),
+        ([RECOVERED], "1 job recovered"),
+        ([MISSED, MISSED], "2 templates missed their run"),
+        (
+            [MISSED, STUCK, FAILED, RECOVERED, FAILED, STUCK, FAILED],
+            "3 jobs failed, 2 stuck, 1 recovered, 1 template missed its run",
+        ),
+        ([MISSED, MISSED, FAILED], "1 job failed, 2 templates missed their run"),
+        ([happened(EventKind.STUCK, "pending"), STUCK], "2 jobs stuck"),
+    ],
+)
+def test_digest_title_says_what_happened_for_every_kind(alerts: list[Alert], title: str) -> None:
+    """Timer events (a reminder number in their key) and missed runs are counted by what
+    happened, not by the last part of their key; jobs first, then templates."""
+    assert digest_title(alerts) == title
 
 
 def test_compose_digest_body_lists_each_title() -> None:

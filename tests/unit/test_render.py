@@ -190,7 +190,16 @@ def test_a_queued_alert_is_rendered_when_finished_with_the_rules_templates() -> 
 
 def test_an_alert_without_variables_keeps_its_text() -> None:
     """Alerts queued before rendering moved to send time carry their own text."""
-    old = Alert("transition:jobs/1:failed", "r", "ops", Severity.FAILURE, "T", "B")
+    old = Alert(
+        kind=EventKind.TRANSITION,
+        rule="r",
+        channel="ops",
+        severity=Severity.FAILURE,
+        sref="jobs/1",
+        status="failed",
+        title="T",
+        body="B",
+    )
     assert (finish(old), title(old)) == (old, "T")
 
 

@@ -52,7 +52,8 @@ def event(sref: str, to: str = "failed", from_: str = "running") -> Event:
 
 def alert(ev: Event, channel: str = "ops", rule: str = "failures") -> Alert:
     return Alert(
-        event_key=ev.key,
+        kind=ev.kind,
+        status=ev.to_status,
         rule=rule,
         channel=channel,
         severity=Severity.FAILURE,
@@ -551,7 +552,7 @@ def test_a_version_1_file_is_migrated_and_its_queued_alerts_keep_their_text(path
         "",
     )
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_queued_alerts_keep_their_variables_and_templates(store: SqliteStore) -> None:
@@ -624,7 +625,7 @@ def test_a_version_2_file_keeps_its_jobs_events_and_alerts(path: Path) -> None:
     finally:
         store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"jobs_first_seen", "events_recorded", "outbox_created"} <= indexes
         assert "jobs_started" not in indexes

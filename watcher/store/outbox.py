@@ -13,27 +13,29 @@ from watcher.models import Alert, EventKind, OutboxItem, Severity
 from watcher.store.base import OutboxCounts, dt, need_dt
 
 _SELECT_ALERTS = (
-    "SELECT event_key, rule, channel, severity, title, body, sref, kind, template,"
-    " resolvable, vars, title_source, body_source"
+    "SELECT status, rule, channel, severity, title, body, sref, kind, template,"
+    " resolvable, vars, title_source, body_source, seq"
 )
+_ALERT_COLUMNS = 14
 
 
 def _alert(row: Sequence[Any]) -> Alert:
-    """An Alert from the first columns of a row of `_SELECT_ALERTS`."""
+    """An Alert from the first `_ALERT_COLUMNS` columns of a row of `_SELECT_ALERTS`."""
     return Alert(
-        event_key=row[0],
+        kind=EventKind(row[7]),
         rule=row[1],
         channel=row[2],
         severity=Severity(row[3]),
-        title=row[4],
-        body=row[5],
         sref=row[6],
-        kind=EventKind(row[7]),
         template=row[8],
+        status=row[0],
+        seq=row[13],
         resolvable=bool(row[9]),
         variables=row[10],
         title_source=row[11],
         body_source=row[12],
+        title=row[4],
+        body=row[5],
     )
 
 
@@ -55,15 +57,16 @@ class OutboxTables:
         )
         marks = ",".join("?" * len(busy))
         rows = self._db.execute(sql.format(marks=marks), (now.timestamp(), *busy, limit))
+        n = _ALERT_COLUMNS
         return [
             OutboxItem(
-                id=row[13],
+                id=row[n],
                 alert=_alert(row),
-                created_at=need_dt(row[14]),
-                attempts=row[15],
-                next_attempt_at=need_dt(row[16]),
-                done_targets=frozenset(int(t) for t in row[17].split(",") if t),
-                held=bool(row[18]),
+                created_at=need_dt(row[n + 1]),
+                attempts=row[n + 2],
+                next_attempt_at=need_dt(row[n + 3]),
+                done_targets=frozenset(int(t) for t in row[n + 4].split(",") if t),
+                held=bool(row[n + 5]),
             )
             for row in rows
         ]
@@ -113,10 +116,9 @@ class OutboxTables:
         """Whether what an alert reported is over: a stuck job moved on, or a failed
         template has recovered since."""
         if alert.kind is EventKind.STUCK:
-            stuck_status = alert.event_key.split(":")[2]
             row = self._db.execute("SELECT status FROM jobs WHERE sref = ?", (alert.sref,))
             current = row.fetchone()
-            return current is not None and current[0] != stuck_status
+            return current is not None and bool(alert.status) and current[0] != alert.status
         if alert.template:
             row = self._db.execute(
                 "SELECT streak FROM templates WHERE template = ?", (alert.template,)
@@ -152,16 +154,17 @@ class OutboxTables:
             " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
             (state, limit),
         )
+        n = _ALERT_COLUMNS
         return [
             (
                 _alert(row),
                 {
-                    "id": row[13],
+                    "id": row[n],
                     "rule": row[1],
                     "channel": row[2],
-                    "attempts": row[14],
-                    "last_error": row[15],
-                    "created_at": need_dt(row[16]).isoformat(),
+                    "attempts": row[n + 1],
+                    "last_error": row[n + 2],
+                    "created_at": need_dt(row[n + 3]).isoformat(),
                 },
             )
             for row in rows

@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -109,5 +109,14 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
     CREATE INDEX outbox_given_up ON outbox (id) WHERE state = 'given_up';
     CREATE INDEX outbox_created ON outbox (created_at);
+    """,
+    # An alert carries its event's identity as fields (the new status, the reminder or
+    # gap number), so nothing reads them out of the key. Older rows take the status from
+    # their event where it is still recorded; their reminder number is unknown (0).
+    4: """
+    ALTER TABLE outbox ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET status = COALESCE(
+        (SELECT to_status FROM events WHERE events.key = outbox.event_key), '');
     """,
 }

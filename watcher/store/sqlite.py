@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from watcher import fast
 from watcher.models import TERMINAL_STATUSES, Alert, JobState, TemplateState
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
 from watcher.store.history import HistoryTables
@@ -39,25 +40,18 @@ def _multi_row(head: str, tail: str, width: int) -> str:
     return f"{head} VALUES {','.join([marks] * _ROWS_A_STATEMENT)}{tail}"
 
 
-class _Stamps(dict[datetime, float]):
-    """datetime -> timestamp, each worked out once: a window's jobs share their dates to
-    the second (see `payload`), and a row has two or three of them."""
-
-    def __missing__(self, key: datetime) -> float:
-        value = self[key] = key.timestamp()
-        return value
-
-
-def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[Alert]:
+def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[tuple[str, Alert]]:
     """The alerts of the events recorded now (`fresh` keys), each (event, rule, channel)
-    once: what keeps an alert from being queued twice, with the events' primary key."""
+    once, with their event's key: what keeps an alert from being queued twice, with the
+    events' primary key."""
     queued: set[tuple[str, str, str]] = set()
     for alert in alerts:
-        if alert.event_key in fresh:
-            key = (alert.event_key, alert.rule, alert.channel)
+        event = alert.key
+        if event in fresh:
+            key = (event, alert.rule, alert.channel)
             if key not in queued:
                 queued.add(key)
-                yield alert
+                yield event, alert
 
 
 class SqliteStore(OutboxTables, HistoryTables):
@@ -248,109 +242,114 @@ class SqliteStore(OutboxTables, HistoryTables):
         keys of the events recorded for the first time.
 
         An event already recorded (same key) is not recorded again, and neither are its
-        alerts: this is the last line of defence against alerting twice.
+        alerts: this is the last line of defence against alerting twice. Rows are made
+        as they are written (generators): a window of 100k jobs never exists twice in
+        memory as lists of tuples.
         """
-        when, now = commit.now, commit.now.timestamp()
-        stamp = _Stamps()
-        # Rows are made as they are written (generators): a window of 100k jobs never
-        # exists twice in memory as lists of tuples.
-        with self._write() as db:
-            self._insert(
-                "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
-                " started_at, template, name, ended)",
-                (
-                    " ON CONFLICT (sref) DO UPDATE SET status = excluded.status,"
-                    " status_since = excluded.status_since, updated_at = excluded.updated_at,"
-                    " started_at = excluded.started_at, template = excluded.template,"
-                    " name = excluded.name, ended = excluded.ended"
-                ),
-                (
-                    (
-                        s.sref,
-                        s.status,
-                        now if s.status_since is when else s.status_since.timestamp(),
-                        now if s.first_seen is when else s.first_seen.timestamp(),
-                        stamp[s.updated_at] if s.updated_at else None,
-                        stamp[s.started_at] if s.started_at else None,
-                        s.template,
-                        s.name,
-                        1 if s.status in TERMINAL_STATUSES else 0,  # a bool is adapted, row by row
-                    )
-                    for s in commit.states  # the hot loop of a large window: no calls
-                ),
-            )
-            db.executemany(
-                "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
-            )
-            db.executemany(
-                "INSERT INTO templates (template, watching_since, streak, last_start, last_name)"
-                " VALUES (?,?,?,?,?) ON CONFLICT (template) DO UPDATE SET"
-                " streak = excluded.streak, last_start = excluded.last_start,"
-                " last_name = excluded.last_name",
-                (
-                    (
-                        t.template,
-                        t.watching_since.timestamp(),
-                        t.streak,
-                        ts(t.last_start),
-                        t.last_name,
-                    )
-                    for t in commit.templates
-                ),
-            )
-            known = self.known_events([e.key for e in commit.events])
-            fresh_events = {e.key: e for e in commit.events if e.key not in known}
-            self._insert(
-                "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
-                " recorded_at)",
-                "",
-                (
-                    (
-                        e.key,
-                        str(e.kind),
-                        e.job.sref,
-                        e.from_status,
-                        e.to_status,
-                        stamp[e.at],
-                        now,
-                    )
-                    for e in fresh_events.values()
-                ),
-            )
-            before = db.total_changes
-            self._insert(
-                "INSERT INTO outbox (event_key, rule, channel, severity, title, body, sref,"
-                " created_at, next_attempt_at, kind, template, resolvable, vars, title_source,"
-                " body_source)",
-                "",
-                (
-                    (
-                        a.event_key,
-                        a.rule,
-                        a.channel,
-                        str(a.severity),
-                        a.title,
-                        a.body,
-                        a.sref,
-                        now,
-                        now,
-                        str(a.kind),
-                        a.template,
-                        int(a.resolvable),
-                        a.variables,
-                        a.title_source,
-                        a.body_source,
-                    )
-                    for a in _once(commit.alerts, fresh_events)
-                ),
-            )
-            queued = db.total_changes - before
-            db.execute(
+        stamps = fast.Stamps()
+        with self._write():
+            self._write_jobs(commit, stamps)
+            self._write_templates(commit.templates)
+            fresh = self._record_events(commit, stamps)
+            queued = self._queue_alerts(commit, fresh)
+            self._db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (_WATERMARK, commit.watermark.isoformat()),
             )
-        return queued, set(fresh_events)
+        return queued, fresh
+
+    def _write_jobs(self, commit: CycleCommit, stamp: fast.Stamps) -> None:
+        when, now = commit.now, commit.now.timestamp()
+        self._insert(
+            "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
+            " started_at, template, name, ended)",
+            (
+                " ON CONFLICT (sref) DO UPDATE SET status = excluded.status,"
+                " status_since = excluded.status_since, updated_at = excluded.updated_at,"
+                " started_at = excluded.started_at, template = excluded.template,"
+                " name = excluded.name, ended = excluded.ended"
+            ),
+            (
+                (
+                    s.sref,
+                    s.status,
+                    now if s.status_since is when else s.status_since.timestamp(),
+                    now if s.first_seen is when else s.first_seen.timestamp(),
+                    stamp[s.updated_at] if s.updated_at else None,
+                    stamp[s.started_at] if s.started_at else None,
+                    s.template,
+                    s.name,
+                    1 if s.status in TERMINAL_STATUSES else 0,  # a bool is adapted, row by row
+                )
+                for s in commit.states  # the hot loop of a large window: no calls
+            ),
+        )
+        self._db.executemany(
+            "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
+        )
+
+    def _write_templates(self, templates: Iterable[TemplateState]) -> None:
+        self._db.executemany(
+            "INSERT INTO templates (template, watching_since, streak, last_start, last_name)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (template) DO UPDATE SET"
+            " streak = excluded.streak, last_start = excluded.last_start,"
+            " last_name = excluded.last_name",
+            (
+                (t.template, t.watching_since.timestamp(), t.streak, ts(t.last_start), t.last_name)
+                for t in templates
+            ),
+        )
+
+    def _record_events(self, commit: CycleCommit, stamp: fast.Stamps) -> set[str]:
+        """Record the events not recorded yet; return their keys."""
+        known = self.known_events([e.key for e in commit.events])
+        fresh = {e.key: e for e in commit.events if e.key not in known}
+        now = commit.now.timestamp()
+        self._insert(
+            "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
+            " recorded_at)",
+            "",
+            (
+                (key, str(e.kind), e.job.sref, e.from_status, e.to_status, stamp[e.at], now)
+                for key, e in fresh.items()
+            ),
+        )
+        return set(fresh)
+
+    def _queue_alerts(self, commit: CycleCommit, fresh: set[str]) -> int:
+        """Queue the alerts of the events recorded now; return how many."""
+        now = commit.now.timestamp()
+        before = self._db.total_changes
+        self._insert(
+            "INSERT INTO outbox (event_key, rule, channel, severity, title, body, sref,"
+            " created_at, next_attempt_at, kind, template, resolvable, vars, title_source,"
+            " body_source, status, seq)",
+            "",
+            (
+                (
+                    key,
+                    a.rule,
+                    a.channel,
+                    str(a.severity),
+                    a.title,
+                    a.body,
+                    a.sref,
+                    now,
+                    now,
+                    str(a.kind),
+                    a.template,
+                    int(a.resolvable),
+                    a.variables,
+                    a.title_source,
+                    a.body_source,
+                    a.status,
+                    a.seq,
+                )
+                for key, a in _once(commit.alerts, fresh)
+            ),
+        )
+        return self._db.total_changes - before
 
     def templates(self) -> dict[str, TemplateState]:
         return {
