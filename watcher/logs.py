@@ -3,7 +3,8 @@ pipeline to stdout, one event a line, JSON or console, with secrets masked.
 
 `Redactor` masks every secret it has been told about (configuration values, tokens,
 credentials inside channel URLs) wherever it appears in a log line, tracebacks
-included. It runs last before rendering, so nothing can slip in after it.
+included. It runs last before rendering, so nothing can slip in after it. `url_secrets`
+finds the credentials inside a channel URL by asking apprise which parts of it are private.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from difflib import SequenceMatcher
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import structlog
 
@@ -64,23 +66,97 @@ def _mask_shape(match: re.Match[str]) -> str:
 
 
 def url_secrets(url: str) -> set[str]:
-    """The parts of an apprise URL that may be credentials: user info, a host that is a
-    token rather than a host name, path segments and query values."""
+    """The secrets inside one apprise channel URL, each as written, URL-encoded and decoded:
+    the URL itself, its password, the query values under keys not known to be public, and
+    the values that apprise hides in its private form of the URL. For a URL that apprise
+    cannot load, the parts that look like credentials instead."""
+    found = {url, unquote(url)}
     try:
         parts = urlsplit(url)
-        # Not parts.hostname: it is lower-cased, and a token in the host place is not.
-        host = parts.netloc.rpartition("@")[2].rsplit(":", 1)[0]
-        candidates = {parts.username or "", parts.password or ""}
+        found.add(unquote(parts.password or ""))
     except ValueError:
         return {url}
+    # A query value is an argument that a plugin may put anywhere (apprise shows custom
+    # headers, `+Authorization=...`, unmasked), so only the keys known to be public are
+    # left out.
+    found.update(v for k, v in parse_qsl(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
+    private = _apprise_secrets(url)
+    found |= _shaped_secrets(parts) if private is None else private
+    return {form for secret in found for form in _written_forms(secret) if len(form) >= MIN_SECRET}
+
+
+def _written_forms(secret: str) -> set[str]:
+    return {secret, unquote(secret), quote(secret, safe=""), quote(secret), quote_plus(secret)}
+
+
+def _apprise_secrets(url: str) -> set[str] | None:
+    """What apprise masks in its private form of the URL; None if no plugin loads it.
+
+    Both forms are written by the plugin, so they differ only where it hides a value; the
+    two are compared part by part (user, password, host, path segments, query values by
+    key), as the plugin may order the query and encode values differently from the user.
+    """
+    import apprise  # deferred: importing apprise loads every plugin, only needed here
+
+    # Its own object, like each channel's (never apprise's global registry); one URL
+    # loads one plugin, whose two forms are then the only entries of `urls`.
+    service = apprise.Apprise()
+    if not service.add(url):
+        return None
+    try:
+        (plain,), (masked,) = service.urls(), service.urls(privacy=True)
+        hidden = _differing_parts(urlsplit(plain), urlsplit(masked))
+    except ValueError:
+        return None
+    # apprise also masks values that the URL never gave, a plugin's defaults (PagerDuty's
+    # source "Apprise"): they are no secret, and masking such words would garble lines.
+    given = f"{url}\n{unquote(url)}".casefold()
+    return {value for value in hidden if value.casefold() in given}
+
+
+def _differing_parts(plain: SplitResult, masked: SplitResult) -> set[str]:
+    pairs = [
+        (plain.username, masked.username),
+        (plain.password, masked.password),
+        (_host(plain.netloc), _host(masked.netloc)),
+        (plain.fragment, masked.fragment),
+    ]
+    found = {unquote(p) for p, m in pairs if p and p != m}
+    found |= _differing_segments(plain.path.split("/"), masked.path.split("/"))
+    shown = dict(parse_qsl(masked.query))
+    found.update(v for k, v in parse_qsl(plain.query) if shown.get(k) != v)
+    return found
+
+
+def _host(netloc: str) -> str:
+    # Not SplitResult.hostname: it is lower-cased, and a token in the host place is not.
+    host, _, port = netloc.rpartition("@")[2].rpartition(":")
+    return host if host and port.isdigit() else netloc.rpartition("@")[2]
+
+
+def _differing_segments(plain: list[str], masked: list[str]) -> set[str]:
+    """Path segments that the masked path replaces. Aligned as sequences, not by position:
+    a hidden value holding a "/" is one segment when masked and several when not."""
+    found: set[str] = set()
+    matcher = SequenceMatcher(None, plain, masked, autojunk=False)
+    for tag, start, end, _, _ in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            run = plain[start:end]
+            found.update(map(unquote, run))
+            found.add(unquote("/".join(run)))
+    return found
+
+
+def _shaped_secrets(parts: SplitResult) -> set[str]:
+    """For a URL that apprise cannot load: user info, a host that is a token rather than a
+    host name, and path segments that look like tokens."""
+    host = _host(parts.netloc)
+    found = {unquote(parts.username or "")}
     if "." not in host and host != "localhost":
-        candidates.add(host)
+        found.add(unquote(host))
     # Path segments are tokens for many services (slack://T1/B2/C3) but plain paths for
-    # others (json://host/hook): mask those that look like tokens, not words.
-    candidates.update(s for s in map(unquote, parts.path.split("/")) if _token_like(s))
-    candidates.update(v for k, v in parse_qsl(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
-    found = {c for c in candidates if len(c) >= MIN_SECRET}
-    found.add(url)
+    # others (json://host/hook): those that look like tokens, not words.
+    found.update(s for s in map(unquote, parts.path.split("/")) if _token_like(s))
     return found
 
 
@@ -109,9 +185,13 @@ class Redactor:
     def text(self, value: str) -> str:
         if len(value) < MIN_SECRET:
             return value
-        if self._pattern is not None:
-            value = self._pattern.sub(MASK, value)
-        return _SHAPES.sub(_mask_shape, value)
+        return _SHAPES.sub(_mask_shape, self.known(value))
+
+    def known(self, value: str) -> str:
+        """Masks the registered secrets only, leaving masks already in place as they are."""
+        if self._pattern is None or len(value) < MIN_SECRET:
+            return value
+        return self._pattern.sub(MASK, value)
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):

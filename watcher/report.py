@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher import render
-from watcher.logs import url_secrets
+from watcher.logs import Redactor, url_secrets
 from watcher.settings import Rule, Settings
 from watcher.store import SqliteStore, StoreError
 
@@ -29,10 +29,12 @@ def secrets(settings: Settings) -> list[str]:
 
 
 def masked_url(url: str) -> str:
+    """apprise's private form of the URL, with what apprise leaves readable of the URL's
+    secrets masked too (custom headers, `+Authorization=...`, are shown unmasked)."""
     from watcher.notifier import target  # deferred: importing apprise loads every plugin
 
     urls = target(url).urls(privacy=True)
-    return urls[0] if urls else "(invalid URL)"
+    return Redactor(url_secrets(url)).known(urls[0]) if urls else "(invalid URL)"
 
 
 def matchers(rule: Rule) -> str:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import apprise
 import pytest
+import structlog
 
+from watcher import logs
 from watcher.logs import MASK, Redactor, url_secrets
 
 SECRET = "s3cr3t-Value-91"
@@ -58,6 +65,12 @@ def test_secrets_added_later_are_masked() -> None:
     assert redactor.text("Token fresh-token-123") == f"Token {MASK}"
 
 
+def test_known_masks_registered_secrets_only() -> None:
+    """`known` leaves credential shapes (and masks already in place) alone."""
+    line = f"json://user:****@host/{SECRET}"
+    assert Redactor([SECRET]).known(line) == f"json://user:****@host/{MASK}"
+
+
 def test_short_secrets_are_not_registered() -> None:
     """Strings under four characters are not masked (they would garble every line)."""
     assert Redactor(["abc", ""]).text("abc def") == "abc def"
@@ -102,8 +115,8 @@ def test_text_without_secrets_is_unchanged() -> None:
             {"T1JJ3T3L2", "A1BRTD4JD", "TIiajkdnlazkcOXrIdevi7F"},
             {"perf-alerts", "#perf-alerts"},
         ),
-        (JSON, {"user", "pass"}, {"127.0.0.1", "8080"}),
-        (MAILTOS, {"user", "pass"}, {"example.com", "x@example.com"}),
+        (JSON, {"pass"}, {"user", "127.0.0.1", "8080"}),
+        (MAILTOS, {"pass"}, {"user", "example.com", "x@example.com"}),
         (
             "pagerduty://IntegrationKey123@ApiKey456",
             {"IntegrationKey123", "ApiKey456"},
@@ -120,7 +133,7 @@ def test_text_without_secrets_is_unchanged() -> None:
 def test_url_secrets_returns_the_credential_parts(
     url: str, credentials: set[str], not_credentials: set[str]
 ) -> None:
-    """The parts that may be credentials are returned as written; host names are not."""
+    """The credentials are returned as written; host names and user names are not."""
     found = url_secrets(url)
     assert credentials <= found
     assert not (not_credentials & found)
@@ -142,3 +155,191 @@ def test_slack_tokens_are_masked_in_a_log_line() -> None:
     url = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7F/#perf-alerts"
     line = Redactor(url_secrets(url)).text("tokens T1JJ3T3L2 A1BRTD4JD TIiajkdnlazkcOXrIdevi7F")
     assert line == f"tokens {MASK} {MASK} {MASK}"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel URL as a user writes it, the secrets inside it (each whole, as apprise's
+    private form of the URL hides it) and the parts that must stay readable."""
+
+    url: str
+    secrets: tuple[str, ...]
+    public: tuple[str, ...] = ()
+
+
+TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+SLACK_TOKENS = ("T1JJ3T3L2", "A1BRTD4JD", "TIiajkdnlazkcOXrIdevi7F")
+DISCORD = ("1234567890123456789", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefghijklmnopqrstuvwx")
+WORKFLOW = ("8f2e4c1a9b7d4e6f8a0b1c2d3e4f5a6b", "Xq3vB9kLmN2pR7sT1uW4yZ6aC8dE0fGhIjKlMnOpQrS")
+PAGERDUTY = ("0123456789abcdef0123456789abcdef", "y_zQ3Kwh8sVfuDC9Rnx-")
+NTFY_TOKEN = "tk_AbCdEf0123456789xyz"
+MAIL_PASSWORD = "Pa55-word-x9"
+HOOK_PW = "hook-Pw-123"
+
+# Every channel kind the README names, in the forms apprise 2.3 accepts.
+CHANNELS: dict[str, Channel] = {
+    "telegram": Channel(
+        f"tgram://{TELEGRAM_TOKEN}/-1001234567/", (TELEGRAM_TOKEN,), ("-1001234567",)
+    ),
+    "slack": Channel(
+        f"slack://{'/'.join(SLACK_TOKENS)}/#perf-alerts", SLACK_TOKENS, ("#perf-alerts",)
+    ),
+    "slack-webhook": Channel(
+        f"https://hooks.slack.com/services/{'/'.join(SLACK_TOKENS)}", SLACK_TOKENS
+    ),
+    "slack-bot": Channel(
+        "slack://xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx/#perf-alerts",
+        ("xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",),
+        ("#perf-alerts",),
+    ),
+    "mailto": Channel(
+        f"mailto://alerts:{MAIL_PASSWORD}@example.com?to=oncall@example.com",
+        (MAIL_PASSWORD,),
+        ("example.com", "oncall@example.com"),
+    ),
+    "mailtos": Channel(
+        f"mailtos://alerts:{MAIL_PASSWORD}@smtp.example.com"
+        "?to=oncall@example.com&from=watcher@example.com",
+        (MAIL_PASSWORD,),
+        ("smtp.example.com", "oncall@example.com", "watcher@example.com"),
+    ),
+    "teams-workflow": Channel(
+        f"workflows://prod-12.westus.logic.azure.com:443/{'/'.join(WORKFLOW)}",
+        WORKFLOW,
+        ("prod-12.westus.logic.azure.com",),
+    ),
+    "teams-webhook": Channel(
+        f"https://prod-12.westus.logic.azure.com:443/workflows/{WORKFLOW[0]}/triggers/manual"
+        "/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
+        f"&sig={WORKFLOW[1]}",
+        WORKFLOW,
+        ("prod-12.westus.logic.azure.com",),
+    ),
+    "pagerduty": Channel(f"pagerduty://{PAGERDUTY[0]}@{PAGERDUTY[1]}", PAGERDUTY),
+    "ntfy": Channel(
+        f"ntfy://alerts:{MAIL_PASSWORD}@ntfy.example.com/perf-topic",
+        (MAIL_PASSWORD,),
+        ("ntfy.example.com", "perf-topic"),
+    ),
+    "ntfys-token": Channel(
+        f"ntfys://{NTFY_TOKEN}@ntfy.example.com/perf-topic",
+        (NTFY_TOKEN,),
+        ("ntfy.example.com", "perf-topic"),
+    ),
+    "ntfy-token-query": Channel(
+        f"ntfy://ntfy.example.com/perf-topic?token={NTFY_TOKEN}",
+        (NTFY_TOKEN,),
+        ("ntfy.example.com", "perf-topic"),
+    ),
+    "discord": Channel(f"discord://{'/'.join(DISCORD)}", DISCORD),
+    "discord-webhook": Channel(f"https://discord.com/api/webhooks/{'/'.join(DISCORD)}", DISCORD),
+    "json": Channel(
+        f"json://hookuser:{HOOK_PW}@hooks.example.com/perf/alerts",
+        (HOOK_PW,),
+        ("hookuser", "hooks.example.com", "/perf/alerts"),
+    ),
+    "json-token-query": Channel(
+        "json://hooks.example.com/perf/alerts?token=tk-AbCd123456",
+        ("tk-AbCd123456",),
+        ("hooks.example.com", "/perf/alerts"),
+    ),
+    "xml": Channel(
+        f"xml://hookuser:{HOOK_PW}@hooks.example.com/perf",
+        (HOOK_PW,),
+        ("hookuser", "hooks.example.com"),
+    ),
+    "form": Channel(
+        f"form://hookuser:{HOOK_PW}@hooks.example.com/perf",
+        (HOOK_PW,),
+        ("hookuser", "hooks.example.com"),
+    ),
+    # Custom headers, which apprise shows unmasked: each header's value is one secret (a
+    # bearer token quoted without its "Bearer " is not known as one).
+    "json-headers": Channel(
+        "json://hooks.example.com/perf"
+        "?+Authorization=Bearer%20tok3n-xyz987ab&+X-Api-Key=key-AbC4567",
+        ("Bearer tok3n-xyz987ab", "key-AbC4567"),
+        ("hooks.example.com",),
+    ),
+}
+# Teams' own msteams:// scheme is gone from apprise 2.3 (Microsoft retired its connectors):
+# no plugin loads it, so only the generic shapes can find its tokens.
+LEGACY_TEAMS = Channel(
+    "msteams://contoso/a1b2c3d4-e5f6-7890-abcd-ef1234567890@b1b2c3d4-e5f6-7890-abcd-ef1234567890"
+    "/0123456789abcdef0123456789abcdef/c1b2c3d4-e5f6-7890-abcd-ef1234567890",
+    (
+        "a1b2c3d4-e5f6-7890-abcd-ef1234567890@b1b2c3d4-e5f6-7890-abcd-ef1234567890",
+        "0123456789abcdef0123456789abcdef",
+        "c1b2c3d4-e5f6-7890-abcd-ef1234567890",
+    ),
+)
+
+
+def fragments(secret: str) -> set[str]:
+    """The secret, URL-encoded too, and each long run of letters and digits in it that
+    holds a digit: a token masked only in part (the bot id of a Telegram token left before
+    a mask) still leaks, while a word such as "Bearer" before a mask does not."""
+    runs = re.findall(r"[A-Za-z0-9]{6,}", secret)
+    return {secret, quote(secret, safe=""), *(r for r in runs if re.search(r"[0-9]", r))}
+
+
+def leaks(text: str, channel: Channel) -> set[str]:
+    return {f for secret in channel.secrets for f in fragments(secret) if f in text}
+
+
+def plain_form(url: str) -> str:
+    """apprise's own unmasked form of the URL (what a plugin's debug output would show)."""
+    plugin = apprise.Apprise.instantiate(url)
+    return url if plugin is None else str(plugin.url())
+
+
+def test_channel_urls_are_valid_for_apprise() -> None:
+    """The URLs below are ones apprise accepts, so the test covers what users configure."""
+    assert all(apprise.Apprise().add(c.url) for c in CHANNELS.values())
+    assert not apprise.Apprise().add(LEGACY_TEAMS.url)
+
+
+def log_everything(url: str, channel: Channel) -> None:
+    """Log the URL and its secrets the ways a line can carry them: the URL as written and as
+    apprise writes it, each secret alone and URL-encoded, through structlog and through
+    apprise's stdlib logger."""
+    log = structlog.get_logger("test")
+    plain = plain_form(url)
+    log.warning("delivery_failed", url=url, error=f"POST {plain} failed")
+    for secret in channel.secrets:
+        log.warning("secret_seen", value=secret, encoded=quote(secret, safe=""))
+        logging.getLogger("apprise").warning("token %s in %s", secret, plain)
+    log.info("routed", public=" ".join(channel.public))
+
+
+@pytest.mark.parametrize(
+    "channel", [*CHANNELS.values(), LEGACY_TEAMS], ids=[*CHANNELS, "teams-legacy"]
+)
+def test_channel_secrets_never_reach_a_log_line(
+    channel: Channel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the configured pipeline (tests/conftest.py sends it to stdout), no secret of
+    the URL, whole or in part, is printed, and host names, channels, chat ids and user names
+    stay readable."""
+    capsys.readouterr()
+    logs.protect(*url_secrets(channel.url))
+    log_everything(channel.url, channel)
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 3, out
+    assert not leaks(out, channel), out
+    assert all(part in out for part in channel.public), out
+
+
+@pytest.mark.parametrize("channel", CHANNELS.values(), ids=CHANNELS)
+def test_url_secrets_hold_every_secret_apprise_masks(channel: Channel) -> None:
+    """Each secret is registered whole (a Telegram token is one secret, not two halves)."""
+    assert set(channel.secrets) <= url_secrets(channel.url)
+
+
+def test_public_parts_are_not_secrets() -> None:
+    """What apprise shows in its private form is not masked: chat ids, channels, hosts,
+    user names, and values the URL never gave (PagerDuty's default source "Apprise")."""
+    found = set().union(*(url_secrets(c.url) for c in CHANNELS.values()))
+    public = {p for c in CHANNELS.values() for p in c.public}
+    assert not (public & found)
+    assert not ({"Apprise", "Notification", "alerts", "perf-alerts"} & found)
