@@ -1,7 +1,9 @@
 """The command line: arguments -> settings -> logging -> the chosen command.
 
-Exit codes: 0 success, 1 a poll or delivery failed, 2 invalid configuration or an
-unusable state file (the message names the key, never a secret, no traceback).
+Exit codes: 0 success; 1 a poll or delivery failed; 2 invalid configuration or an
+unusable state file (the message names the key, never a secret, no traceback); 64 a
+command-line usage error (sysexits' EX_USAGE), so that a service manager can tell a
+mistyped command line from a broken configuration.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import structlog
 
@@ -22,24 +25,69 @@ from watcher import __version__, config, explain, logs, report
 from watcher.settings import Settings
 from watcher.store import StoreError
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 64
+BEFORE = "also accepted after the command, which wins if given in both places"
+AFTER = "as before the command; given in both places, the one after the command wins"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with EX_USAGE instead of its 2, which is the configuration error's code.
+
+    Subparsers are made of this class too (add_subparsers defaults to the parent's
+    type), so an error that a command's own parser finds exits 64 as well.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _global_options(parser: argparse.ArgumentParser, default: str | None, text: str) -> None:
+    # After the command the default is SUPPRESS: the command's parser then sets these
+    # only when they are given, so it overrides a value before the command, never
+    # resets it.
+    parser.add_argument("--log-format", choices=["json", "console"], default=default, help=text)
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=default, help=text
+    )
+
+
+def _scenario(name: str) -> str:
+    # Checked here rather than with choices= so that the simulator is imported only
+    # when `simulate` runs, not by every command.
+    from watcher.simulator.scenarios import SCENARIOS
+
+    if name not in SCENARIOS:
+        names = ", ".join(map(repr, sorted(SCENARIOS)))
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {names})")
+    return name
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(
+        prog="watcher",
+        description="Alerts on Eggplant Web Performance Analyzer jobs.",
+        epilog="--log-format and --log-level are accepted before or after the command; "
+        "given in both places, the one after the command wins.",
+    )
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    _global_options(parser, None, BEFORE)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    globals_after = _Parser(add_help=False)
+    _global_options(globals_after, argparse.SUPPRESS, AFTER)
+    common = _Parser(add_help=False, parents=[globals_after])
     common.add_argument(
         "-c",
         "--config",
         help="configuration file (default: $WATCHER_CONFIG, "
         "./watcher.yaml, /etc/watcher/watcher.yaml)",
     )
-    parser = argparse.ArgumentParser(
-        prog="watcher", description="Alerts on Eggplant Web Performance Analyzer jobs."
-    )
-    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
-    parser.add_argument("--log-format", choices=["json", "console"])
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _configured_commands(sub, common)
+    _standalone_commands(sub, globals_after)
+    return parser
+
+
+def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     for name, text in (
         ("run", "the daemon, until SIGTERM or SIGINT"),
         ("once", "one poll cycle, then delivery; for cron and CI"),
@@ -52,28 +100,42 @@ def _parser() -> argparse.ArgumentParser:
         )
     check = sub.add_parser("check", parents=[common], help="validate the configuration, offline")
     check.add_argument("--explain", action="store_true", help="also print the routing table")
-    explain = sub.add_parser(
+    why = sub.add_parser(
         "explain", parents=[common], help="which rules fire for one job change, and why"
     )
-    explain.add_argument("--job", required=True, help="a job record as JSON (the API's format)")
-    explain.add_argument(
+    why.add_argument("--job", required=True, help="a job record as JSON (the API's format)")
+    why.add_argument(
         "--from", dest="from_status", default="new", help="the previous status (default: new)"
     )
-    explain.add_argument("--event", default="transition", choices=["transition", "recovered"])
-    explain.add_argument(
+    why.add_argument("--event", default="transition", choices=["transition", "recovered"])
+    why.add_argument(
         "--streak", type=int, default=1, help="failures in a row of the template, this one included"
     )
     test = sub.add_parser("notify-test", parents=[common], help="send a test message")
     test.add_argument("channel")
     status = sub.add_parser("status", parents=[common], help="what the state store knows")
     status.add_argument("--json", action="store_true")
-    sub.add_parser("demo", help="the daemon against the built-in simulator, for a minute")
-    sim = sub.add_parser("simulate", help="the simulated API alone, on loopback")
+
+
+def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after: _Parser) -> None:
+    sub.add_parser(
+        "demo",
+        parents=[globals_after],
+        help="the daemon against the built-in simulator, for a minute",
+    )
+    sim = sub.add_parser(
+        "simulate", parents=[globals_after], help="the simulated API alone, on loopback"
+    )
     sim.add_argument("--port", type=int, default=8080)
-    sim.add_argument("--scenario", default="steady")
+    sim.add_argument(
+        "--scenario",
+        type=_scenario,
+        default="steady",
+        metavar="NAME",
+        help="demo, idle or steady (default)",
+    )
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--speed", type=float, default=1.0)
-    return parser
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -188,13 +250,7 @@ async def _notify_test(settings: Settings, channel: str) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from watcher.simulator import scenarios
     from watcher.simulator.runner import serve
-
-    if args.scenario not in scenarios.SCENARIOS:
-        names = ", ".join(sorted(scenarios.SCENARIOS))
-        print(f"watcher: unknown scenario {args.scenario!r} ({names})", file=sys.stderr)
-        return EXIT_CONFIG
 
     def ready(port: int) -> None:
         print(

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import require_tool
+from watcher.cli import EXIT_CONFIG, EXIT_USAGE
 from watcher.settings import parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +140,16 @@ def test_systemd_unit_wires_the_daemon() -> None:
     }
     assert unit_values("RestrictAddressFamilies") == ["AF_INET AF_INET6 AF_UNIX"]
     assert unit_values("IPAddressDeny") == []  # the API and the channels are anywhere
+
+
+def test_systemd_unit_does_not_restart_a_broken_configuration() -> None:
+    """Exit 2 (configuration) and 64 (command line) stop the unit: a restart cannot fix
+    them, and with RestartSec=5s the restarts would never trip the start limit."""
+    assert unit_values("Restart") == ["on-failure"]
+    prevented = {
+        int(code) for value in unit_values("RestartPreventExitStatus") for code in value.split()
+    }
+    assert prevented == {EXIT_CONFIG, EXIT_USAGE}
 
 
 # --- Kubernetes ------------------------------------------------------------------------

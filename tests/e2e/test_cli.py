@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +275,122 @@ async def test_explain_tells_which_rules_fire_for_a_job_and_why(
     assert "catch-all: no (stopped_by_earlier_rule)" in out
     assert "-> hook [failure] Nightly checkout running->failed" in out
     assert hook.received == []
+
+
+async def run_apart(*args: str) -> tuple[int, str, str]:
+    """Run `watcher ARGS` to the end; (exit code, stdout, stderr) kept apart."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "watcher",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=proc.env(),
+        cwd=proc.ROOT,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode is not None
+    return child.returncode, out.decode(), err.decode()
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    """Every line of the output as JSON; fails on a line that is not."""
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def is_json(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["nosuch"], "argument COMMAND: invalid choice: 'nosuch'"),
+        (["--log-level", "loud", "check"], "argument --log-level: invalid choice: 'loud'"),
+        (["--bogus", "check"], "unrecognized arguments: --bogus"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["once", "-c"], "argument -c/--config: expected one argument"),
+        (["check", "--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+        (["check", "--version"], "unrecognized arguments: --version"),
+        (["explain", "-c", "watcher.yaml"], "the following arguments are required: --job"),
+        (["explain", "--job", "j.json", "--streak", "many"], "argument --streak: invalid int"),
+        (["notify-test"], "the following arguments are required: channel"),
+        (["status", "--log-format", "xml"], "argument --log-format: invalid choice: 'xml'"),
+        (["demo", "--port", "1"], "unrecognized arguments: --port 1"),
+        (["simulate", "--port", "many"], "argument --port: invalid int value: 'many'"),
+        (["simulate", "--scenario", "nosuch"], "argument --scenario: invalid choice: 'nosuch'"),
+    ],
+)
+async def test_a_usage_error_exits_64_with_argparse_message(args: list[str], message: str) -> None:
+    """Every command's usage error is EX_USAGE (64), told apart from a configuration error."""
+    code, out, err = await run_apart(*args)
+    assert code == 64, err
+    assert out == ""
+    assert err.startswith("usage: watcher"), err
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_a_broken_configuration_still_exits_2(tmp_path: Path) -> None:
+    """A configuration error stays 2, with global options on either side of the command."""
+    broken = write_config(tmp_path / "broken.yaml", {"poll": {"intervall": "5m"}})
+    for args in (
+        ["run", "-c", str(broken), "--log-format", "json"],
+        ["--log-level", "debug", "check", "-c", str(broken)],
+        ["check", "--log-level", "debug", "-c", str(broken)],
+    ):
+        code, _, err = await run_apart(*args)
+        assert code == 2, err
+        assert "watcher: invalid configuration" in err
+        assert "poll.intervall: unknown key" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "as_json"),
+    [
+        (["once", "-c", "{path}", "--log-format", "console"], False),
+        (["--log-format", "console", "once", "-c", "{path}"], False),
+        (["--log-format", "json", "once", "-c", "{path}", "--log-format", "console"], False),
+        (["--log-format", "console", "once", "--log-format", "json", "-c", "{path}"], True),
+    ],
+)
+async def test_log_format_works_on_either_side_and_after_wins(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, args: list[str], as_json: bool
+) -> None:
+    """--log-format is global before or after the command; after the command it wins."""
+    path = cfg(tmp_path, sim, hook)
+    code, out = await proc.run(*(a.format(path=path) for a in args))
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines, out
+    assert all(is_json(line) == as_json for line in lines), out
+
+
+async def test_log_level_after_the_command_takes_effect(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """--log-level after the command sets the level, and wins over one before it."""
+    path = cfg(tmp_path, sim, hook)
+    code, out = await proc.run("once", "-c", path, "--log-format", "json")
+    assert code == 0, out
+    assert "poll_done" in {line["event"] for line in json_lines(out)}, out
+    code, out = await proc.run("--log-level", "info", "once", "-c", path, "--log-level", "warning")
+    assert code == 0, out
+    assert json_lines(out) == [], out
+    code, out = await proc.run("--log-level", "warning", "once", "--log-level", "debug", "-c", path)
+    assert code == 0, out
+    assert "poll_done" in {line["event"] for line in json_lines(out)}, out
+
+
+async def test_help_says_global_options_after_the_command_win() -> None:
+    """--help, top level and per command, says where the global options go."""
+    for args in (["--help"], ["check", "--help"]):
+        code, out, _ = await run_apart(*args)
+        assert code == 0, out
+        assert "--log-level" in out
+        assert "after the command" in " ".join(out.split()), out
