@@ -17,14 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher import cycle, fast, logs, report
+from watcher import cycle, fast, logs, report, schedule
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
-from watcher.server import HealthServer
+from watcher.server import HealthServer, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
 from watcher.store import SqliteStore, StoreError
@@ -33,6 +32,7 @@ from watcher.systemd import Notifier as SystemdNotifier
 log = structlog.get_logger("watcher.app")
 
 Clock = Callable[[], datetime]
+READY_INTERVALS = 3  # /readyz fails once no poll has succeeded for this many intervals
 
 
 def utcnow() -> datetime:
@@ -90,7 +90,7 @@ class Daemon:
         self.last_success: float | None = None  # monotonic time of the last good poll
         self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
-        self._scheduler: AsyncIOScheduler | None = None
+        self._scheduler: schedule.PollSchedule | None = None
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
         fast.freeze_loaded()
@@ -156,6 +156,19 @@ class Daemon:
             self.notifier.wake.set()
         return True
 
+    def readiness(self) -> Readiness:
+        """Ready once a poll succeeded within the last READY_INTERVALS intervals, on the
+        monotonic clock (a step of the wall clock changes nothing), and the store is usable."""
+        limit = READY_INTERVALS * self.settings.poll.interval
+        reason: str | None = None
+        if not self.store.usable():
+            reason = "the state store is unusable"
+        elif self.last_success is None:
+            reason = "no poll has succeeded yet"
+        elif time.monotonic() - self.last_success > limit:
+            reason = f"no poll has succeeded for more than {limit:.0f}s"
+        return Readiness(reason, None if reason is None else self.last_error)
+
     def _context(self) -> cycle.Context:
         return cycle.Context(
             client=self.client,
@@ -214,19 +227,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
-        server = HealthServer(self, self.settings.server.listen)
+        server = HealthServer(self.settings.server.listen, self.readiness, self.metrics.registry)
         await server.start()
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(
-            self._scheduled_poll,
-            "interval",
-            seconds=self.settings.poll.interval,
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=max(1, int(self.settings.poll.interval)),
-            id="poll",
-        )
+        scheduler = schedule.PollSchedule(self._scheduled_poll, self.settings.poll.interval)
         scheduler.start()
         self._scheduler = scheduler
         delivery = asyncio.create_task(self.notifier.run(self.stop))
@@ -278,7 +281,7 @@ class Daemon:
         self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})
         self.notifier.reconfigure(fresh.channels, fresh.delivery)
         if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
-            self._scheduler.reschedule_job("poll", trigger="interval", seconds=fresh.poll.interval)
+            self._scheduler.set_interval(fresh.poll.interval)
         log.info("configuration_reloaded", rules=len(fresh.rules), channels=sorted(fresh.channels))
 
     def _request_stop(self, sig: signal.Signals) -> None:
@@ -286,7 +289,7 @@ class Daemon:
         self.stop.set()
 
     async def _shutdown(
-        self, scheduler: AsyncIOScheduler, delivery: asyncio.Task[None], server: HealthServer
+        self, scheduler: schedule.PollSchedule, delivery: asyncio.Task[None], server: HealthServer
     ) -> None:
         deadline = time.monotonic() + self.settings.shutdown_timeout
         scheduler.pause()
@@ -298,8 +301,7 @@ class Daemon:
         await asyncio.wait({delivery}, timeout=self._left(deadline))
         delivery.cancel()
         await self.notifier.drain(budget=self._left(deadline))
-        scheduler.shutdown(wait=False)
-        await asyncio.sleep(0)
+        await scheduler.shutdown()
         await server.stop()
         await self.close()
         log.info("watcher_stopped")

@@ -1,22 +1,27 @@
 """The operations endpoints: /healthz, /readyz and /metrics on `server.listen`.
 
-Reads the daemon's state, never changes it; an empty `listen` disables the server.
+Shows what it is handed (a readiness check and a metrics registry), never changes it;
+an empty `listen` disables the server.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-if TYPE_CHECKING:
-    from watcher.app import Daemon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = structlog.get_logger("watcher.server")
-READY_INTERVALS = 3  # /readyz fails once no poll has succeeded for this many intervals
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether the daemon is ready; if not, why, and the last poll's error."""
+
+    reason: str | None = None  # None: ready
+    last_error: str | None = None
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -25,9 +30,12 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 class HealthServer:
-    def __init__(self, daemon: Daemon, listen: str) -> None:
-        self._daemon = daemon
+    def __init__(
+        self, listen: str, readiness: Callable[[], Readiness], registry: CollectorRegistry
+    ) -> None:
         self._listen = listen
+        self._readiness = readiness
+        self._registry = registry
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -55,22 +63,18 @@ class HealthServer:
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        daemon = self._daemon
-        limit = READY_INTERVALS * daemon.settings.poll.interval
-        reason: str | None = None
-        if not daemon.store.usable():
-            reason = "the state store is unusable"
-        elif daemon.last_success is None:
-            reason = "no poll has succeeded yet"
-        elif time.monotonic() - daemon.last_success > limit:
-            reason = f"no poll has succeeded for more than {limit:.0f}s"
-        if reason is None:
+        readiness = self._readiness()
+        if readiness.reason is None:
             return web.json_response({"status": "ready"})
-        body = {"status": "not ready", "reason": reason, "last_error": daemon.last_error}
+        body = {
+            "status": "not ready",
+            "reason": readiness.reason,
+            "last_error": readiness.last_error,
+        }
         return web.json_response(body, status=503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(
-            body=generate_latest(self._daemon.metrics.registry),
+            body=generate_latest(self._registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
