@@ -1,7 +1,7 @@
 """The cycle's stages one by one, on a real SQLite store: each keeps its contract.
 
 `observe` and `enrich` talk to the API and are exercised end to end in
-tests/test_events.py; the stages here take what `observe` would have returned.
+tests/pipeline/test_events.py; the stages here take what `observe` would have returned.
 """
 
 from __future__ import annotations
