@@ -27,7 +27,7 @@ from watcher.server import HealthServer, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
 from watcher.store import SqliteStore, StoreError
-from watcher.systemd import Notifier as SystemdNotifier
+from watcher.systemd import ServiceManager
 
 log = structlog.get_logger("watcher.app")
 
@@ -221,7 +221,7 @@ class Daemon:
             await self.close()
         return 0 if polled and delivered else 1
 
-    async def run(self, systemd: SystemdNotifier | None = None) -> int:
+    async def run(self, systemd: ServiceManager | None = None) -> int:
         """`watcher run`: poll every interval and deliver, until SIGTERM or SIGINT."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -205,22 +205,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
     return asyncio.run(
-        _daemon(settings, once=command == "once", dry_run=args.dry_run, path=args.config)
+        _daemon(
+            settings,
+            once=command == "once",
+            dry_run=args.dry_run,
+            path=args.config,
+            explain=(args.log_level or settings.log.level) == "debug",
+        )
     )
 
 
-async def _daemon(settings: Settings, *, once: bool, dry_run: bool, path: str | None) -> int:
+async def _daemon(
+    settings: Settings, *, once: bool, dry_run: bool, path: str | None, explain: bool
+) -> int:
+    """`run` or `once`; at log level debug, every rule's decision on every event is logged."""
     from watcher.app import Daemon
-    from watcher.systemd import Notifier as Systemd
+    from watcher.systemd import ServiceManager
 
-    daemon = Daemon(settings, dry_run=dry_run, reload=lambda: config.load(path))
+    daemon = Daemon(settings, dry_run=dry_run, reload=lambda: config.load(path), explain=explain)
     if not settings.api.verify_tls:
         structlog.get_logger("watcher").warning(
             "tls_verification_disabled", hint="api.verify_tls is false"
         )
     if once:
         return await daemon.once()
-    return await daemon.run(systemd=Systemd.from_env(os.environ))
+    return await daemon.run(systemd=ServiceManager.from_env(os.environ))
 
 
 async def _notify_test(settings: Settings, channel: str) -> int:

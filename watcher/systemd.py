@@ -13,13 +13,15 @@ import structlog
 log = structlog.get_logger("watcher.systemd")
 
 
-class Notifier:
+class ServiceManager:
+    """systemd, as the service manager that started this process: told of its state."""
+
     def __init__(self, address: str, watchdog_usec: int | None) -> None:
         self._address = "\0" + address[1:] if address.startswith("@") else address
         self.watchdog_interval = watchdog_usec / 2e6 if watchdog_usec else None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Notifier | None:
+    def from_env(cls, env: Mapping[str, str]) -> ServiceManager | None:
         address = env.get("NOTIFY_SOCKET")
         if not address:
             return None
