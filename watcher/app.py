@@ -167,7 +167,7 @@ class Daemon:
             reason = "no poll has succeeded yet"
         elif time.monotonic() - self.last_success > limit:
             reason = f"no poll has succeeded for more than {limit:.0f}s"
-        return Readiness(reason, None if reason is None else self.last_error)
+        return Readiness(reason=reason, last_error=None if reason is None else self.last_error)
 
     def _context(self) -> cycle.Context:
         return cycle.Context(

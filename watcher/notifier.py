@@ -55,10 +55,10 @@ def compose(items: Sequence[OutboxItem]) -> Message:
     """One alert as itself; several as a digest: a summary title, each title a line."""
     if len(items) == 1:
         alert = render.finish(items[0].alert)
-        return Message(alert.title, alert.body, alert.severity)
+        return Message(title=alert.title, body=alert.body, severity=alert.severity)
     severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
     body = "\n".join(f"- {render.title(item.alert)}" for item in items)
-    return Message(digest_title([item.alert for item in items]), body, severity)
+    return Message(title=digest_title([i.alert for i in items]), body=body, severity=severity)
 
 
 def _happening(alert: Alert) -> tuple[bool, str]:

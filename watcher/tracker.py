@@ -145,10 +145,12 @@ def _sighting(
         # Terminal statuses are final: a different report later is a stale or broken
         # read, and alerting on it would be a false alarm.
         if job.status != before.status:
-            out.ignored.append(Ignored(job.sref, "changed_after_end", job.status))
+            out.ignored.append(
+                Ignored(sref=job.sref, reason="changed_after_end", status=job.status)
+            )
         return
     if job.updated_at and before.updated_at and job.updated_at < before.updated_at:
-        out.ignored.append(Ignored(job.sref, "stale", job.status))
+        out.ignored.append(Ignored(sref=job.sref, reason="stale", status=job.status))
         return
     if job.status != before.status:
         event = transition(job, before.status)
