@@ -58,6 +58,8 @@ class MonotonicScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler
         self._clock_offset = offset
         self._offset = offset()
 
+    # APScheduler 3's one place where due jobs are picked and the next wake-up is set
+    # (pyproject keeps APScheduler below 4, whose scheduler is another design).
     def _process_jobs(self) -> float | None:
         if self.state == STATE_PAUSED:  # a step while paused is applied on resume
             return None
