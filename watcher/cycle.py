@@ -13,7 +13,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -93,17 +93,18 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """Each event with the rules that fire for it."""
+    """Each event with the rules that fire for it, and the events to record (the
+    ledger): those a rule acted on, and timer events (which recur each cycle until
+    recorded). A transition no rule wants lives on as its job's new state."""
 
     events: list[Event]
     fired: list[Sequence[Rule]]  # one entry per event
+    ledger: list[tuple[Event, Sequence[Rule]]] = field(init=False)
 
-    def ledger(self) -> list[tuple[Event, Sequence[Rule]]]:
-        """The events to record: those a rule acted on, and timer events (which recur
-        each cycle until recorded). A transition no rule wants lives on as its job's
-        new state."""
+    def __post_init__(self) -> None:
         pairs = zip(self.events, self.fired, strict=True)
-        return [(e, f) for e, f in pairs if f or e.kind in TIMER_KINDS]
+        ledger = [(e, f) for e, f in pairs if f or e.kind in TIMER_KINDS]
+        object.__setattr__(self, "ledger", ledger)  # frozen: set once, here
 
 
 @fast.collector_paused
@@ -243,7 +244,7 @@ async def enrich(ctx: Context, routed: Routed) -> TestRuns:
     nothing but the enrichment."""
     wanted = [
         e
-        for e, f in routed.ledger()
+        for e, f in routed.ledger
         if e.kind is EventKind.TRANSITION
         and e.to_status in FAILURE_STATUSES
         and any(r.include_test_runs for r in f)
@@ -276,7 +277,7 @@ def commit(
 ) -> tuple[int, set[str]]:
     """Write the cycle in one transaction: states, templates, events, their alerts and
     the watermark. Returns the alerts queued and the keys of the events recorded now."""
-    ledger = routed.ledger()
+    ledger = routed.ledger
     return ctx.store.commit_cycle(
         CycleCommit(
             states=changes.found.states,
@@ -303,7 +304,7 @@ def account(
 ) -> collections.Counter[EventKind]:
     """Log the events of this cycle (not those an earlier cycle recorded), count them by
     kind with those no rule could want, and count the records skipped."""
-    repeated = {e.key for e, _ in routed.ledger()} - fresh  # recorded by an earlier cycle
+    repeated = {e.key for e, _ in routed.ledger} - fresh  # recorded by an earlier cycle
     pairs = list(zip(routed.events, routed.fired, strict=True))
     if repeated:
         pairs = [(e, f) for e, f in pairs if e.key not in repeated]

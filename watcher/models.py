@@ -100,6 +100,7 @@ class Event:
     stuck_for: float | None = None
     rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
     seq: int = 0  # which reminder (stuck) or which gap (missed)
+    _key: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def subject(self) -> str:
@@ -108,7 +109,10 @@ class Event:
 
     @property
     def key(self) -> str:
-        return event_key(self.kind, self.subject, self.to_status, self.rule, self.seq)
+        """Worked out once: the commit and the ledger ask for it several times an event."""
+        if not self._key:
+            self._key = event_key(self.kind, self.subject, self.to_status, self.rule, self.seq)
+        return self._key
 
 
 class Severity(enum.StrEnum):
@@ -167,6 +171,7 @@ class Alert:
     body_source: str | None = None
     title: str = ""
     body: str = ""
+    _key: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def subject(self) -> str:
@@ -175,7 +180,9 @@ class Alert:
     @property
     def key(self) -> str:
         """The key of the event that caused it (a timer event's rule is this rule)."""
-        return event_key(self.kind, self.subject, self.status, self.rule, self.seq)
+        if not self._key:
+            self._key = event_key(self.kind, self.subject, self.status, self.rule, self.seq)
+        return self._key
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,24 +117,19 @@ def diff(
     seen = list(observed)  # every sighting: a pending job may get its startedAt later
     for job in seen:
         before = previous.get(job.sref)
-        if before is None:
-            _first_sighting(out, job, now, baseline, transition, ended)
-        else:
+        if before is not None:
             _sighting(out, job, before, now, transition, ended)
+            continue
+        # A first sighting, inline: every job of a first cycle comes this way.
+        out.states.append(fast.first_state(job, now))
+        if job.status not in TERMINAL_STATUSES:
+            transition(job, NEW)
+        elif baseline:
+            ended.append((job, None, None))
+        else:
+            ended.append((job, NEW, transition(job, NEW)))
     _follow_templates(out, templates or {}, seen, ended, now, wanted)
     return out
-
-
-def _first_sighting(
-    out: Diff, job: Job, now: datetime, baseline: bool, transition: _Transitions, ended: Ended
-) -> None:
-    out.states.append(fast.first_state(job, now))
-    if job.status not in TERMINAL_STATUSES:
-        transition(job, NEW)
-    elif baseline:
-        ended.append((job, None, None))
-    else:
-        ended.append((job, NEW, transition(job, NEW)))
 
 
 def _sighting(

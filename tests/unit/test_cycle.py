@@ -139,7 +139,7 @@ def test_the_ledger_holds_acted_on_events_and_timer_events() -> None:
     acted = Event(EventKind.TRANSITION, job("jobs/2", "failed"), "new", "failed", NOW)
     timer = Event(EventKind.STUCK, job("jobs/3", "running"), "running", "running", NOW, rule="x")
     routed = cycle.Routed([quiet, acted, timer], [[], [FAILURES], []])
-    assert [e for e, _ in routed.ledger()] == [acted, timer]
+    assert [e for e, _ in routed.ledger] == [acted, timer]
 
 
 def test_route_explains_every_decision_when_asked(
