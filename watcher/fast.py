@@ -4,7 +4,7 @@ A first cycle over a window of 100k jobs builds 100k jobs and job states and ten
 thousands of alerts: here records are built positionally (a keyword call costs more),
 labels that repeat across jobs are interned, dates become timestamps once, template
 variables travel as one list, and the garbage collector pauses for a cycle. The rest
-of the code builds records by keyword; `tests/unit/test_fast.py` holds every function
+of the code builds records by keyword; `tests/unit/test_fast.py` holds every builder
 here to its keyword twin, so a field reordered in a model fails a test.
 """
 

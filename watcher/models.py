@@ -3,7 +3,8 @@
 Values only; nothing here does I/O or knows the API's JSON (that is `client`). `Job`,
 `JobState`, `Event` and `Alert` are made once per job or alert of a window (100k in a
 large one), so they are not frozen (a frozen dataclass is built four times slower);
-nothing changes them after they are made (but the tracker, a streak on its own event).
+nothing changes them after they are made (but the tracker, a streak on its own event,
+and the key each works out once). The hot paths build them in `fast`.
 """
 
 from __future__ import annotations
