@@ -24,21 +24,33 @@ def env(**extra: str) -> dict[str, str]:
 
 async def run(*args: str, timeout: float = 60, **extra_env: str) -> tuple[int, str]:
     """Run `watcher ARGS` to the end; (exit code, stdout and stderr together)."""
-    proc = await asyncio.create_subprocess_exec(
+    code, out, _ = await _run(args, asyncio.subprocess.STDOUT, timeout, extra_env)
+    return code, out
+
+
+async def run_apart(*args: str, timeout: float = 60, **extra_env: str) -> tuple[int, str, str]:
+    """Run `watcher ARGS` to the end; (exit code, stdout, stderr) kept apart."""
+    return await _run(args, asyncio.subprocess.PIPE, timeout, extra_env)
+
+
+async def _run(
+    args: Sequence[str], stderr: int, timeout: float, extra_env: dict[str, str]
+) -> tuple[int, str, str]:
+    child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "watcher",
         *args,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=stderr,
         env=env(**extra_env),
         cwd=ROOT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    text = out.decode()
-    assert_no_secret(text, f"the output of watcher {' '.join(args)}")
-    assert proc.returncode is not None
-    return proc.returncode, text
+    out, err = await asyncio.wait_for(child.communicate(), timeout)
+    text, errors = out.decode(), (err or b"").decode()
+    assert_no_secret(text + errors, f"the output of watcher {' '.join(args)}")
+    assert child.returncode is not None
+    return child.returncode, text, errors
 
 
 class Daemon:

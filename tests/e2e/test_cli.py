@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -277,23 +275,6 @@ async def test_explain_tells_which_rules_fire_for_a_job_and_why(
     assert hook.received == []
 
 
-async def run_apart(*args: str) -> tuple[int, str, str]:
-    """Run `watcher ARGS` to the end; (exit code, stdout, stderr) kept apart."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "watcher",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=proc.env(),
-        cwd=proc.ROOT,
-    )
-    out, err = await asyncio.wait_for(child.communicate(), 60)
-    assert child.returncode is not None
-    return child.returncode, out.decode(), err.decode()
-
-
 def json_lines(out: str) -> list[dict[str, Any]]:
     """Every line of the output as JSON; fails on a line that is not."""
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -328,7 +309,7 @@ def is_json(line: str) -> bool:
 )
 async def test_a_usage_error_exits_64_with_argparse_message(args: list[str], message: str) -> None:
     """Every command's usage error is EX_USAGE (64), told apart from a configuration error."""
-    code, out, err = await run_apart(*args)
+    code, out, err = await proc.run_apart(*args)
     assert code == 64, err
     assert out == ""
     assert err.startswith("usage: watcher"), err
@@ -344,7 +325,7 @@ async def test_a_broken_configuration_still_exits_2(tmp_path: Path) -> None:
         ["--log-level", "debug", "check", "-c", str(broken)],
         ["check", "--log-level", "debug", "-c", str(broken)],
     ):
-        code, _, err = await run_apart(*args)
+        code, _, err = await proc.run_apart(*args)
         assert code == 2, err
         assert "watcher: invalid configuration" in err
         assert "poll.intervall: unknown key" in err
@@ -390,7 +371,7 @@ async def test_log_level_after_the_command_takes_effect(
 async def test_help_says_global_options_after_the_command_win() -> None:
     """--help, top level and per command, says where the global options go."""
     for args in (["--help"], ["check", "--help"]):
-        code, out, _ = await run_apart(*args)
+        code, out, _ = await proc.run_apart(*args)
         assert code == 0, out
         assert "--log-level" in out
         assert "after the command" in " ".join(out.split()), out

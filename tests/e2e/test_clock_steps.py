@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import Hook, config_document, free_port, require_tool, write_config
+from tests.conftest import Hook, require_tool
 from tests.e2e import proc
+from tests.e2e.test_operations import cfg
 from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
 
@@ -126,20 +127,14 @@ async def test_polling_and_readiness_survive_wall_clock_steps(
     SIGHUP: each time the polls go on and a new failure is alerted; /readyz never turns
     503; SIGTERM still stops the daemon cleanly."""
     offsets = tmp_path / "faketime"
-    port = free_port()
-    doc = config_document(
-        sim,
-        tmp_path,
-        {"hook": hook.url},
-        poll={"interval": "1s"},
-        server={"listen": f"127.0.0.1:{port}"},
-    )
-    path = write_config(tmp_path / "watcher.yaml", doc)
-    async with running(["run", "-c", str(path)], faked_clock(offsets)) as daemon:
+    path, port = cfg(tmp_path, sim, hook, interval="1s")
+    async with running(["run", "-c", path], faked_clock(offsets)) as daemon:
         await proc.eventually(lambda: len(polls(daemon)) >= 2, WAIT, "the first polls")
         seen = await step_the_clock(daemon, offsets, port, world, hook)
+        config = Path(path)
+        doc = yaml.safe_load(config.read_text())
         doc["poll"]["interval"] = "0.5s"
-        path.write_text(yaml.safe_dump(doc))
+        config.write_text(yaml.safe_dump(doc))
         count = len(polls(daemon))
         daemon.signal(signal.SIGHUP)
         await daemon.wait_for_line('"configuration_reloaded"')

@@ -17,13 +17,17 @@ from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
 
 
-def cfg(tmp_path: Path, sim: SimulatorHandle, hook: Hook, **kw: Any) -> tuple[str, int]:
+def cfg(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, interval: str = "0.3s", **kw: Any
+) -> tuple[str, int]:
+    """A configuration polling every `interval`, with the server on a free port; (its
+    path, the port)."""
     port = free_port()
     doc = config_document(
         sim,
         tmp_path,
         {"hook": hook.url},
-        poll={"interval": "0.3s"},
+        poll={"interval": interval},
         server={"listen": f"127.0.0.1:{port}"},
         **kw,
     )
