@@ -77,20 +77,22 @@ SAMPLE_EVENT = Event(
 )
 
 
-def variables(event: Event, test_runs: list[dict[str, object]] | None = None) -> dict[str, object]:
-    """The job and event variables a template sees (SPEC "Templates"); `job.test_runs`
-    is empty unless the rule asked for them (`include_test_runs`)."""
-    return dict(fast.named_variables(json.loads(queued(event, test_runs))))
-
-
 def context(
     event: Event,
     rule_name: str,
     severity: str,
     test_runs: list[dict[str, object]] | None = None,
-) -> dict[str, object]:
-    """All the variables a template sees: the job's, the event's and the rule's."""
-    return {**variables(event, test_runs), "rule": {"name": rule_name, "severity": severity}}
+) -> dict[str, Any]:
+    """All the variables a template sees (SPEC "Templates"): the job's, the event's and
+    the rule's, read back from what the outbox would keep, as when the alert is sent;
+    `job.test_runs` is empty unless the rule asked for them (`include_test_runs`)."""
+    return _read(queued(event, test_runs), rule_name, severity)
+
+
+def _read(queued_variables: str, rule_name: str, severity: str) -> dict[str, Any]:
+    found: dict[str, Any] = {**fast.named_variables(json.loads(queued_variables))}
+    found["rule"] = {"name": rule_name, "severity": severity}
+    return found
 
 
 def queued(event: Event, test_runs: list[dict[str, object]] | None = None) -> str:
@@ -139,9 +141,7 @@ def _title(alert: Alert, variables: Mapping[str, object]) -> str:
 
 
 def _variables(alert: Alert) -> dict[str, Any]:
-    found: dict[str, Any] = {**fast.named_variables(json.loads(alert.variables))}
-    found["rule"] = {"name": alert.rule, "severity": str(alert.severity)}
-    return found
+    return _read(alert.variables, alert.rule, str(alert.severity))
 
 
 def title(alert: Alert) -> str:

@@ -22,9 +22,6 @@ class Settled:
     def statuses(self) -> Mapping[str, str]:
         return self._statuses
 
-    def __len__(self) -> int:
-        return len(self._statuses)
-
     def settle(self, listed: Mapping[str, str], stored: Mapping[str, str]) -> None:
         """A cycle was committed: `listed` are the ended jobs (sref -> status) its
         listings showed, `stored` what the store now holds for the ended jobs it wrote
