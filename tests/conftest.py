@@ -51,6 +51,15 @@ def _logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's chatter
 
 
+@pytest.fixture
+def lenient_umask() -> Iterator[None]:
+    """The umask of a login shell (022), inherited by any child: a test of file modes must
+    not pass thanks to a strict umask such as systemd's UMask=0077."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 def require_tool(name: str, package: str) -> str:
     """The path of a system program the test drives for real. Missing, the test skips
     (a developer's machine), or fails under CI=true: CI must not pass by skipping.

@@ -1,10 +1,11 @@
 """The SQLite state store: job states, templates, the watermark and events (the outbox
 half is in `outbox`, pruning and counting the history in `history`).
 
-One SQLite file opened once (WAL, busy timeout). A poll cycle's state changes, events
-and the alerts they cause are written in one transaction, so a kill at any moment
-leaves either all of a cycle or none of it. Never resets or rewrites a file it does
-not recognise.
+One SQLite file opened once (WAL, busy timeout), created owner-only (`files`); which
+process may write it is decided before it is opened (`lock`). A poll cycle's state
+changes, events and the alerts they cause are written in one transaction, so a kill at
+any moment leaves either all of a cycle or none of it. Never resets or rewrites a file
+it does not recognise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from watcher import fast
 from watcher.models import TERMINAL_STATUSES, Alert, JobState, TemplateState
+from watcher.store import files
 from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
 from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
@@ -63,11 +65,9 @@ class SqliteStore(OutboxTables, HistoryTables):
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             else:
-                if path.parent.exists() and not path.parent.is_dir():
-                    raise StoreError(
-                        f"state.path: cannot open {path}: {path.parent} is not a folder"
-                    )
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if str(path) != ":memory:":
+                    files.private_folder(path)
+                    files.private_file(path)
                 self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"state.path: cannot open {path}: {exc}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -432,6 +433,19 @@ def test_readonly_reads_an_existing_store(path: Path) -> None:
         assert (reader.outbox_counts().pending, reader.known_jobs()) == (1, (1, 0))
     finally:
         reader.close()
+
+
+@pytest.mark.usefixtures("lenient_umask")
+def test_a_new_state_file_its_log_and_its_folder_are_owner_only(path: Path) -> None:
+    """Under umask 022: the folder made for it 0700; the file, its -wal and -shm 0600."""
+    store = SqliteStore(path)
+    try:
+        failed_job(store)
+        files = [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+        modes = [stat.S_IMODE(p.stat().st_mode) for p in [path.parent, *files]]
+    finally:
+        store.close()
+    assert modes == [0o700, 0o600, 0o600, 0o600]
 
 
 # -- files it must not use ------------------------------------------------------------------
