@@ -1,9 +1,10 @@
 """The command line: arguments -> settings -> logging -> the chosen command.
 
-Exit codes: 0 success; 1 a poll or delivery failed; 2 invalid configuration or an
-unusable state file (the message names the key, never a secret, no traceback); 64 a
-command-line usage error (sysexits' EX_USAGE), so that a service manager can tell a
-mistyped command line from a broken configuration.
+Exit codes: 0 success; 1 a poll or delivery failed; 2 invalid configuration, an
+unusable state file, or one that another `run` or `once` holds (the message names the
+key or the holder, never a secret, no traceback); 64 a command-line usage error
+(sysexits' EX_USAGE), so that a service manager can tell a mistyped command line from a
+broken configuration.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import structlog
 
 from watcher import __version__, config, explain, logs, report
 from watcher.settings import Settings
-from watcher.store import StoreError
+from watcher.store import StoreError, lock
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 64
 BEFORE = "also accepted after the command, which wins if given in both places"
@@ -204,15 +205,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
-    return asyncio.run(
-        _daemon(
-            settings,
-            once=command == "once",
-            dry_run=args.dry_run,
-            path=args.config,
-            explain=(args.log_level or settings.log.level) == "debug",
+    with _writer(settings, command, dry_run=args.dry_run):
+        return asyncio.run(
+            _daemon(
+                settings,
+                once=command == "once",
+                dry_run=args.dry_run,
+                path=args.config,
+                explain=(args.log_level or settings.log.level) == "debug",
+            )
         )
-    )
+
+
+def _writer(
+    settings: Settings, command: str, *, dry_run: bool
+) -> contextlib.AbstractContextManager[None]:
+    """The state file's lock, for the whole life of `run` or `once` (taken before the file
+    is opened, so before its first migration). A dry run records nothing, so, like
+    `status`, it reads beside a running daemon without the lock."""
+    if dry_run:
+        return contextlib.nullcontext()
+    return lock.hold(settings.state.path, f"watcher {command}")
 
 
 async def _daemon(
