@@ -23,7 +23,7 @@ from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
-from watcher.server import HealthServer, Readiness
+from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
 from watcher.store import SqliteStore, StoreError
@@ -228,7 +228,11 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         server = HealthServer(self.settings.server.listen, self.readiness, self.metrics.registry)
-        await server.start()
+        try:
+            await server.start()
+        except ListenError:
+            await self.close()  # nothing polled yet: the store closes as it opened
+            raise
         scheduler = schedule.PollSchedule(self._scheduled_poll, self.settings.poll.interval)
         scheduler.start()
         self._scheduler = scheduler

@@ -1,10 +1,10 @@
 """The command line: arguments -> settings -> logging -> the chosen command.
 
 Exit codes: 0 success; 1 a poll or delivery failed; 2 invalid configuration, an
-unusable state file, or one that another `run` or `once` holds (the message names the
-key or the holder, never a secret, no traceback); 64 a command-line usage error
-(sysexits' EX_USAGE), so that a service manager can tell a mistyped command line from a
-broken configuration.
+unusable state file, a state file or `server.listen` that another process holds (the
+message names the key or the holder, never a secret, no traceback); 64 a command-line
+usage error (sysexits' EX_USAGE), so that a service manager can tell a mistyped command
+line from a broken configuration.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import NoReturn
 import structlog
 
 from watcher import __version__, config, explain, logs, report
+from watcher.server import ListenError
 from watcher.settings import Settings
 from watcher.store import StoreError, lock
 
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"watcher: invalid configuration\n{_indent(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
-    except StoreError as exc:
+    except (StoreError, ListenError) as exc:
         print(f"watcher: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:

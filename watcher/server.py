@@ -6,6 +6,7 @@ an empty `listen` disables the server.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = structlog.get_logger("watcher.server")
+
+
+class ListenError(Exception):
+    """`server.listen` cannot be bound (most often: another daemon has the port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,12 @@ class Readiness:
 def split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is in use (another watcher? give each its own port, or none)"
+    return exc.strerror or str(exc)
 
 
 class HealthServer:
@@ -50,7 +61,13 @@ class HealthServer:
         await self._runner.setup()
         host, port = split_listen(self._listen)
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise ListenError(
+                f"server.listen: cannot listen on {self._listen}: {_why(exc)}"
+            ) from None
         self.port = next((int(a[1]) for a in self._runner.addresses if isinstance(a, tuple)), port)
         log.info("server_listening", host=host, port=self.port)
 

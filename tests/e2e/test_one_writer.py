@@ -9,19 +9,22 @@ import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import Hook, config_document, write_config
+from tests.conftest import Hook, config_document, free_port, write_config
 from tests.e2e import proc
 from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
 
 
-def cfg(tmp_path: Path, sim: SimulatorHandle, hook: Hook, state: Path, name: str = "a") -> str:
-    doc = config_document(
-        sim, tmp_path, {"hook": hook.url}, poll={"interval": "0.3s"}, state={"path": str(state)}
-    )
+def cfg(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, state: Path, name: str = "a", **kw: Any
+) -> str:
+    """A configuration file `name`.yaml polling every 0.3s into the state file `state`."""
+    poll, path = {"interval": "0.3s"}, {"path": str(state)}
+    doc = config_document(sim, tmp_path, {"hook": hook.url}, poll=poll, state=path, **kw)
     return str(write_config(tmp_path / f"{name}.yaml", doc))
 
 
@@ -141,6 +144,24 @@ async def test_daemons_on_different_state_files_both_run(
         await daemon.wait_for_line('"poll_done"')
     for daemon in pair:
         assert await daemon.stop() == 0
+
+
+async def test_a_second_daemon_on_a_taken_port_exits_2_naming_server_listen(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+) -> None:
+    """Two state files, one `server.listen`: the second daemon says which key to change,
+    without a traceback, and the first runs on."""
+    server = {"listen": f"127.0.0.1:{free_port()}"}
+    first = cfg(tmp_path, sim, hook, tmp_path / "one.db", "one", server=server)
+    second = cfg(tmp_path, sim, hook, tmp_path / "two.db", "two", server=server)
+    holder = await start(daemons, "run", "-c", first)
+    await holder.wait_for_line('"server_listening"')
+    code, out, err = await proc.run_apart("run", "-c", second, timeout=30)
+    assert code == 2, out + err
+    assert f"server.listen: cannot listen on {server['listen']}: " in err
+    assert "Traceback" not in out + err
+    await holder.wait_for_line('"poll_done"')
+    assert await holder.stop() == 0
 
 
 async def test_a_symlinked_state_path_shares_the_lock_of_its_target(
