@@ -111,7 +111,9 @@ def _outbox(store: SqliteStore, state: str) -> list[dict[str, object]]:
 
 def status(path: Path) -> dict[str, Any]:
     """What the state file knows; raises StoreError if it is not a usable state file."""
-    if not path.exists():
+    # Empty: made by a daemon that has not written its schema yet (SQLite, too, takes an
+    # empty file for a new database).
+    if not path.exists() or path.stat().st_size == 0:
         return {"state": str(path), "exists": False}
     store = SqliteStore(path, readonly=True)
     try:

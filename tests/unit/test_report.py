@@ -72,3 +72,12 @@ async def test_check_prints_no_channel_secret(tmp_path: Path) -> None:
     assert CLIENT_SECRET not in out
     assert not [name for name, c in CHANNELS.items() if leaks(out, c)], out
     assert "tgram://1...w/-1001234567/" in out
+
+
+def test_status_of_an_empty_state_file_is_no_state_yet(tmp_path: Path) -> None:
+    """The daemon creates the file empty (owner-only) just before SQLite fills it: status
+    seen in between, or after a start that failed there, is "not polled yet", not an
+    unusable file."""
+    path = tmp_path / "watcher.db"
+    path.touch()
+    assert report.status(path) == {"state": str(path), "exists": False}
