@@ -9,11 +9,12 @@ import pytest
 import structlog
 
 from watcher.cycle import alerts_for
+from watcher.sandbox import MAX_RENDERED
 from watcher.models import Alert, Event, EventKind, Severity
 from watcher.render import (
     DEFAULT_BODIES,
     DEFAULT_TITLES,
-    MAX_RENDERED,
+
     SAMPLE_EVENT,
     SAMPLE_JOB,
     check,
