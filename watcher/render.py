@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+
 from watcher import fast, render_worker, sandbox
 from watcher.models import Alert, Event, EventKind, Job
 

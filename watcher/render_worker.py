@@ -83,7 +83,8 @@ class Worker:
             return self._child
         self._stop()
         command = [sys.executable, "-m", __name__, repr(self._seconds), str(self._memory)]
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # Our own module, run by our own interpreter: no outside input in the command.
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
         self._child = child
         if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
             raise _NoAnswer("the render worker did not start")
@@ -145,6 +146,7 @@ def shared() -> Worker:
 
 
 # The child's side.
+
 
 def _render(source: str, variables: dict[str, Any]) -> str:
     return sandbox.render_capped(sandbox.compiled(source), variables)

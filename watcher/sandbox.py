@@ -47,16 +47,17 @@ def _bounded_range(*args: int) -> range:
 
 def _repeat(left: Any, right: Any) -> Any:
     for count, items in ((left, right), (right, left)):
-        if isinstance(count, int) and isinstance(items, str | list | tuple):
-            if count * len(items) > MAX_ITEMS:
-                raise OverBudget(f"repetition to {count * len(items)} items (at most {MAX_ITEMS})")
+        if not (isinstance(count, int) and isinstance(items, str | list | tuple)):
+            continue
+        if (size := count * len(items)) > MAX_ITEMS:
+            raise OverBudget(f"repetition to {size} items (at most {MAX_ITEMS})")
     return left * right
 
 
 def _power(left: Any, right: Any) -> Any:
-    if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-        if right * math.log2(abs(left)) > MAX_POWER_BITS:
-            raise OverBudget(f"power past {MAX_POWER_BITS} bits")
+    numbers = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
+    if numbers and right * math.log2(abs(left)) > MAX_POWER_BITS:
+        raise OverBudget(f"power past {MAX_POWER_BITS} bits")
     return left**right
 
 
