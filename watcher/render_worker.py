@@ -36,7 +36,7 @@ from watcher import sandbox
 RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
 GRACE_SECONDS = 2.0  # then the parent kills a child that did not answer
 START_SECONDS = 30.0  # for a new child to import and say it is ready
-MEMORY_BYTES = 256 * 2**20  # address space a child may add to what it has at start
+MEMORY_BYTES = 128 * 2**20  # address space a child may add to what it has at start
 
 Outcome = Literal["ok", "error", "over"]
 Answer = tuple[Outcome, str]
@@ -195,7 +195,10 @@ def _limit_memory(extra: int) -> None:
     limit = now + extra
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:  # prlimit64, allowed by the unit's @system-service filter
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, ValueError) as exc:  # still bounded in time; say why not in memory
+        print(f"watcher.render_worker: no memory limit: {exc}", file=sys.stderr)
 
 
 def _frames(source: IO[bytes]) -> Any:

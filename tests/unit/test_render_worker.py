@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from watcher.render import SAMPLE_EVENT, context
-from watcher.render_worker import Worker
+from watcher.render_worker import MEMORY_BYTES, Worker
 
 FAN_OUT = (  # 2^40 macro calls: no loop for lint to see, endless when rendered
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
@@ -48,7 +48,7 @@ def test_time_over_budget_is_answered_and_the_child_goes_on(worker: Worker) -> N
 
 def test_memory_over_budget_is_answered_and_the_child_goes_on(worker: Worker) -> None:
     outcome, why = worker.render(DOUBLING, variables())
-    assert (outcome, why) == ("over", "needed more than 256 MB")
+    assert (outcome, why) == ("over", f"needed more than {MEMORY_BYTES // 2**20} MB")
     assert worker.render("{{ job.sref }}", variables()) == ("ok", "jobs/12345")
 
 
