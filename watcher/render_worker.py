@@ -62,8 +62,9 @@ class Worker:
         return self._ask(("check", source, sample))
 
     def close(self) -> None:
+        """Stop the child: it exits when its stdin closes, or is killed after a second."""
         with self._lock:
-            self._stop()
+            self._stop(patience=1.0)
 
     def _ask(self, request: tuple[str, str, dict[str, Any]]) -> Answer:
         frame = msgspec.msgpack.encode(request)
@@ -90,15 +91,18 @@ class Worker:
             raise _NoAnswer("the render worker did not start")
         return child
 
-    def _stop(self) -> None:
+    def _stop(self, patience: float = 0.0) -> None:
         child, self._child = self._child, None
         if child is None:
             return
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 pipe.close()
-        child.kill()
-        child.wait()
+        try:
+            child.wait(patience)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 class _NoAnswer(Exception):
@@ -212,18 +216,17 @@ def main(seconds: float, memory: int) -> None:
     """Answer requests on stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGALRM, _alarm)
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed by mistake must not corrupt the replies
-    _limit_memory(memory)
-    encode = msgspec.msgpack.encode
+    with os.fdopen(os.dup(1), "wb") as replies:
+        os.dup2(2, 1)  # anything printed by mistake must not corrupt the replies
+        _limit_memory(memory)
 
-    def send(frame: bytes) -> None:
-        replies.write(_HEADER.pack(len(frame)) + frame)
-        replies.flush()
+        def send(frame: bytes) -> None:
+            replies.write(_HEADER.pack(len(frame)) + frame)
+            replies.flush()
 
-    send(_READY)
-    for frame in _frames(sys.stdin.buffer):
-        send(encode(_serve(msgspec.msgpack.decode(frame), seconds, memory)))
+        send(_READY)
+        for frame in _frames(sys.stdin.buffer):
+            send(msgspec.msgpack.encode(_serve(msgspec.msgpack.decode(frame), seconds, memory)))
 
 
 if __name__ == "__main__":
