@@ -87,6 +87,14 @@ def _no_secret_in_output(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     sys.stderr.write(err)
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    yield
+    from tests.e2e import proc  # proc imports this module
+
+    proc.kill_leftovers()
+
+
 class RecordingTokens(TokenStore):
     def issue(self, ttl: float) -> str:
         token = super().issue(ttl)

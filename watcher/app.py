@@ -69,6 +69,7 @@ class Daemon:
         `explain` logs every rule's decision on every event, at debug."""
         logs.protect(*report.secrets(settings))
         self._reload = reload
+        self._reloading: asyncio.Future[None] | None = None
         self.settings = settings
         self.dry_run = dry_run
         self._local_clock = local_clock
@@ -264,8 +265,14 @@ class Daemon:
         if self._reload is None:
             log.warning("reload_unavailable", hint="no configuration file to reload")
             return
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self._reload_now(self._reload))
+
+    async def _reload_now(self, reload: Callable[[], Settings]) -> None:
+        # Reading and checking a configuration (its YAML, every template) happens in a
+        # thread: polls and health answers go on meanwhile.
         try:
-            fresh = self._reload()
+            fresh = await asyncio.to_thread(reload)
         except ConfigError as exc:
             log.error("reload_refused", problems=exc.problems, keeping="the running configuration")
             return

@@ -264,7 +264,9 @@ class Notifier:
         return all(results)
 
     async def _send(self, channel: str, items: list[OutboxItem]) -> bool:
-        message = compose(items)
+        # Rules' templates render in a child process within a budget; waiting for it
+        # happens in a thread so the event loop keeps answering meanwhile.
+        message = await asyncio.to_thread(compose, items)
         bound = log.bind(channel=channel, alerts=len(items), title=message.title)
         if self._dry_run:
             bound.info("alert_dry_run", body=message.body, severity=str(message.severity))

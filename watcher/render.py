@@ -2,22 +2,23 @@
 
 Templates see plain dicts of strings and numbers, never our objects, so a template
 cannot reach beyond its variables; an unknown variable is an error, not a blank.
+A rule's template renders in a child process within a budget (`render_worker`); one
+that fails or goes over renders the default instead, so the alert still goes. The
+defaults are ours and render in-process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from watcher import fast
+from watcher import fast, render_worker, sandbox
 from watcher.models import Alert, Event, EventKind, Job
 
 log = structlog.get_logger("watcher.render")
@@ -48,9 +49,6 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
     " for {{ (event.stuck_for / 3600) | round(1) }} hours; the last one started"
     " {{ job.started_at or 'never, since watching began' }}.",
 }
-MAX_RENDERED = 4000  # characters; a runaway template must not produce a megabyte message
-
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 SAMPLE_JOB = Job(
     sref="jobs/12345",
@@ -101,43 +99,73 @@ def queued(event: Event, test_runs: list[dict[str, object]] | None = None) -> st
     return fast.variable_list(event, test_runs)
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(source: str) -> Template:
-    return _ENV.from_string(source)
+class RenderError(Exception):
+    """A configured template failed on these variables, or went over its budget."""
 
 
 def check(source: str) -> str | None:
-    """Return why `source` cannot render (syntax, unknown variable, unsafe access), or None."""
-    try:
-        _compiled(source).render(context(SAMPLE_EVENT, "rule", "failure"))
-    except TemplateError as exc:
-        return f"invalid template ({type(exc).__name__}): {exc.message or exc}"
-    except Exception as exc:  # parses, but fails when rendered: 1/0, "a" + 1, ...
-        return f"invalid template ({type(exc).__name__}): {exc}"
-    return None
+    """Return why `source` cannot be used (syntax, unknown variable, unsafe access,
+    unbounded, over budget with the sample job), or None. Bounded in time and memory
+    whatever the source (`render_worker`)."""
+    sample = context(SAMPLE_EVENT, "rule", "failure")
+    outcome, text = render_worker.shared().check(source, sample)
+    if outcome == "ok":
+        return None
+    if outcome == "over":
+        return f"invalid template (over budget): {text}"
+    name, _, message = text.partition(": ")
+    return f"invalid template ({name}): {message}"
 
 
 def render(source: str, variables: Mapping[str, object]) -> str:
-    text = _compiled(source).render(variables).strip()
-    return text if len(text) <= MAX_RENDERED else text[: MAX_RENDERED - 1] + "…"
+    """A configured template's text within its budget; RenderError if it fails on
+    these variables or goes over budget."""
+    outcome, text = render_worker.shared().render(source, dict(variables))
+    if outcome != "ok":
+        raise RenderError(text, outcome)
+    return text
+
+
+def _trusted(source: str, variables: Mapping[str, object]) -> str:
+    """A built-in template, rendered in-process: ours, and linear in its variables."""
+    return sandbox.render_capped(sandbox.compiled(source), dict(variables))
+
+
+_strikes: Counter[str] = Counter()  # templates over budget, by source, since start
+STRIKES = 3  # then a template is not tried again: each try costs its whole budget
+
+
+def _configured(source: str, variables: Mapping[str, object], rule: str, part: str) -> str | None:
+    """A rule's template's text, or None (logged) to use the default instead."""
+    if _strikes[source] >= STRIKES:
+        log.error("template_over_budget", rule=rule, part=part, reason="over budget before")
+        return None
+    try:
+        return render(source, variables)
+    except RenderError as exc:
+        text, outcome = exc.args
+        if outcome == "over":
+            _strikes[source] += 1
+            log.error("template_over_budget", rule=rule, part=part, reason=text)
+        else:  # a template that broke on odd data must not lose the alert
+            log.error("template_failed", rule=rule, part=part, error=text, using="default")
+        return None
 
 
 def _with_fallback(
-    source: str | None, default: str, variables: Mapping[str, object], rule: str
+    source: str | None, default: str, variables: Mapping[str, object], rule: str, part: str
 ) -> str:
     if source is not None:
-        try:
-            return render(source, variables)
-        except Exception as exc:  # a template that broke on odd data must not lose the alert
-            log.error("template_failed", rule=rule, error=str(exc), using="default template")
-    return render(default, variables)
+        text = _configured(source, variables, rule, part)
+        # Channels refuse an empty message, which would be retried until given up.
+        if text:
+            return text
+    return _trusted(default, variables)
 
 
 def _title(alert: Alert, variables: Mapping[str, object]) -> str:
     default = DEFAULT_TITLES[alert.kind]
-    # Channels refuse an empty message, which would be retried until given up.
-    heading = _with_fallback(alert.title_source, default, variables, alert.rule)
-    return heading or render(default, variables)
+    return _with_fallback(alert.title_source, default, variables, alert.rule, "title")
 
 
 def _variables(alert: Alert) -> dict[str, Any]:
@@ -162,7 +190,8 @@ def finish(alert: Alert) -> Alert:
     try:
         variables = _variables(alert)
         heading = _title(alert, variables)
-        text = _with_fallback(alert.body_source, DEFAULT_BODIES[alert.kind], variables, alert.rule)
+        body = DEFAULT_BODIES[alert.kind]
+        text = _with_fallback(alert.body_source, body, variables, alert.rule, "body")
     except Exception as exc:
         log.error("alert_unrenderable", event_key=alert.key, error=str(exc))
         heading = text = f"{alert.rule}: {alert.key}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from tests.conftest import assert_no_secret
 
@@ -54,7 +56,10 @@ async def _run(
 
 
 class Daemon:
-    """`watcher run` in the background; its output lines are collected."""
+    """`watcher run` in the background; its output lines are collected. One that a
+    failed test left running is killed after the test (`kill_leftovers`)."""
+
+    started: ClassVar[list[Daemon]] = []
 
     def __init__(self, args: Sequence[str], **extra_env: str) -> None:
         self.args = list(args)
@@ -77,6 +82,7 @@ class Daemon:
             cwd=ROOT,
         )
         self._reader = asyncio.create_task(self._read())
+        Daemon.started.append(self)
         return self
 
     async def _read(self) -> None:
@@ -110,6 +116,15 @@ class Daemon:
     async def kill(self) -> None:
         self.signal(signal.SIGKILL)
         await self.wait()
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every daemon still running (a test that failed before stopping it)."""
+    for daemon in Daemon.started:
+        if daemon.proc is not None and daemon.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(daemon.proc.pid, signal.SIGKILL)
+    Daemon.started.clear()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 30, what: str = "") -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import structlog
 
+from watcher import render as render_module
 from watcher.cycle import alerts_for
 from watcher.models import Alert, Event, EventKind, Severity
 from watcher.render import (
     DEFAULT_BODIES,
     DEFAULT_TITLES,
-    MAX_RENDERED,
     SAMPLE_EVENT,
     SAMPLE_JOB,
     check,
@@ -22,6 +23,7 @@ from watcher.render import (
     render,
     title,
 )
+from watcher.sandbox import MAX_RENDERED
 from watcher.settings import Rule
 
 SPEC_VARIABLES = [
@@ -221,3 +223,75 @@ def test_unreadable_variables_still_give_a_message() -> None:
     assert done.title == done.body == f"failures: {SAMPLE_EVENT.key}"
     assert title(broken) == done.title
     assert {e["event"] for e in logged} == {"alert_unrenderable"}
+
+
+# Fine for the sample job (Homepage); for any other, 2^40 macro calls: lint cannot see it.
+FAN_OUT_UNLESS_SAMPLE = (
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+    "{% if job.name != 'Homepage' %}{{ f(40) }}{% endif %}{{ job.name }} is down"
+)
+
+
+@pytest.fixture
+def fresh_strikes() -> Iterator[None]:
+    render_module._strikes.clear()
+    yield
+    render_module._strikes.clear()
+
+
+def checkout_event() -> Event:
+    return dataclasses.replace(SAMPLE_EVENT, job=dataclasses.replace(SAMPLE_JOB, name="Checkout"))
+
+
+def test_check_refuses_loops_the_source_shows_unbounded() -> None:
+    """The probe's template renders the sample at once, but its loops say 10^10."""
+    source = (
+        "{% if job.name != 'Homepage' %}{% for a in range(100000) %}{% for b in range(100000) %}"
+        "{% endfor %}{% endfor %}{% endif %}{{ job.name }}"
+    )
+    assert check(source) == (
+        "invalid template (Unbounded): loops that may run 10000000000 times (at most 100000)"
+    )
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ 'a' * 10**9 }}", "{{ [0] * 10**9 }}", "{{ job.name * 10**8 }}"]
+)
+def test_check_refuses_bombs_at_once(source: str) -> None:
+    assert (check(source) or "").startswith("invalid template (over budget): repetition to")
+
+
+@pytest.mark.usefixtures("fresh_strikes")
+def test_a_title_over_budget_falls_back_to_name_and_status_and_the_alert_goes() -> None:
+    """The sample passes check; a real job's name sends it over: the default title
+    (job name and status), the rule's body, and template_over_budget naming the rule."""
+    assert check(FAN_OUT_UNLESS_SAMPLE) is None
+    alert = queued_alert(checkout_event(), title=FAN_OUT_UNLESS_SAMPLE, body="{{ job.sref }}")
+    with structlog.testing.capture_logs() as logged:
+        done = finish(alert)
+    assert (done.title, done.body) == ("Checkout failed", "jobs/12345")
+    assert [(e["event"], e["rule"], e["part"]) for e in logged] == [
+        ("template_over_budget", "failures", "title")
+    ]
+
+
+@pytest.mark.usefixtures("fresh_strikes")
+def test_a_body_over_budget_falls_back_to_the_default_body() -> None:
+    alert = queued_alert(checkout_event(), body=FAN_OUT_UNLESS_SAMPLE)
+    with structlog.testing.capture_logs() as logged:
+        done = finish(alert)
+    assert done.body.startswith("Job Checkout (jobs/12345) went from running to failed")
+    assert [e["event"] for e in logged] == ["template_over_budget"]
+
+
+@pytest.mark.usefixtures("fresh_strikes")
+def test_a_template_over_budget_three_times_is_not_tried_again() -> None:
+    """Each try costs a whole budget: after STRIKES, the fallback comes at once."""
+    alert = queued_alert(checkout_event(), title=FAN_OUT_UNLESS_SAMPLE)
+    for _ in range(render_module.STRIKES):
+        title(alert)
+    with structlog.testing.capture_logs() as logged:
+        assert title(alert) == "Checkout failed"
+    assert [(e["event"], e["reason"]) for e in logged] == [
+        ("template_over_budget", "over budget before")
+    ]

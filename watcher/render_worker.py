@@ -1,0 +1,233 @@
+"""Configured templates render in a child process, within a time and a memory budget.
+
+A template is code: a loop that depends on the job's name can run for hours, and a
+filter can ask for gigabytes. In-process, neither can be interrupted, so such a
+template would stop the event loop (no health answers, SIGTERM unheard) and, since
+alerts are rendered when sent, freeze every restart again. Here the child sets its
+own memory limit (RLIMIT_AS) and an alarm; if it does not answer within the alarm
+plus a grace, the parent kills it and starts another for the next request. The child
+sees only plain variables and answers with text, over length-prefixed msgpack frames
+on its stdin and a private copy of its stdout.
+
+Callers block until the answer (at most `RENDER_SECONDS` + `GRACE_SECONDS` per
+template): the daemon asks from a thread, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import resource
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any, Literal
+
+import msgspec
+from jinja2 import TemplateError
+
+from watcher import sandbox
+
+RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
+GRACE_SECONDS = 2.0  # then the parent kills a child that did not answer
+START_SECONDS = 30.0  # for a new child to import and say it is ready
+MEMORY_BYTES = 128 * 2**20  # address space a child may add to what it has at start
+
+Outcome = Literal["ok", "error", "over"]
+Answer = tuple[Outcome, str]
+_HEADER = struct.Struct(">I")
+_READY = b"ready"
+
+
+class Worker:
+    """One child at a time, asked one template at a time; thread-safe."""
+
+    def __init__(self, seconds: float = RENDER_SECONDS, memory: int = MEMORY_BYTES) -> None:
+        self._seconds = seconds
+        self._memory = memory
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def render(self, source: str, variables: dict[str, Any]) -> Answer:
+        """("ok", text), ("error", why it cannot render) or ("over", which budget)."""
+        return self._ask(("render", source, variables))
+
+    def check(self, source: str, sample: dict[str, Any]) -> Answer:
+        """As `render` with the sample variables, after parsing and `sandbox.lint`."""
+        return self._ask(("check", source, sample))
+
+    def close(self) -> None:
+        """Stop the child: it exits when its stdin closes, or is killed after a second."""
+        with self._lock:
+            self._stop(patience=1.0)
+
+    def _ask(self, request: tuple[str, str, dict[str, Any]]) -> Answer:
+        frame = msgspec.msgpack.encode(request)
+        with self._lock:
+            try:
+                child = self._started()
+                _write_frame(child, frame)
+                reply = _read_frame(child, time.monotonic() + self._seconds + GRACE_SECONDS)
+            except (OSError, _NoAnswer) as exc:
+                self._stop()
+                return "over", f"no answer within {self._seconds:g} s ({exc})"
+        outcome, text = msgspec.msgpack.decode(reply)
+        return outcome, text
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._child is not None and self._child.poll() is None:
+            return self._child
+        self._stop()
+        command = [sys.executable, "-m", __name__, repr(self._seconds), str(self._memory)]
+        # Our own module, run by our own interpreter: no outside input in the command.
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
+        self._child = child
+        if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
+            raise _NoAnswer("the render worker did not start")
+        return child
+
+    def _stop(self, patience: float = 0.0) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            child.wait(patience)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+class _NoAnswer(Exception):
+    pass
+
+
+def _write_frame(child: subprocess.Popen[bytes], frame: bytes) -> None:
+    assert child.stdin is not None
+    child.stdin.write(_HEADER.pack(len(frame)) + frame)
+    child.stdin.flush()
+
+
+def _read_frame(child: subprocess.Popen[bytes], deadline: float) -> bytes:
+    assert child.stdout is not None
+    fd = child.stdout.fileno()
+    header = _read_exactly(fd, _HEADER.size, deadline)
+    return _read_exactly(fd, _HEADER.unpack(header)[0], deadline)
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise _NoAnswer("timed out")
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise _NoAnswer("the render worker exited")
+        data += chunk
+    return bytes(data)
+
+
+_worker: Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def shared() -> Worker:
+    """The process's worker, started on first use and stopped at exit."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = Worker()
+            atexit.register(_worker.close)
+        return _worker
+
+
+# The child's side.
+
+
+def _render(source: str, variables: dict[str, Any]) -> str:
+    return sandbox.render_capped(sandbox.compiled(source), variables)
+
+
+def _check(source: str, sample: dict[str, Any]) -> str:
+    if problem := sandbox.lint(sandbox.parse(source)):
+        raise sandbox.Unbounded(problem)
+    return _render(source, sample)
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise sandbox.OverBudget("took longer than the time budget")
+
+
+def _serve(request: list[Any], seconds: float, memory: int) -> Answer:
+    kind, source, variables = request
+    work: Callable[[str, dict[str, Any]], str] = _check if kind == "check" else _render
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return "ok", work(source, variables)
+    except sandbox.OverBudget as exc:
+        return "over", str(exc)
+    except MemoryError:
+        return "over", f"needed more than {memory // 2**20} MB"
+    except TemplateError as exc:
+        return "error", f"{type(exc).__name__}: {_short(exc.message or str(exc))}"
+    except Exception as exc:  # parses, but fails when rendered: 1/0, "a" + 1, ...
+        return "error", f"{type(exc).__name__}: {_short(str(exc))}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 500 else text[:499] + "…"
+
+
+def _limit_memory(extra: int) -> None:
+    """Cap the address space at what the child has now plus `extra` (Linux)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            now = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = now + extra
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:  # prlimit64, allowed by the unit's @system-service filter
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, ValueError) as exc:  # still bounded in time; say why not in memory
+        print(f"watcher.render_worker: no memory limit: {exc}", file=sys.stderr)
+
+
+def _frames(source: IO[bytes]) -> Any:
+    while header := source.read(_HEADER.size):
+        if len(header) < _HEADER.size:
+            return
+        yield source.read(_HEADER.unpack(header)[0])
+
+
+def main(seconds: float, memory: int) -> None:
+    """Answer requests on stdin until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGALRM, _alarm)
+    with os.fdopen(os.dup(1), "wb") as replies:
+        os.dup2(2, 1)  # anything printed by mistake must not corrupt the replies
+        _limit_memory(memory)
+
+        def send(frame: bytes) -> None:
+            replies.write(_HEADER.pack(len(frame)) + frame)
+            replies.flush()
+
+        send(_READY)
+        for frame in _frames(sys.stdin.buffer):
+            send(msgspec.msgpack.encode(_serve(msgspec.msgpack.decode(frame), seconds, memory)))
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]), int(sys.argv[2]))
