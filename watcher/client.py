@@ -14,7 +14,6 @@ import asyncio
 import base64
 import functools
 import json
-import math
 import random
 import re
 import time
@@ -398,6 +397,7 @@ class Client:
         )
         url, page = page_url(1), 1
         visited: set[str] = set()
+        most = self._s.max_pages * self._s.page_size
         try:
             while True:
                 if page > self._s.max_pages:
@@ -408,6 +408,13 @@ class Client:
                 fetch = ahead.pop(page) or self._get(url, "jobs", payload.decode_listing)
                 listed = await self._read_page(fetch, page, settled)
                 new = found.add(listed)
+                # What a listing holds is bounded like its pages: a server that answers
+                # more records a page than asked for must not make a cycle hold more.
+                if found.records > most:
+                    raise ApiError(
+                        f"GET jobs: the window holds more than {most} records"
+                        " (api.max_pages x api.page_size)"
+                    )
                 if listed.count == 0:
                     break
                 if listed.next_url:
@@ -514,7 +521,8 @@ class _ReadAhead:
 
     def request(self, page: int, total: int, widest: int) -> None:
         """`page` is the next to read; request those after it within the window."""
-        self._last = min(max(self._last, math.ceil(total / widest)), self._max_pages)
+        pages = -(-total // widest)  # in integers: a total of 400 digits is no float
+        self._last = min(max(self._last, pages), self._max_pages)
         for n in range(page + 1, min(page + self._concurrency, self._last + 1)):
             if n not in self._tasks:
                 self._tasks[n] = asyncio.ensure_future(self._fetch(n))

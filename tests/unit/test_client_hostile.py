@@ -376,3 +376,40 @@ async def test_a_token_body_no_reader_takes_is_an_answer_without_a_token(body: b
         message, metrics = await fails(api, "jobs")
     assert message == "token endpoint answered without an access_token"
     assert counted(metrics, "token", "error") == 3
+
+
+# -- listings ----------------------------------------------------------------------------
+
+
+async def test_pages_with_more_records_than_asked_cannot_grow_a_listing_past_its_bound() -> None:
+    """Every page full past page_size, next links forever: the listing stops once it holds
+    more than max_pages x page_size records, before reading max_pages pages."""
+
+    def crowded(request: web.Request) -> Answer:
+        if endpoint_of(request.path) != "jobs":
+            return routes()(request)
+        page = int(request.query.get("page", "1"))
+        records = [record(page * 1000 + n, "completed") for n in range(40)]
+        return json_answer({"results": records, "meta": {"next": f"jobs?page={page + 1}"}})
+
+    async with hostile_api(crowded) as api:
+        message, _ = await fails(api, "jobs", page_size=10, max_pages=5)
+    assert (
+        message == "GET jobs: the window holds more than 50 records (api.max_pages x api.page_size)"
+    )
+    assert len([p for p in api.paths() if "/jobs" in p]) == 2
+
+
+async def test_a_total_of_400_digits_reads_the_listing() -> None:
+    """paginationTotalResults too large for a float: the pages are read until a short one."""
+
+    def boastful(request: web.Request) -> Answer:
+        if endpoint_of(request.path) != "jobs":
+            return routes()(request)
+        page = int(request.query.get("page", "1"))
+        records = [record(n, "completed") for n in range(10)] if page == 1 else []
+        return json_answer({"results": records, "meta": {"paginationTotalResults": 10**400}})
+
+    async with hostile_api(boastful) as api, Client(settings(api, page_size=10)) as client:
+        listing = await client.list_jobs(START, START + timedelta(hours=1))
+    assert len(listing.jobs) == 10
