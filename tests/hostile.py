@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,17 @@ class Answer:
     endless: bytes = b""
     pause: float = 0.0
     delay: float = 0.0
+
+    def __repr__(self) -> str:
+        """Short enough for a hypothesis report: the head, and the rest by size."""
+        return (
+            f"Answer(head={_short(self.head)}, body={_short(self.body)},"
+            f" endless={_short(self.endless)}, pause={self.pause}, delay={self.delay})"
+        )
+
+
+def _short(data: bytes) -> str:
+    return repr(data) if len(data) <= 80 else f"{data[:60]!r}... ({len(data)} bytes)"
 
 
 def answer(
@@ -129,6 +141,19 @@ class HostileApi:
         # The answer is on the wire already; aiohttp's attempt to send this one meets the
         # closed connection, which it takes quietly.
         return web.Response()
+
+
+@contextmanager
+def peak_memory() -> Iterator[list[int]]:
+    """The peak of Python's allocations inside the block (this server's included), in
+    bytes, in [0] after it."""
+    result = [0]
+    tracemalloc.start()
+    try:
+        yield result
+        result[0] = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 @asynccontextmanager

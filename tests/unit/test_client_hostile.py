@@ -4,9 +4,7 @@ configured origin, and tokens that cannot be sent. Each fails one poll cleanly."
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +19,7 @@ from tests.hostile import (
     gzip_bomb,
     hostile_api,
     json_answer,
+    peak_memory,
     redirect,
     token_answer,
 )
@@ -103,18 +102,6 @@ CALLS: dict[str, Call] = {
     "testRuns": lambda c: c.test_runs("jobs/1"),
 }
 WHAT = {"token": "token endpoint", "jobs": "GET jobs", "job": "GET job", "testRuns": "GET testRuns"}
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """The peak of Python's allocations inside the block, in bytes, in [0] after it."""
-    result = [0]
-    tracemalloc.start()
-    try:
-        yield result
-        result[0] = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 async def fails(api: HostileApi, endpoint: str, **kw: Any) -> tuple[str, Metrics]:
