@@ -38,6 +38,11 @@ log = structlog.get_logger("watcher.client")
 
 AGREEMENT = 0.5  # seconds of slack beyond the Date header's whole-second resolution
 SKEW_WARNING = 60.0  # seconds between the API's clock and ours worth a log line
+# Seconds between the API's Date and our clock past which the Date is not believed: the
+# API's clock is followed through the steps of a host's clock (NTP, a resumed VM), but
+# a Date a year away would fire every stuck and missed timer, and one in year 9999
+# leaves no room for arithmetic.
+MAX_API_SKEW = 86400.0
 MAX_RETRY_AFTER = 60.0  # seconds; a longer ask fails this cycle, the next one tries again
 TOKEN_MARGIN = 0.1  # renew when this share of the token's lifetime is left
 # What a bearer token may hold to be sent in a header as it came: visible ASCII. Line
@@ -160,15 +165,20 @@ class Client:
 
     def _note_server_time(self, header: str | None) -> None:
         """Keep the API's time (its Date header) against our monotonic clock, so that
-        windows and timers follow the API's clock, not a wall clock that NTP may jump."""
+        windows and timers follow the API's clock, not a wall clock that NTP may jump;
+        unless it is more than MAX_API_SKEW from ours (logged once when it goes there)."""
         server = _http_date(header) if header else None
         if server is None:
             return
         skew = server.timestamp() - time.time()
-        if abs(skew) > SKEW_WARNING and abs(skew - self._skew) > SKEW_WARNING:
-            log.warning("clock_skew", seconds=round(skew, 1), hint="check NTP on this host")
+        if abs(skew - self._skew) > SKEW_WARNING:
+            if abs(skew) > MAX_API_SKEW:
+                log.warning("api_date_ignored", seconds=round(skew), hint="check the API's clock")
+            elif abs(skew) > SKEW_WARNING:
+                log.warning("clock_skew", seconds=round(skew, 1), hint="check NTP on this host")
         self._skew = skew
-        self.server_time = (server, time.monotonic())
+        if abs(skew) <= MAX_API_SKEW:
+            self.server_time = (server, time.monotonic())
 
     def api_now(self, local: datetime) -> datetime:
         """The time by the API's clock: `local` while it agrees with the API's last Date
