@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -394,7 +395,17 @@ CASES = {
 }
 
 
-def daemon_settings(api: HostileApi, hook: Hook, tmp_path: Path) -> Settings:
+FAILURES = {
+    "name": "failures",
+    "match": {"to": ["failed"]},
+    "notify": ["hook"],
+    "title": "{{ job.name }} {{ event.to }}",
+}
+
+
+def daemon_settings(
+    api: HostileApi, hook: Hook, tmp_path: Path, rules: list[dict[str, Any]] | None = None
+) -> Settings:
     return Settings(
         api={
             "base_url": api.base_url,
@@ -408,14 +419,7 @@ def daemon_settings(api: HostileApi, hook: Hook, tmp_path: Path) -> Settings:
         },
         state={"path": str(tmp_path / "state.db")},
         channels={"hook": hook.url},
-        rules=[
-            {
-                "name": "failures",
-                "match": {"to": ["failed"]},
-                "notify": ["hook"],
-                "title": "{{ job.name }} {{ event.to }}",
-            }
-        ],
+        rules=rules or [FAILURES],
         delivery={"group_wait": "0s"},
         server={"listen": ""},
     )
@@ -448,3 +452,24 @@ async def test_a_hostile_answer_fails_the_daemon_cycle_with_no_alert_and_the_nex
         finally:
             await daemon.close()
     assert hook.titles() == ["Job 2 failed"]
+
+
+async def test_a_date_header_a_year_ahead_fires_no_stuck_timer(hook: Hook, tmp_path: Path) -> None:
+    """A job that just started, listed under a Date a year ahead: not stuck, no alert."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"sref": "jobs/3", "name": "Job 3", "status": "running", "startedAt": now}
+    body = json.dumps({"results": [record], "meta": {"paginationTotalResults": 1}}).encode()
+    ahead = format_datetime(datetime.now(UTC) + timedelta(days=365), usegmt=True)
+    dated = answer(body=body, headers=[("Date", ahead)])
+    stuck = {"name": "stuck", "match": {"event": "stuck", "after": "2h"}, "notify": ["hook"]}
+    async with two_origins() as (api, _):
+        api.answer = Script(SOUND_TOKEN, [answer(body=body)], SOUND_EMPTY)
+        daemon = Daemon(daemon_settings(api, hook, tmp_path, [stuck]))
+        try:
+            assert await daemon.poll_once()
+            api.answer = Script(SOUND_TOKEN, [dated], SOUND_EMPTY)
+            assert await daemon.poll_once()
+            await daemon.notifier.flush(budget=5)
+        finally:
+            await daemon.close()
+    assert hook.received == []

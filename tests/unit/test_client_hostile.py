@@ -4,12 +4,15 @@ configured origin, and tokens that cannot be sent. Each fails one poll cleanly."
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 
 from tests.hostile import (
@@ -400,3 +403,44 @@ async def test_a_total_of_400_digits_reads_the_listing() -> None:
     async with hostile_api(boastful) as api, Client(settings(api, page_size=10)) as client:
         listing = await client.list_jobs(START, START + timedelta(hours=1))
     assert len(listing.jobs) == 10
+
+
+# -- the API's clock ---------------------------------------------------------------------
+
+
+def http_date(when: datetime) -> str:
+    return format_datetime(when, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["Fri, 31 Dec 9999 23:59:59 GMT", "in a year", "Mon, 01 Jan 1990 00:00:00 GMT"],
+)
+async def test_a_date_header_more_than_a_day_away_is_not_followed(date: str) -> None:
+    """The API's clock is not believed more than a day from ours: it would fire every
+    timer (a year ahead) or leave no room for arithmetic (year 9999)."""
+    local = datetime.now(UTC)
+    if date == "in a year":
+        date = http_date(local + timedelta(days=365))
+    dated = answer(body=json.dumps(LISTING).encode(), headers=[("Date", date)])
+    async with (
+        hostile_api(routes(jobs=dated)) as api,
+        Client(settings(api), sleep=no_sleep) as client,
+    ):
+        with structlog.testing.capture_logs() as logged:
+            await client.list_jobs(START, START + timedelta(hours=1))
+    assert client.api_now(local) == local
+    assert [e["event"] for e in logged if e["log_level"] == "warning"] == ["api_date_ignored"]
+
+
+async def test_a_date_header_hours_away_is_followed() -> None:
+    """Within a day, the API's clock is the one windows and timers follow."""
+    local = datetime.now(UTC).replace(microsecond=0)
+    ahead = local + timedelta(hours=3)
+    dated = answer(body=json.dumps(LISTING).encode(), headers=[("Date", http_date(ahead))])
+    async with (
+        hostile_api(routes(jobs=dated)) as api,
+        Client(settings(api), sleep=no_sleep) as client,
+    ):
+        await client.list_jobs(START, START + timedelta(hours=1))
+    assert client.api_now(local) >= ahead
