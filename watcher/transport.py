@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 # Same-origin redirects are followed, this many hops at most: an API moved behind a
@@ -38,7 +37,7 @@ class Refused(Exception):
 class Reply:
     status: int
     body: bytes  # read only for 2xx answers: nothing else's body is used
-    headers: CIMultiDictProxy[str]
+    headers: Mapping[str, str]  # aiohttp's, whose lookups ignore case
 
 
 def origin(url: URL) -> tuple[str, str, int | None]:
