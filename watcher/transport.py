@@ -75,8 +75,9 @@ def _target(resp: aiohttp.ClientResponse) -> URL | None:
 
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """The body, in chunks, never holding more than `limit` + 1 bytes of it. aiohttp
-    inflates gzip and deflate in bounded steps as it is read, so the bound counts the
-    inflated bytes: a compression bomb stops here like an endless stream."""
+    (from 3.14.1, the floor in pyproject.toml) inflates gzip and deflate in bounded
+    steps as the body is read, so the bound counts inflated bytes: a compression bomb
+    stops here like an endless stream."""
     declared = resp.content_length
     if declared is not None and declared > limit:
         raise Refused(
