@@ -66,6 +66,14 @@ def _sref(value: object) -> str:
     return match.group(1)
 
 
+def _start(value: object) -> datetime:
+    """A job's start: every job has one (the date filter reads it), so "" is missing too."""
+    started = _when(value)
+    if started is None:
+        raise ValueError("missing")
+    return started
+
+
 def _status(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("not a non-empty string")
@@ -97,7 +105,7 @@ _FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
     "status": ("status", _status),
     "name": ("name", _text),
     "url": ("url", _text),
-    "startedAt": ("started_at", _when),
+    "startedAt": ("started_at", _start),
     "updatedAt": ("updated_at", _when),
     "startedBy": ("started_by", _text),
     "type": ("type", _text),
@@ -106,7 +114,7 @@ _FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
     "runType": ("run_type", _text),
     "testRunsUri": ("test_runs_uri", _text),
 }
-_REQUIRED = ("sref", "status")
+_REQUIRED = ("sref", "status", "name", "startedAt")  # null or absent: the record is malformed
 
 
 def _record_name(item: object) -> str:
@@ -127,9 +135,9 @@ class Record(msgspec.Struct, gc=False):
 
     sref: str
     status: str
-    name: _Text | None = None
+    name: _Text
+    startedAt: str  # the API's names
     url: _Text | None = None
-    startedAt: str | None = None  # the API's names
     updatedAt: str | None = None
     startedBy: _Text | None = None
     type: _Text | None = None
@@ -176,12 +184,14 @@ def _documented(record: Record) -> Job | None:
     if status not in KNOWN_STATUSES or match is None:
         return None
     try:
-        started = record.startedAt and _usual_when(record.startedAt)
+        started = _usual_when(record.startedAt)
         updated = record.updatedAt and _usual_when(record.updatedAt)
     except ValueError:
         return None
+    if started is None:
+        return None
     sref = record.sref if match.start(1) == 0 else match.group(1)
-    return fast.job(record, sref, started or None, updated or None)
+    return fast.job(record, sref, started, updated or None)
 
 
 def _job(item: object) -> Job:

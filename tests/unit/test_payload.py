@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +13,15 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from watcher.models import Job
-from watcher.payload import MAX_TEXT, PayloadError, newer, parse_list, parse_one, parse_token
+from watcher.payload import (
+    MAX_TEXT,
+    PayloadError,
+    decode_listing,
+    newer,
+    parse_list,
+    parse_one,
+    parse_token,
+)
 
 RECORD: dict[str, Any] = {
     "name": "Homepage",
@@ -103,21 +112,28 @@ def test_unknown_fields_are_ignored() -> None:
     assert one(priority=3, region={"eu": True}) == one()
 
 
+MINIMAL = {"sref": "jobs/9", "status": "pending", "name": "n", "startedAt": "2017-02-27T13:19:11Z"}
+
+
 def test_missing_optional_fields_have_defaults() -> None:
-    """Only sref and status are needed; the rest default to empty."""
-    (job,) = parse_list({"results": [{"sref": "jobs/9", "status": "pending"}]}, 1).jobs
-    assert job == Job(sref="jobs/9", name="", status="pending")
+    """Only sref, status, name and startedAt are needed; the rest default to empty."""
+    (job,) = parse_list({"results": [MINIMAL]}, 1).jobs
+    assert job == Job(
+        sref="jobs/9",
+        name="n",
+        status="pending",
+        started_at=datetime(2017, 2, 27, 13, 19, 11, tzinfo=UTC),
+    )
 
 
 def test_null_fields_read_as_empty() -> None:
     """null in an optional field is the same as the field being absent."""
-    job = one(name=None, url=None, startedAt=None, updatedAt="", pageCount=None, runType=None)
-    assert (job.name, job.url, job.started_at, job.updated_at, job.page_count, job.run_type) == (
+    job = one(url=None, updatedAt="", pageCount=None, runType=None, startedBy=None)
+    assert (job.url, job.updated_at, job.page_count, job.run_type, job.started_by) == (
         "",
-        "",
-        None,
         None,
         0,
+        "",
         "",
     )
 
@@ -251,6 +267,41 @@ def test_record_that_is_not_an_object_is_skipped(item: object) -> None:
         page = parse_list({"results": [item, record(sref="jobs/2")]}, 1)
     assert [j.sref for j in page.jobs] == ["jobs/2"]
     assert [e["sref"] for e in logs if e["event"] == "job_record_skipped"] == ["?"]
+
+
+def without(field: str, **changes: Any) -> dict[str, Any]:
+    return {key: value for key, value in record(**changes).items() if key != field}
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (without("name", sref="jobs/1"), "name: missing"),
+        (record(sref="jobs/1", name=None), "name: missing"),
+        (without("startedAt", sref="jobs/1"), "startedAt: missing"),
+        (record(sref="jobs/1", startedAt=None), "startedAt: missing"),
+        (record(sref="jobs/1", startedAt=""), "startedAt: missing"),
+    ],
+    ids=["name-absent", "name-null", "start-absent", "start-null", "start-empty"],
+)
+def test_record_without_a_name_or_a_start_is_skipped(bad: dict[str, Any], problem: str) -> None:
+    """Every job has a name and a start: a record without one is malformed, skipped and
+    logged naming the field, whether the page was read plain or typed from its bytes."""
+    items = [record(sref="jobs/0"), bad, record(sref="jobs/2")]
+    for body in ({"results": items}, decode_listing(json.dumps({"results": items}).encode())):
+        with capture_logs() as logs:
+            page = parse_list(body, 1)
+        assert [j.sref for j in page.jobs] == ["jobs/0", "jobs/2"]
+        assert [(e["sref"], e["problems"]) for e in logs] == [("jobs/1", problem)]
+
+
+def test_a_page_of_bare_srefs_and_statuses_yields_no_job() -> None:
+    """A flood of `{"sref", "status"}` records is a flood of malformed records, not of
+    jobs with blank names."""
+    items = [{"sref": f"jobs/{n}", "status": "failed"} for n in range(1000)]
+    with capture_logs():
+        page = parse_list(decode_listing(json.dumps({"results": items}).encode()), 1)
+    assert (page.jobs, page.count, page.skipped) == ([], 1000, 1000)
 
 
 def test_huge_strings_are_truncated() -> None:

@@ -132,13 +132,17 @@ def test_a_page_of_documented_records_is_decoded_typed() -> None:
     assert [job.sref for job in parse_list(decoded, 1).jobs] == ["jobs/0", "jobs/1", "jobs/2"]
 
 
+# The fields every record needs besides sref and status, as the bodies below write them.
+NEEDED = b'"name": "Job 1", "startedAt": "2026-03-29T00:00:00Z"'
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"results": [{"sref": "jobs/1", "status": "failed", "score": NaN}]}',
-        b'{"results": {"sref": "jobs/1", "status": "failed"}}',
-        b'{"results": [{"sref": "jobs/1", "status": "failed", "pageCount": "3"}]}',
-        b'\xef\xbb\xbf{"results": [{"sref": "jobs/1", "status": "failed"}]}',
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "score": NaN, ' + NEEDED + b"}]}",
+        b'{"results": {"sref": "jobs/1", "status": "failed", ' + NEEDED + b"}}",
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "pageCount": "3", ' + NEEDED + b"}]}",
+        b'\xef\xbb\xbf{"results": [{"sref": "jobs/1", "status": "failed", ' + NEEDED + b"}]}",
     ],
 )
 def test_a_page_of_another_shape_is_read_plain(body: bytes) -> None:
@@ -166,7 +170,8 @@ def test_a_long_name_is_cut_the_same_on_both_paths(length: int) -> None:
 
 def test_a_key_given_twice_reads_the_same_on_both_paths() -> None:
     """The last of two values wins, as Python's reader has it, whichever path reads it."""
-    body = b'{"results": [{"sref": "jobs/1", "status": "running", "status": "failed"}]}'
+    body = b'{"results": [{"sref": "jobs/1", "status": "running", "status": "failed", '
+    body += NEEDED + b"}]}"
     (typed,) = parse_list(decode_listing(body), 1).jobs
     (plain,) = parse_list(json.loads(body), 1).jobs
     assert typed == plain
