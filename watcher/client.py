@@ -359,7 +359,7 @@ class Client:
         """
         url = f"{self._s.base_url}/{quote(sref, safe='/')}"
         try:
-            body = await self._get(url, "job")
+            body = await self._get(url, "job", payload.decode_body)
         except _NotFound:
             raise JobGone(sref) from None
         try:
@@ -383,7 +383,9 @@ class Client:
         """The first `limit` test runs of a job, for enriching an alert."""
         query = f"job={quote(sref, safe='')}&{quote(self._s.page_size_param)}={limit}"
         try:
-            body = await self._get(f"{self._s.base_url}/testRuns?{query}", "testRuns")
+            body = await self._get(
+                f"{self._s.base_url}/testRuns?{query}", "testRuns", payload.decode_body
+            )
         except _NotFound:
             return []
         return payload.parse_test_runs(body)[:limit]

@@ -1,8 +1,10 @@
 """The API's JSON -> our `Job` values, tolerant of everything the documentation leaves open.
 
 Unknown fields are ignored, unknown statuses kept, and one malformed record is logged
-(naming it) and skipped while its neighbours are used. Only an envelope that cannot
-be read at all raises `PayloadError`, which fails the cycle without changing state.
+(naming it) and skipped while its neighbours are used, even a record that no JSON
+reader takes (`salvage` reads the body around it). Only a body that cannot be read
+around its records (a ValueError from the decoders, which the client retries) or an
+envelope without `results` (`PayloadError`) fails the cycle, without changing state.
 
 A page is decoded by msgspec straight from its bytes into typed records of the
 documented shape; a page of another shape, and any record with an unusual value, goes
@@ -23,7 +25,7 @@ import msgspec
 import structlog
 from msgspec.structs import asdict
 
-from watcher import fast
+from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
 
 log = structlog.get_logger("watcher.payload")
@@ -118,6 +120,8 @@ _REQUIRED = ("sref", "status", "name", "startedAt")  # null or absent: the recor
 
 
 def _record_name(item: object) -> str:
+    if type(item) is salvage.Unreadable:
+        return item.sref
     if isinstance(item, dict):
         sref = item.get("sref")
         if isinstance(sref, str):
@@ -153,18 +157,39 @@ class _Listing(msgspec.Struct, gc=False):
 
 
 _decode_listing = msgspec.json.Decoder(_Listing).decode
+_decode_record = msgspec.json.Decoder(Record).decode
 
 
 def decode_listing(body: bytes) -> Any:
     """A page of `GET /jobs`: typed records when every record has the documented shape
-    (the usual case), else plain JSON for the tolerant reader. ValueError if not JSON."""
+    (the usual case); else plain JSON, read around any record that no reader takes,
+    records of the documented shape typed. `salvage.BrokenBody` (a ValueError) if the
+    page cannot be read around its records."""
     try:
         return _decode_listing(body)
-    except msgspec.DecodeError:  # another shape, or JSON only Python's reader takes (NaN)
-        return json.loads(body)
+    except (msgspec.DecodeError, RecursionError):  # another shape, or not for msgspec
+        return salvage.read(body, _typed_record)
+
+
+def decode_body(body: bytes) -> Any:
+    """Any body of the API as plain JSON for the tolerant readers; a record under
+    `results` that no reader takes becomes a `salvage.Unreadable` in its place.
+    `salvage.BrokenBody` (a ValueError) if the body cannot be read around its records."""
+    return salvage.read(body, salvage.plain_record)
+
+
+def _typed_record(record: bytes, at: int) -> Any:
+    """A record of the documented shape typed, as the fast path reads it; else plain."""
+    try:
+        return _decode_record(record)
+    except (msgspec.DecodeError, RecursionError):
+        return salvage.plain_record(record, at)
 
 
 def _as_record(item: object) -> Record | None:
+    """A record that Python's reader made, typed, if it has the documented shape."""
+    if type(item) is not dict:
+        return None
     try:
         return msgspec.convert(item, Record)
     except msgspec.ValidationError:
@@ -196,6 +221,8 @@ def _documented(record: Record) -> Job | None:
 
 def _job(item: object) -> Job:
     """A Job from one record; ValueError lists every problem (field: what is wrong)."""
+    if type(item) is salvage.Unreadable:
+        raise ValueError(f"record: {item.problem}")
     if not isinstance(item, dict):
         raise ValueError("record: not an object")
     values: dict[str, Any] = {}
