@@ -23,14 +23,18 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from msgspec.structs import asdict
+from msgspec.structs import asdict, astuple
 
 from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
 
 log = structlog.get_logger("watcher.payload")
 
-_SREF = re.compile(r"/?(jobs/[^/?#\s]+)")
+# An id of printable characters: it goes into URLs and log lines as it came.
+_SREF = re.compile(r"/?(jobs/[^/?#\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+)")
+# Python's JSON reader makes lone surrogates of `\ud800` escapes (and of their UTF-8
+# bytes), which no UTF-8 writer takes: not the state store, not the outbox's encoder.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 2000  # characters kept of any text field: a huge name must not bloat the state
 
 
@@ -53,12 +57,17 @@ def _when(value: object) -> datetime | None:
         raise ValueError("not an ISO 8601 date") from None
 
 
+def _writable(text: str) -> str:
+    """The text with each lone surrogate as U+FFFD, so that UTF-8 can write it."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("not a string")
-    return str(value)[:MAX_TEXT]
+    return _writable(str(value)[:MAX_TEXT])
 
 
 def _sref(value: object) -> str:
@@ -82,7 +91,7 @@ def _status(value: object) -> str:
     if len(value) > 100:
         raise ValueError("longer than 100 characters")
     folded = value.strip().lower()
-    return folded if folded in KNOWN_STATUSES else value
+    return folded if folded in KNOWN_STATUSES else _writable(value)
 
 
 def _count(value: object) -> int:
@@ -191,9 +200,19 @@ def _as_record(item: object) -> Record | None:
     if type(item) is not dict:
         return None
     try:
-        return msgspec.convert(item, Record)
+        record = msgspec.convert(item, Record)
     except msgspec.ValidationError:
         return None
+    return None if _has_surrogate(record) else record
+
+
+def _has_surrogate(record: Record) -> bool:
+    """Whether a text of a record converted from Python's JSON reader holds half of a
+    UTF-16 pair (msgspec's own reader refuses them)."""
+    return any(
+        type(value) is str and not value.isascii() and _SURROGATE.search(value) is not None
+        for value in astuple(record)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -410,4 +429,4 @@ def _plain(value: object) -> object:
         return None
     if value is None or isinstance(value, int | float):
         return value
-    return value[:MAX_TEXT] if isinstance(value, str) else None
+    return _writable(value[:MAX_TEXT]) if isinstance(value, str) else None

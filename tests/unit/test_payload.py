@@ -252,10 +252,23 @@ def test_skipped_record_is_logged_naming_its_sref() -> None:
 
 
 @pytest.mark.parametrize(
-    "sref", [None, 12345, "", "jobs/", "jobTemplates/1", "jobs/1/runs", "https://x/jobs/1"]
+    "sref",
+    [
+        None,
+        12345,
+        "",
+        "jobs/",
+        "jobTemplates/1",
+        "jobs/1/runs",
+        "https://x/jobs/1",
+        "jobs/1\x00",
+        "jobs/\x1b[2J",
+        "jobs/\ud800",
+    ],
 )
 def test_record_without_a_job_sref_is_skipped(sref: object) -> None:
-    """A record whose sref is not `jobs/<id>` cannot be followed and is skipped."""
+    """A record whose sref is not `jobs/<id>` (an id of printable characters) cannot be
+    followed and is skipped."""
     body = {"results": [record(sref=sref), record(sref="jobs/2")]}
     assert [j.sref for j in parse_list(body, 1).jobs] == ["jobs/2"]
 
@@ -302,6 +315,27 @@ def test_a_page_of_bare_srefs_and_statuses_yields_no_job() -> None:
     with capture_logs():
         page = parse_list(decode_listing(json.dumps({"results": items}).encode()), 1)
     assert (page.jobs, page.count, page.skipped) == ([], 1000, 1000)
+
+
+TEXT_FIELDS = [
+    ("name", "name"),
+    ("url", "url"),
+    ("startedBy", "started_by"),
+    ("type", "type"),
+    ("runType", "run_type"),
+    ("jobTemplateUri", "template"),
+    ("testRunsUri", "test_runs_uri"),
+    ("status", "status"),
+]
+
+
+@pytest.mark.parametrize(("field", "attribute"), TEXT_FIELDS)
+def test_a_lone_surrogate_in_text_reads_as_a_replacement_character(
+    field: str, attribute: str
+) -> None:
+    """JSON can escape half of a UTF-16 pair (`"\\ud800"`) and Python's reader keeps it,
+    but no UTF-8 writer (the state store, the outbox) takes it: it reads as U+FFFD."""
+    assert getattr(one(**{field: "a\ud800b"}), attribute) == "a\ufffdb"
 
 
 def test_huge_strings_are_truncated() -> None:
@@ -458,12 +492,14 @@ json_values = st.recursive(
 offsets = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
     lambda m: timezone(timedelta(minutes=m))
 )
+# Every code point, lone surrogates included: Python's JSON reader makes them from escapes.
+any_text = st.text(st.characters(exclude_categories=()))
 srefs = st.one_of(
     st.integers(min_value=0).map("jobs/{}".format),
-    st.text(min_size=1, max_size=10).map("/jobs/{}".format),
+    any_text.map("/jobs/{}".format),
     st.sampled_from(["jobs/x y", "jobs/", "jobTemplates/3", "jobs/4?x", "jobs/5/"]),
 )
-statuses = st.sampled_from(["pending", "RUNNING", " failed", "Exploded", ""]) | st.text(max_size=5)
+statuses = st.sampled_from(["pending", "RUNNING", " failed", "Exploded", ""]) | any_text
 dates = st.one_of(
     st.builds(lambda d, tz: d.replace(tzinfo=tz).isoformat(), st.datetimes(), offsets),
     st.datetimes().map(datetime.isoformat),
@@ -479,7 +515,7 @@ field_values = {
 near_records = st.fixed_dictionaries(
     {"sref": field_values["sref"], "status": field_values["status"]},
     optional={
-        field: field_values.get(field, st.one_of(st.text(), st.none(), st.integers()))
+        field: field_values.get(field, st.one_of(any_text, st.none(), st.integers()))
         for field in RECORD
         if field not in ("sref", "status")
     }
@@ -514,7 +550,8 @@ SREF = re.compile(r"jobs/[^/?#\s]+")
 )
 def test_parse_list_never_raises_but_payload_error(body: object) -> None:
     """Whatever JSON comes back, parse_list raises only PayloadError, and every job it
-    returns has a `jobs/...` sref and a non-empty status."""
+    returns has a `jobs/...` sref, a non-empty status, a start, and text that UTF-8 can
+    write."""
     with capture_logs():
         try:
             page = parse_list(body, 1)
@@ -523,4 +560,7 @@ def test_parse_list_never_raises_but_payload_error(body: object) -> None:
     for job in page.jobs:
         assert SREF.fullmatch(job.sref)
         assert job.status
+        assert job.started_at is not None
+        for value in (job.sref, job.name, job.status, job.url, job.type, job.started_by):
+            value.encode()
     assert page.count == len(page.jobs) + page.skipped

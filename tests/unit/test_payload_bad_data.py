@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +20,15 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import serve
+from tests.conftest import Hook, config_document, serve
 from watcher import payload
+from watcher.app import Daemon
 from watcher.client import Client
 from watcher.models import Job, JobState
 from watcher.payload import MAX_TEXT, decode_listing, parse_list
-from watcher.settings import ApiSettings
+from watcher.settings import ApiSettings, Settings
+from watcher.simulator.runner import SimulatorHandle
+from watcher.simulator.world import World
 from watcher.tracker import diff
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -36,6 +40,7 @@ junk = st.one_of(
     st.integers(),
     st.floats(allow_nan=True),
     st.text(max_size=30),
+    st.text(st.characters(exclude_categories=()), max_size=10),  # lone surrogates too
     st.text(min_size=5000, max_size=6000),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers()),
@@ -254,6 +259,15 @@ def test_a_record_with_an_unreadable_unknown_field_is_read() -> None:
     assert [(j.sref, j.page_count) for j in page.jobs] == [("jobs/1", 1), ("jobs/2", 3)]
 
 
+def test_a_lone_surrogate_written_as_utf_8_bytes_is_replaced() -> None:
+    """Python's reader lets half of a UTF-16 pair through as three UTF-8 bytes; it reads
+    as U+FFFD like the escaped one."""
+    body = around(spoilt(1, "name", b'"Job \xed\xa0\x80"'))
+    with structlog.testing.capture_logs():
+        names = [j.name for j in parse_list(decode_listing(body), 1).jobs]
+    assert names == ["Job 0", "Job \ufffd", "Job 2"]
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages())
 def test_a_page_read_around_a_record_no_reader_takes_reads_the_rest_the_same(
@@ -383,3 +397,19 @@ async def test_a_followed_job_whose_record_no_reader_takes_is_skipped_not_retrie
     assert [(e["event"], e["sref"]) for e in logged if e["log_level"] == "warning"] == [
         ("job_record_skipped", "jobs/1")
     ]
+
+
+async def test_a_job_named_with_a_lone_surrogate_is_stored_and_alerted(
+    sim: SimulatorHandle, world: World, hook: Hook, tmp_path: Path
+) -> None:
+    """The simulator writes the name as JSON does, `\\ud800` escaped: the poll stores the
+    job and alerts on it under a name with U+FFFD, where it once crashed every poll."""
+    doc = config_document(sim, tmp_path, {"hook": hook.url}, poll={"alert_on_first_run": True})
+    daemon = Daemon(Settings(**doc))
+    world.add_job(name="Checkout \ud800", status="failed")
+    try:
+        assert await daemon.poll_once()
+        await daemon.notifier.flush(budget=20)
+    finally:
+        await daemon.close()
+    assert hook.titles() == ["Checkout \ufffd failed"]
