@@ -36,6 +36,10 @@ _SREF = re.compile(r"/?(jobs/[^/?#\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+)")
 # bytes), which no UTF-8 writer takes: not the state store, not the outbox's encoder.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 2000  # characters kept of any text field: a huge name must not bloat the state
+# What a next link may hold to be requested as it came: the characters of RFC 3986.
+_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+MAX_TOTAL = 2**63 - 1  # a larger paginationTotalResults is no count a server made
+DEFAULT_TOKEN_LIFETIME = 300.0  # seconds, when the token response gives none that is usable
 
 
 class PayloadError(ValueError):
@@ -160,9 +164,19 @@ class Record(msgspec.Struct, gc=False):
     testRunsUri: _Text | None = None
 
 
+class _Meta(msgspec.Struct, gc=False):
+    """The keys of a page's meta that are read; the rest is skipped, never built (a meta
+    of a million keys costs no memory)."""
+
+    paginationTotalResults: Any = None
+    next: Any = None
+    nextPage: Any = None
+    links: Any = None
+
+
 class _Listing(msgspec.Struct, gc=False):
     results: list[Record]
-    meta: Any = None
+    meta: _Meta | None = None
 
 
 _decode_listing = msgspec.json.Decoder(_Listing).decode
@@ -291,7 +305,7 @@ def _envelope(body: Any) -> Any:
     return body["results"]
 
 
-def _next_link(meta: dict[str, Any]) -> str | None:
+def _next_link(meta: dict[str, Any], page: int) -> str | None:
     links = meta.get("links")
     for candidate in (
         meta.get("next"),
@@ -299,15 +313,25 @@ def _next_link(meta: dict[str, Any]) -> str | None:
         links.get("next") if isinstance(links, dict) else None,
     ):
         if isinstance(candidate, str) and candidate:
-            return candidate
+            if _URL.fullmatch(candidate):
+                return candidate
+            # The client requests a link as it came: spaces, line breaks or other text
+            # would be a broken request at best. Page numbers still reach the next page.
+            log.warning("api_next_link_ignored", page=page, problem="not written as a URL")
+            return None
     return None
+
+
+def _total(meta: dict[str, Any]) -> int | None:
+    total = meta.get("paginationTotalResults")
+    return total if type(total) is int and 0 <= total <= MAX_TOTAL else None
 
 
 def _page_parts(body: Any, page: int) -> tuple[list[Any], dict[str, Any]]:
     """The records and the meta of a page, decoded typed (`decode_listing`) or plain."""
     results: Any
     if type(body) is _Listing:
-        results, meta = body.results, body.meta
+        results, meta = body.results, asdict(body.meta) if body.meta else None
     else:
         results = _envelope(body)
         if isinstance(results, dict):
@@ -333,8 +357,6 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
     they had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
     results, meta = _page_parts(body, page)
-    total = meta.get("paginationTotalResults")
-    total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
     jobs: list[Job] = []
     unchanged: list[str] = []
     for index, item in enumerate(results):
@@ -355,8 +377,8 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
         jobs=jobs,
         count=len(results),
         skipped=len(results) - len(jobs) - len(unchanged),
-        total=total,
-        next_url=_next_link(meta),
+        total=_total(meta),
+        next_url=_next_link(meta, page),
         unchanged=unchanged,
     )
 
@@ -373,19 +395,24 @@ def parse_token(body: bytes) -> tuple[str, float] | None:
     """(access_token, lifetime in seconds) from an OAuth2 token response, or None."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the reader
         return None
     if not isinstance(data, dict):
         return None
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         return None
-    lifetime = data.get("expires_in")
+    return token, _lifetime(data.get("expires_in"))
+
+
+def _lifetime(value: object) -> float:
+    if value is None or isinstance(value, bool):  # true is no number of seconds
+        return DEFAULT_TOKEN_LIFETIME
     try:
-        seconds = float(lifetime) if lifetime is not None else 300.0
-    except (TypeError, ValueError):
-        seconds = 300.0
-    return token, seconds if seconds > 0 else 300.0
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past any float
+        return DEFAULT_TOKEN_LIFETIME
+    return seconds if seconds > 0 else DEFAULT_TOKEN_LIFETIME
 
 
 def newer(candidate: Job, known: Job) -> bool:

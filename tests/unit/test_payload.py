@@ -79,9 +79,14 @@ def test_parse_list_counts_the_page() -> None:
     assert (len(page.jobs), page.count, page.skipped, page.total) == (2, 2, 0, 7)
 
 
-@pytest.mark.parametrize("total", [None, -1, "7", True, 1.5])
+@pytest.mark.parametrize(
+    "total",
+    [None, -1, "7", True, 1.5, 2**63, 10**400],
+    ids=["null", "negative", "text", "bool", "fraction", "2^63", "10^400"],
+)
 def test_unusable_total_is_unknown(total: object) -> None:
-    """A total that is not a non-negative integer is treated as absent."""
+    """A total that is not a count a server could have made (an integer from 0 to
+    2**63 - 1) is treated as absent, as if the page had given none."""
     assert parse_list({"results": [], "meta": {"paginationTotalResults": total}}, 1).total is None
 
 
@@ -94,11 +99,32 @@ def test_unusable_total_is_unknown(total: object) -> None:
         ({"links": {"next": "/jobs?page=4"}}, "/jobs?page=4"),
         ({"next": ""}, None),
         ({"next": 2}, None),
+        ({"next": "https://api.example.com/jobs?page=2"}, "https://api.example.com/jobs?page=2"),
+        ({"next": "/jobs?page=2 HTTP/1.1\r\nX-Injected: 1"}, None),
+        ({"next": "/jobs?name=a b"}, None),
+        ({"next": "/jobs?name=\u00e9"}, None),
+        ({"next": "/jobs?page=\ud800"}, None),
     ],
 )
 def test_next_link_from_meta(meta: dict[str, Any], link: str | None) -> None:
-    """A next-page link is taken from meta when one is there."""
-    assert parse_list({"results": [], "meta": meta}, 1).next_url == link
+    """A next-page link is taken from meta when one is there, and only if it is written
+    as a URL is (printable ASCII, no spaces): it is requested as it came."""
+    with capture_logs():
+        assert parse_list({"results": [], "meta": meta}, 1).next_url == link
+
+
+def test_a_next_link_that_is_not_a_url_is_logged() -> None:
+    """A next link that cannot be requested is left out, and the log says so."""
+    with capture_logs() as logs:
+        parse_list({"results": [], "meta": {"next": "/jobs?page=2\r\n"}}, 3)
+    assert [(e["event"], e["page"]) for e in logs] == [("api_next_link_ignored", 3)]
+
+
+@pytest.mark.parametrize("meta", ["hello", [1, 2], 3, None])
+def test_meta_that_is_not_an_object_is_no_meta(meta: object) -> None:
+    """A meta of another shape gives no total and no next link, and the page is read."""
+    page = parse_list({"results": [record()], "meta": meta}, 1)
+    assert (len(page.jobs), page.total, page.next_url) == (1, None, None)
 
 
 def test_missing_meta_is_fine() -> None:
@@ -422,7 +448,11 @@ def test_parse_one_without_results_is_a_payload_error() -> None:
         (b'{"access_token": "abc", "expires_in": [1]}', ("abc", 300.0)),
         (b'{"access_token": "abc", "expires_in": -5}', ("abc", 300.0)),
         (b'{"access_token": "abc", "expires_in": 0}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": true}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": NaN}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}", ("abc", 300.0)),
     ],
+    ids=lambda value: repr(value)[:60],
 )
 def test_parse_token_reads_token_and_lifetime(body: bytes, expected: tuple[str, float]) -> None:
     """The token and its lifetime; an absent or unusable lifetime is taken as 300 s."""
@@ -441,7 +471,9 @@ def test_parse_token_reads_token_and_lifetime(body: bytes, expected: tuple[str, 
         b'{"access_token": 42}',
         b'{"token": "abc"}',
         b"\xff\xfe",
+        b'{"access_token": "abc", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
+    ids=lambda body: repr(body[:40]),
 )
 def test_parse_token_without_a_token_is_none(body: bytes) -> None:
     """A body that carries no usable access_token is None, never an exception."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -328,6 +329,21 @@ def test_a_page_unreadable_around_its_records_is_a_value_error_naming_the_byte(
     assert [e["problem"] for e in logged if e["event"] == "api_body_unreadable"] == [
         str(failed.value)
     ]
+
+
+def test_a_meta_of_many_keys_is_skipped_not_built() -> None:
+    """Of a page's meta only the keys that are read are decoded: 200k others cost no
+    memory (Python's allocations while the page is read stay under a tenth of it)."""
+    meta = b"{" + b", ".join(b'"k%d": 0' % n for n in range(200_000)) + b"}"
+    body = listing(encoded(record(0, "failed")), meta=meta)
+    tracemalloc.start()
+    try:
+        page = parse_list(decode_listing(body), 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(page.jobs) == 1
+    assert peak < len(body) // 10
 
 
 def test_an_unreadable_single_job_is_a_malformed_record() -> None:
