@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from msgspec.structs import asdict, astuple
+from msgspec.structs import asdict
 
 from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
@@ -181,6 +181,7 @@ class _Listing(msgspec.Struct, gc=False):
 
 _decode_listing = msgspec.json.Decoder(_Listing).decode
 _decode_record = msgspec.json.Decoder(Record).decode
+_encode = msgspec.json.Encoder().encode
 
 
 def decode_listing(body: bytes) -> Any:
@@ -217,16 +218,18 @@ def _as_record(item: object) -> Record | None:
         record = msgspec.convert(item, Record)
     except msgspec.ValidationError:
         return None
-    return None if _has_surrogate(record) else record
+    return record if _writable_record(record) else None
 
 
-def _has_surrogate(record: Record) -> bool:
-    """Whether a text of a record converted from Python's JSON reader holds half of a
-    UTF-16 pair (msgspec's own reader refuses them)."""
-    return any(
-        type(value) is str and not value.isascii() and _SURROGATE.search(value) is not None
-        for value in astuple(record)
-    )
+def _writable_record(record: Record) -> bool:
+    """Whether UTF-8 can write every text of a record that Python's reader made (it lets
+    lone surrogates through; msgspec's reader refuses them). Encoding it is the test that
+    UTF-8 writers apply, and costs less than looking at each text."""
+    try:
+        _encode(record)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)
