@@ -40,6 +40,7 @@ def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
         "SMTP_USER": "user",
         "SMTP_PASSWORD": "smtp-password-value",
         "PYTHONWARNINGS": "ignore:'imghdr' is deprecated:DeprecationWarning",
+        "PYTHONPATH": str(ROOT),  # this checkout's package, not whichever one is installed
     }
     result = subprocess.run(
         [sys.executable, "-m", "watcher", "check", "-c", str(ROOT / "watcher.example.yaml")],

@@ -1,8 +1,11 @@
 """The only module that knows the API's HTTP: OAuth2 tokens, headers, retries and paging.
 
-Retries connection errors, timeouts, 5xx, 429 (honouring Retry-After) and unreadable
-bodies with jittered backoff; anything it cannot get right raises `ApiError`, whose
-message never carries a token or secret. Payload parsing lives in `payload`.
+Retries connection errors, timeouts, malformed responses, 5xx, 429 (honouring
+Retry-After) and unreadable bodies with jittered backoff; a body past
+api.max_response_size or a redirect off the configured origin fails at once (retrying
+would meet the same answer). Anything it cannot get right raises `ApiError`, whose
+message never carries a token or secret. Each request's bounds live in `transport`;
+payload parsing in `payload`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import asyncio
 import base64
 import functools
 import json
-import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from watcher import logs, payload
+from watcher import logs, payload, transport
 from watcher.metrics import Metrics
 from watcher.models import TERMINAL_STATUSES, Job
 from watcher.settings import ApiSettings
@@ -35,8 +38,17 @@ log = structlog.get_logger("watcher.client")
 
 AGREEMENT = 0.5  # seconds of slack beyond the Date header's whole-second resolution
 SKEW_WARNING = 60.0  # seconds between the API's clock and ours worth a log line
+# Seconds between the API's Date and our clock past which the Date is not believed: the
+# API's clock is followed through the steps of a host's clock (NTP, a resumed VM), but
+# a Date a year away would fire every stuck and missed timer, and one in year 9999
+# leaves no room for arithmetic.
+MAX_API_SKEW = 86400.0
 MAX_RETRY_AFTER = 60.0  # seconds; a longer ask fails this cycle, the next one tries again
 TOKEN_MARGIN = 0.1  # renew when this share of the token's lifetime is left
+# What a bearer token may hold to be sent in a header as it came: visible ASCII. Line
+# breaks would be a header injection (aiohttp raises on them); non-ASCII has no encoding
+# that the API is known to read.
+SENDABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class ApiError(Exception):
@@ -49,6 +61,15 @@ class _NotFound(Exception):
 
 class JobGone(Exception):
     """The API answers 404 for a job it listed before."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """One attempt that went wrong in a way worth retrying."""
+
+    outcome: str  # the metric's label
+    problem: str  # for the log and the final ApiError: names the endpoint, no secret
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +127,10 @@ class Client:
             settings.access_token.get_secret_value() if settings.access_token else None
         )
         self._token_expiry = float("inf") if self._token else 0.0
+        # Credentials go to these origins only: data requests to base_url's, the client
+        # secret to token_url's (transport.exchange refuses any other, redirects too).
+        self._home = URL(settings.base_url)
+        self._token_home = URL(settings.token_url)
         self.requests = 0
         self.server_time: tuple[datetime, float] | None = None  # (API time, monotonic)
         self._skew = 0.0
@@ -128,7 +153,9 @@ class Client:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._s.timeout),
+                # No session-wide deadline: transport.exchange sets one per request that
+                # covers every redirect hop and the whole body.
+                timeout=aiohttp.ClientTimeout(total=None),
                 connector=aiohttp.TCPConnector(
                     limit=self._s.max_concurrency + 1, ssl=self._s.verify_tls
                 ),
@@ -138,15 +165,20 @@ class Client:
 
     def _note_server_time(self, header: str | None) -> None:
         """Keep the API's time (its Date header) against our monotonic clock, so that
-        windows and timers follow the API's clock, not a wall clock that NTP may jump."""
+        windows and timers follow the API's clock, not a wall clock that NTP may jump;
+        unless it is more than MAX_API_SKEW from ours (logged once when it goes there)."""
         server = _http_date(header) if header else None
         if server is None:
             return
         skew = server.timestamp() - time.time()
-        if abs(skew) > SKEW_WARNING and abs(skew - self._skew) > SKEW_WARNING:
-            log.warning("clock_skew", seconds=round(skew, 1), hint="check NTP on this host")
+        if abs(skew - self._skew) > SKEW_WARNING:
+            if abs(skew) > MAX_API_SKEW:
+                log.warning("api_date_ignored", seconds=round(skew), hint="check the API's clock")
+            elif abs(skew) > SKEW_WARNING:
+                log.warning("clock_skew", seconds=round(skew, 1), hint="check NTP on this host")
         self._skew = skew
-        self.server_time = (server, time.monotonic())
+        if abs(skew) <= MAX_API_SKEW:
+            self.server_time = (server, time.monotonic())
 
     def api_now(self, local: datetime) -> datetime:
         """The time by the API's clock: `local` while it agrees with the API's last Date
@@ -181,34 +213,44 @@ class Client:
         assert self._s.client_secret is not None
         pair = f"{self._s.client_id}:{self._s.client_secret.get_secret_value()}"
         headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        form = {"grant_type": "client_credentials"}
         for attempt in range(self._s.retries + 1):
-            wait: float | None = None
-            try:
-                async with self._http().post(
-                    self._s.token_url, data={"grant_type": "client_credentials"}, headers=headers
-                ) as resp:
-                    status, body = resp.status, await resp.read()
-                    wait = _retry_after(resp.headers.get("Retry-After"))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self._count("token", "connection_error")
-                problem = f"token endpoint unreachable ({type(exc).__name__})"
-            else:
-                if status in (400, 401, 403):
-                    self._count("token", "refused")
-                    raise ApiError(f"token endpoint refused the client credentials (HTTP {status})")
-                problem = f"token endpoint answered HTTP {status}"
-                if 200 <= status < 300:
-                    token = payload.parse_token(body)
-                    if token is not None:
-                        self._count("token", "ok")
-                        logs.protect(token[0])
-                        return token
-                    problem = "token endpoint answered without an access_token"
-                self._count("token", "error")
+            got = await self._attempt(
+                "token", "POST", str(self._token_home), self._token_home, headers, form
+            )
+            result = self._token_from(got)
+            if not isinstance(result, _Failure):
+                self._count("token", "ok")
+                logs.protect(result[0])
+                return result
+            self._count("token", result.outcome)
             if attempt == self._s.retries:
-                raise ApiError(problem)
-            await self._backoff(attempt, wait, problem)
+                raise ApiError(result.problem)
+            await self._backoff(attempt, result.retry_after, result.problem)
         raise AssertionError("unreachable")
+
+    def _token_from(self, got: transport.Reply | _Failure) -> tuple[str, float] | _Failure:
+        """The token and its lifetime from one answer of the token endpoint, or the
+        failure worth retrying; raises ApiError when the credentials are refused."""
+        if isinstance(got, _Failure):
+            return got
+        if got.status in (400, 401, 403):
+            self._count("token", "refused")
+            raise ApiError(f"token endpoint refused the client credentials (HTTP {got.status})")
+        if not 200 <= got.status < 300:
+            wait = _retry_after(got.headers.get("Retry-After"))
+            return _Failure("error", f"token endpoint answered HTTP {got.status}", wait)
+        try:
+            token = payload.parse_token(got.body)
+        except (ValueError, RecursionError, OverflowError):  # too deep, or a 400-digit lifetime
+            token = None
+        if token is None:
+            return _Failure("error", "token endpoint answered without an access_token")
+        if not SENDABLE_TOKEN.fullmatch(token[0]):
+            return _Failure(
+                "error", "token endpoint answered an access_token that is not printable ASCII"
+            )
+        return token
 
     # -- requests ---------------------------------------------------------------------
 
@@ -222,6 +264,44 @@ class Client:
         log.info("api_retry", problem=problem, attempt=attempt + 1, delay=round(delay, 2))
         await self._sleep(delay)
 
+    async def _attempt(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        home: URL,
+        headers: Mapping[str, str],
+        form: Mapping[str, str] | None = None,
+    ) -> transport.Reply | _Failure:
+        """One request: its reply, or the failure worth retrying. A refused answer (too
+        large, off the origin) raises ApiError: the same request would meet it again."""
+        what = "token endpoint" if endpoint == "token" else f"{method} {endpoint}"
+        try:
+            return await transport.exchange(
+                self._http(),
+                method,
+                url,
+                home=home,
+                headers=headers,
+                data=form,
+                limit=self._s.max_response_size,
+                timeout=self._s.timeout,
+            )
+        except transport.Refused as exc:
+            self._count(endpoint, exc.outcome)
+            raise ApiError(f"{what}: {exc}") from None
+        except TimeoutError:
+            within = f"api.timeout ({self._s.timeout:g}s)"
+            return _Failure("timeout", f"{what}: no complete answer within {within}")
+        except aiohttp.ClientResponseError:
+            # aiohttp's parser refused the status line or the headers (it bounds their
+            # size and count); its message quotes the raw bytes, so it is not passed on.
+            return _Failure("bad_response", f"{what}: malformed HTTP response")
+        except aiohttp.ClientPayloadError:
+            return _Failure("bad_body", f"{what}: body broken off or not decodable")
+        except aiohttp.ClientError as exc:
+            return _Failure("connection_error", f"{what}: connection error ({type(exc).__name__})")
+
     async def _get(
         self, url: str, endpoint: str, decode: Callable[[bytes], Any] = json.loads
     ) -> Any:
@@ -229,45 +309,48 @@ class Client:
         renewed = False
         attempt = 0
         while True:
-            wait: float | None = None
             async with self._gate:
                 token = await self._bearer()
                 headers = {"Realm": self._s.realm, "Authorization": f"Bearer {token}"}
-                try:
-                    async with self._http().get(URL(url, encoded=True), headers=headers) as resp:
-                        status, body = resp.status, await resp.read()
-                        wait = _retry_after(resp.headers.get("Retry-After"))
-                        self._note_server_time(resp.headers.get("Date"))
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    status, body = 0, b""
-                    outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
-                    problem = f"GET {endpoint}: {outcome.replace('_', ' ')}"
-            if status == 401 and not renewed and self._s.access_token is None:
-                self._count(endpoint, "unauthorized")
-                renewed = True
-                await self._bearer(renew=True)
-                continue
-            if 200 <= status < 300:
-                try:
-                    decoded = decode(body)
-                except (ValueError, RecursionError):  # not JSON, or nested past any reader
-                    outcome, problem = "bad_body", f"GET {endpoint}: body is not readable JSON"
-                else:
-                    self._count(endpoint, "ok")
-                    return decoded
-            elif status == 404:
-                self._count(endpoint, "not_found")
-                raise _NotFound
-            elif status == 429 or status >= 500:
-                outcome, problem = f"http_{status}", f"GET {endpoint}: HTTP {status}"
-            elif status:
-                self._count(endpoint, f"http_{status}")
-                raise ApiError(f"GET {endpoint}: HTTP {status}")
-            self._count(endpoint, outcome)
+                got = await self._attempt(endpoint, "GET", url, self._home, headers)
+            if isinstance(got, transport.Reply):
+                self._note_server_time(got.headers.get("Date"))
+                if got.status == 401 and not renewed and self._s.access_token is None:
+                    self._count(endpoint, "unauthorized")
+                    renewed = True
+                    await self._bearer(renew=True)
+                    continue
+            result = self._judge(endpoint, got, decode)
+            if not isinstance(result, _Failure):
+                self._count(endpoint, "ok")
+                return result
+            self._count(endpoint, result.outcome)
             if attempt >= self._s.retries:
-                raise ApiError(f"{problem} (after {attempt + 1} attempts)")
-            await self._backoff(attempt, wait, problem)
+                raise ApiError(f"{result.problem} (after {attempt + 1} attempts)")
+            await self._backoff(attempt, result.retry_after, result.problem)
             attempt += 1
+
+    def _judge(
+        self, endpoint: str, got: transport.Reply | _Failure, decode: Callable[[bytes], Any]
+    ) -> Any:
+        """The decoded body of a good reply, or the failure worth retrying; raises
+        _NotFound for 404 and ApiError for any other answer that retrying cannot mend."""
+        if isinstance(got, _Failure):
+            return got
+        status = got.status
+        if 200 <= status < 300:
+            try:
+                return decode(got.body)
+            except (ValueError, RecursionError):  # not JSON, or nested past any reader
+                return _Failure("bad_body", f"GET {endpoint}: body is not readable JSON")
+        if status == 404:
+            self._count(endpoint, "not_found")
+            raise _NotFound
+        if status == 429 or status >= 500:
+            wait = _retry_after(got.headers.get("Retry-After"))
+            return _Failure(f"http_{status}", f"GET {endpoint}: HTTP {status}", wait)
+        self._count(endpoint, f"http_{status}")
+        raise ApiError(f"GET {endpoint}: HTTP {status}")
 
     async def get_job(self, sref: str) -> Job | None:
         """The job at `sref` now; None if its record is unusable this time (logged).
@@ -276,7 +359,7 @@ class Client:
         """
         url = f"{self._s.base_url}/{quote(sref, safe='/')}"
         try:
-            body = await self._get(url, "job")
+            body = await self._get(url, "job", payload.decode_body)
         except _NotFound:
             raise JobGone(sref) from None
         try:
@@ -300,7 +383,9 @@ class Client:
         """The first `limit` test runs of a job, for enriching an alert."""
         query = f"job={quote(sref, safe='')}&{quote(self._s.page_size_param)}={limit}"
         try:
-            body = await self._get(f"{self._s.base_url}/testRuns?{query}", "testRuns")
+            body = await self._get(
+                f"{self._s.base_url}/testRuns?{query}", "testRuns", payload.decode_body
+            )
         except _NotFound:
             return []
         return payload.parse_test_runs(body)[:limit]
@@ -322,6 +407,7 @@ class Client:
         )
         url, page = page_url(1), 1
         visited: set[str] = set()
+        most = self._s.max_pages * self._s.page_size
         try:
             while True:
                 if page > self._s.max_pages:
@@ -332,6 +418,13 @@ class Client:
                 fetch = ahead.pop(page) or self._get(url, "jobs", payload.decode_listing)
                 listed = await self._read_page(fetch, page, settled)
                 new = found.add(listed)
+                # What a listing holds is bounded like its pages: a server that answers
+                # more records a page than asked for must not make a cycle hold more.
+                if found.records > most:
+                    raise ApiError(
+                        f"GET jobs: the window holds more than {most} records"
+                        " (api.max_pages x api.page_size)"
+                    )
                 if listed.count == 0:
                     break
                 if listed.next_url:
@@ -438,7 +531,8 @@ class _ReadAhead:
 
     def request(self, page: int, total: int, widest: int) -> None:
         """`page` is the next to read; request those after it within the window."""
-        self._last = min(max(self._last, math.ceil(total / widest)), self._max_pages)
+        pages = -(-total // widest)  # in integers: a total of 400 digits is no float
+        self._last = min(max(self._last, pages), self._max_pages)
         for n in range(page + 1, min(page + self._concurrency, self._last + 1)):
             if n not in self._tasks:
                 self._tasks[n] = asyncio.ensure_future(self._fetch(n))

@@ -1,8 +1,10 @@
 """The API's JSON -> our `Job` values, tolerant of everything the documentation leaves open.
 
 Unknown fields are ignored, unknown statuses kept, and one malformed record is logged
-(naming it) and skipped while its neighbours are used. Only an envelope that cannot
-be read at all raises `PayloadError`, which fails the cycle without changing state.
+(naming it) and skipped while its neighbours are used, even a record that no JSON
+reader takes (`salvage` reads the body around it). Only a body that cannot be read
+around its records (a ValueError from the decoders, which the client retries) or an
+envelope without `results` (`PayloadError`) fails the cycle, without changing state.
 
 A page is decoded by msgspec straight from its bytes into typed records of the
 documented shape; a page of another shape, and any record with an unusual value, goes
@@ -23,13 +25,21 @@ import msgspec
 import structlog
 from msgspec.structs import asdict
 
-from watcher import fast
+from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
 
 log = structlog.get_logger("watcher.payload")
 
-_SREF = re.compile(r"/?(jobs/[^/?#\s]+)")
+# An id of printable characters: it goes into URLs and log lines as it came.
+_SREF = re.compile(r"/?(jobs/[^/?#\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+)")
+# Python's JSON reader makes lone surrogates of `\ud800` escapes (and of their UTF-8
+# bytes), which no UTF-8 writer takes: not the state store, not the outbox's encoder.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 2000  # characters kept of any text field: a huge name must not bloat the state
+# What a next link may hold to be requested as it came: the characters of RFC 3986.
+_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+MAX_TOTAL = 2**63 - 1  # a larger paginationTotalResults is no count a server made
+DEFAULT_TOKEN_LIFETIME = 300.0  # seconds, when the token response gives none that is usable
 
 
 class PayloadError(ValueError):
@@ -51,12 +61,17 @@ def _when(value: object) -> datetime | None:
         raise ValueError("not an ISO 8601 date") from None
 
 
+def _writable(text: str) -> str:
+    """The text with each lone surrogate as U+FFFD, so that UTF-8 can write it."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("not a string")
-    return str(value)[:MAX_TEXT]
+    return _writable(str(value)[:MAX_TEXT])
 
 
 def _sref(value: object) -> str:
@@ -66,13 +81,21 @@ def _sref(value: object) -> str:
     return match.group(1)
 
 
+def _start(value: object) -> datetime:
+    """A job's start: every job has one (the date filter reads it), so "" is missing too."""
+    started = _when(value)
+    if started is None:
+        raise ValueError("missing")
+    return started
+
+
 def _status(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("not a non-empty string")
     if len(value) > 100:
         raise ValueError("longer than 100 characters")
     folded = value.strip().lower()
-    return folded if folded in KNOWN_STATUSES else value
+    return folded if folded in KNOWN_STATUSES else _writable(value)
 
 
 def _count(value: object) -> int:
@@ -97,7 +120,7 @@ _FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
     "status": ("status", _status),
     "name": ("name", _text),
     "url": ("url", _text),
-    "startedAt": ("started_at", _when),
+    "startedAt": ("started_at", _start),
     "updatedAt": ("updated_at", _when),
     "startedBy": ("started_by", _text),
     "type": ("type", _text),
@@ -106,10 +129,12 @@ _FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
     "runType": ("run_type", _text),
     "testRunsUri": ("test_runs_uri", _text),
 }
-_REQUIRED = ("sref", "status")
+_REQUIRED = ("sref", "status", "name", "startedAt")  # null or absent: the record is malformed
 
 
 def _record_name(item: object) -> str:
+    if type(item) is salvage.Unreadable:
+        return item.sref
     if isinstance(item, dict):
         sref = item.get("sref")
         if isinstance(sref, str):
@@ -127,9 +152,9 @@ class Record(msgspec.Struct, gc=False):
 
     sref: str
     status: str
-    name: _Text | None = None
+    name: _Text
+    startedAt: str  # the API's names
     url: _Text | None = None
-    startedAt: str | None = None  # the API's names
     updatedAt: str | None = None
     startedBy: _Text | None = None
     type: _Text | None = None
@@ -139,28 +164,72 @@ class Record(msgspec.Struct, gc=False):
     testRunsUri: _Text | None = None
 
 
+class _Meta(msgspec.Struct, gc=False):
+    """The keys of a page's meta that are read; the rest is skipped, never built (a meta
+    of a million keys costs no memory)."""
+
+    paginationTotalResults: Any = None
+    next: Any = None
+    nextPage: Any = None
+    links: Any = None
+
+
 class _Listing(msgspec.Struct, gc=False):
     results: list[Record]
-    meta: Any = None
+    meta: _Meta | None = None
 
 
 _decode_listing = msgspec.json.Decoder(_Listing).decode
+_decode_record = msgspec.json.Decoder(Record).decode
+_encode = msgspec.json.Encoder().encode
 
 
 def decode_listing(body: bytes) -> Any:
     """A page of `GET /jobs`: typed records when every record has the documented shape
-    (the usual case), else plain JSON for the tolerant reader. ValueError if not JSON."""
+    (the usual case); else plain JSON, read around any record that no reader takes,
+    records of the documented shape typed. `salvage.BrokenBody` (a ValueError) if the
+    page cannot be read around its records."""
     try:
         return _decode_listing(body)
-    except msgspec.DecodeError:  # another shape, or JSON only Python's reader takes (NaN)
-        return json.loads(body)
+    except (msgspec.DecodeError, RecursionError):  # another shape, or not for msgspec
+        return salvage.read(body, _typed_record)
+
+
+def decode_body(body: bytes) -> Any:
+    """Any body of the API as plain JSON for the tolerant readers; a record under
+    `results` that no reader takes becomes a `salvage.Unreadable` in its place.
+    `salvage.BrokenBody` (a ValueError) if the body cannot be read around its records."""
+    return salvage.read(body, salvage.plain_record)
+
+
+def _typed_record(record: bytes, at: int) -> Any:
+    """A record of the documented shape typed, as the fast path reads it; else plain."""
+    try:
+        return _decode_record(record)
+    except (msgspec.DecodeError, RecursionError):
+        return salvage.plain_record(record, at)
 
 
 def _as_record(item: object) -> Record | None:
+    """A record that Python's reader made, typed, if it has the documented shape."""
+    if type(item) is not dict:
+        return None
     try:
-        return msgspec.convert(item, Record)
+        record = msgspec.convert(item, Record)
     except msgspec.ValidationError:
         return None
+    return record if _writable_record(record) else None
+
+
+def _writable_record(record: Record) -> bool:
+    """Whether UTF-8 can write every text of a record that Python's reader made (it lets
+    lone surrogates through; msgspec's reader refuses them). Encoding it is the test that
+    UTF-8 writers apply, and costs less than looking at each text."""
+    try:
+        _encode(record)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -176,16 +245,20 @@ def _documented(record: Record) -> Job | None:
     if status not in KNOWN_STATUSES or match is None:
         return None
     try:
-        started = record.startedAt and _usual_when(record.startedAt)
+        started = _usual_when(record.startedAt)
         updated = record.updatedAt and _usual_when(record.updatedAt)
     except ValueError:
         return None
+    if started is None:
+        return None
     sref = record.sref if match.start(1) == 0 else match.group(1)
-    return fast.job(record, sref, started or None, updated or None)
+    return fast.job(record, sref, started, updated or None)
 
 
 def _job(item: object) -> Job:
     """A Job from one record; ValueError lists every problem (field: what is wrong)."""
+    if type(item) is salvage.Unreadable:
+        raise ValueError(f"record: {item.problem}")
     if not isinstance(item, dict):
         raise ValueError("record: not an object")
     values: dict[str, Any] = {}
@@ -235,7 +308,7 @@ def _envelope(body: Any) -> Any:
     return body["results"]
 
 
-def _next_link(meta: dict[str, Any]) -> str | None:
+def _next_link(meta: dict[str, Any], page: int) -> str | None:
     links = meta.get("links")
     for candidate in (
         meta.get("next"),
@@ -243,15 +316,25 @@ def _next_link(meta: dict[str, Any]) -> str | None:
         links.get("next") if isinstance(links, dict) else None,
     ):
         if isinstance(candidate, str) and candidate:
-            return candidate
+            if _URL.fullmatch(candidate):
+                return candidate
+            # The client requests a link as it came: spaces, line breaks or other text
+            # would be a broken request at best. Page numbers still reach the next page.
+            log.warning("api_next_link_ignored", page=page, problem="not written as a URL")
+            return None
     return None
+
+
+def _total(meta: dict[str, Any]) -> int | None:
+    total = meta.get("paginationTotalResults")
+    return total if type(total) is int and 0 <= total <= MAX_TOTAL else None
 
 
 def _page_parts(body: Any, page: int) -> tuple[list[Any], dict[str, Any]]:
     """The records and the meta of a page, decoded typed (`decode_listing`) or plain."""
     results: Any
     if type(body) is _Listing:
-        results, meta = body.results, body.meta
+        results, meta = body.results, asdict(body.meta) if body.meta else None
     else:
         results = _envelope(body)
         if isinstance(results, dict):
@@ -277,8 +360,6 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
     they had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
     results, meta = _page_parts(body, page)
-    total = meta.get("paginationTotalResults")
-    total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
     jobs: list[Job] = []
     unchanged: list[str] = []
     for index, item in enumerate(results):
@@ -299,8 +380,8 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
         jobs=jobs,
         count=len(results),
         skipped=len(results) - len(jobs) - len(unchanged),
-        total=total,
-        next_url=_next_link(meta),
+        total=_total(meta),
+        next_url=_next_link(meta, page),
         unchanged=unchanged,
     )
 
@@ -317,19 +398,24 @@ def parse_token(body: bytes) -> tuple[str, float] | None:
     """(access_token, lifetime in seconds) from an OAuth2 token response, or None."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the reader
         return None
     if not isinstance(data, dict):
         return None
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         return None
-    lifetime = data.get("expires_in")
+    return token, _lifetime(data.get("expires_in"))
+
+
+def _lifetime(value: object) -> float:
+    if value is None or isinstance(value, bool):  # true is no number of seconds
+        return DEFAULT_TOKEN_LIFETIME
     try:
-        seconds = float(lifetime) if lifetime is not None else 300.0
-    except (TypeError, ValueError):
-        seconds = 300.0
-    return token, seconds if seconds > 0 else 300.0
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past any float
+        return DEFAULT_TOKEN_LIFETIME
+    return seconds if seconds > 0 else DEFAULT_TOKEN_LIFETIME
 
 
 def newer(candidate: Job, known: Job) -> bool:
@@ -373,4 +459,4 @@ def _plain(value: object) -> object:
         return None
     if value is None or isinstance(value, int | float):
         return value
-    return value[:MAX_TEXT] if isinstance(value, str) else None
+    return _writable(value[:MAX_TEXT]) if isinstance(value, str) else None

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     SecretStr,
@@ -98,6 +99,11 @@ class ApiSettings(Section):
     max_pages: int = Field(1000, ge=1)
     max_concurrency: int = Field(4, ge=1, le=64)
     retries: int = Field(3, ge=0, le=10)
+    # Any one response body (a page, a job, test runs, a token), decompressed: a full
+    # page of 10,000 records is about 10 MB, so the default leaves room and still stops
+    # an endless or inflating answer long before it matters. `16MB` is 16,000,000
+    # bytes, `16MiB` 16,777,216; a plain number is bytes.
+    max_response_size: Annotated[ByteSize, Field(ge=1024)] = ByteSize(16_000_000)
     verify_tls: bool = True
 
     @field_validator("base_url", "token_url")

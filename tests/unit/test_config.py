@@ -284,6 +284,37 @@ def test_bad_duration_names_the_key(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("16MB", 16_000_000), ("16MiB", 16_777_216), ("512 kB", 512_000), (1048576, 1048576)],
+)
+def test_max_response_size_reads_sizes_and_bytes(tmp_path: Path, value: object, size: int) -> None:
+    """api.max_response_size: kB/MB/GB (powers of 1000), KiB/MiB/GiB, or a number of bytes."""
+    settings = load(write(tmp_path, document(api={**BASE["api"], "max_response_size": value})))
+    assert settings.api.max_response_size == size
+
+
+def test_max_response_size_defaults_to_16_mb(tmp_path: Path) -> None:
+    """The default leaves room for a full page of 10,000 records."""
+    assert load(write(tmp_path, document())).api.max_response_size == 16_000_000
+
+
+@pytest.mark.parametrize(("value", "problem"), [("lots", "byte string"), (10, "1024")])
+def test_a_bad_max_response_size_names_the_key(tmp_path: Path, value: object, problem: str) -> None:
+    """An unreadable size, or one below 1 KiB, is an error at api.max_response_size."""
+    text = error(write(tmp_path, document(api={**BASE["api"], "max_response_size": value})))
+    assert text.startswith("api.max_response_size: ")
+    assert problem in text
+
+
+def test_max_response_size_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WATCHER_API__MAX_RESPONSE_SIZE takes the same forms."""
+    monkeypatch.setenv("WATCHER_API__MAX_RESPONSE_SIZE", "2MiB")
+    assert load(write(tmp_path, document())).api.max_response_size == 2 * 1024 * 1024
+
+
 def test_every_problem_is_reported(tmp_path: Path) -> None:
     """Several problems give one line each, not only the first."""
     doc = document(poll={"interval": "5x", "lookback": "later"}, log={"format": "xml"})

@@ -55,7 +55,7 @@ def test_job_from_a_record_is_the_job_by_keyword() -> None:
 
 def test_an_empty_record_gives_the_keyword_defaults() -> None:
     """Fields the record leaves out are the model's defaults."""
-    record = payload.Record(sref="jobs/2", status="pending")
+    record = payload.Record(sref="jobs/2", status="pending", name="", startedAt="")
     built = fast.job(record, "jobs/2", None, None)
     assert built == Job(sref="jobs/2", name="", status="pending")
 

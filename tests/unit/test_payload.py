@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +13,15 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from watcher.models import Job
-from watcher.payload import MAX_TEXT, PayloadError, newer, parse_list, parse_one, parse_token
+from watcher.payload import (
+    MAX_TEXT,
+    PayloadError,
+    decode_listing,
+    newer,
+    parse_list,
+    parse_one,
+    parse_token,
+)
 
 RECORD: dict[str, Any] = {
     "name": "Homepage",
@@ -70,9 +79,14 @@ def test_parse_list_counts_the_page() -> None:
     assert (len(page.jobs), page.count, page.skipped, page.total) == (2, 2, 0, 7)
 
 
-@pytest.mark.parametrize("total", [None, -1, "7", True, 1.5])
+@pytest.mark.parametrize(
+    "total",
+    [None, -1, "7", True, 1.5, 2**63, 10**400],
+    ids=["null", "negative", "text", "bool", "fraction", "2^63", "10^400"],
+)
 def test_unusable_total_is_unknown(total: object) -> None:
-    """A total that is not a non-negative integer is treated as absent."""
+    """A total that is not a count a server could have made (an integer from 0 to
+    2**63 - 1) is treated as absent, as if the page had given none."""
     assert parse_list({"results": [], "meta": {"paginationTotalResults": total}}, 1).total is None
 
 
@@ -85,11 +99,32 @@ def test_unusable_total_is_unknown(total: object) -> None:
         ({"links": {"next": "/jobs?page=4"}}, "/jobs?page=4"),
         ({"next": ""}, None),
         ({"next": 2}, None),
+        ({"next": "https://api.example.com/jobs?page=2"}, "https://api.example.com/jobs?page=2"),
+        ({"next": "/jobs?page=2 HTTP/1.1\r\nX-Injected: 1"}, None),
+        ({"next": "/jobs?name=a b"}, None),
+        ({"next": "/jobs?name=\u00e9"}, None),
+        ({"next": "/jobs?page=\ud800"}, None),
     ],
 )
 def test_next_link_from_meta(meta: dict[str, Any], link: str | None) -> None:
-    """A next-page link is taken from meta when one is there."""
-    assert parse_list({"results": [], "meta": meta}, 1).next_url == link
+    """A next-page link is taken from meta when one is there, and only if it is written
+    as a URL is (printable ASCII, no spaces): it is requested as it came."""
+    with capture_logs():
+        assert parse_list({"results": [], "meta": meta}, 1).next_url == link
+
+
+def test_a_next_link_that_is_not_a_url_is_logged() -> None:
+    """A next link that cannot be requested is left out, and the log says so."""
+    with capture_logs() as logs:
+        parse_list({"results": [], "meta": {"next": "/jobs?page=2\r\n"}}, 3)
+    assert [(e["event"], e["page"]) for e in logs] == [("api_next_link_ignored", 3)]
+
+
+@pytest.mark.parametrize("meta", ["hello", [1, 2], 3, None])
+def test_meta_that_is_not_an_object_is_no_meta(meta: object) -> None:
+    """A meta of another shape gives no total and no next link, and the page is read."""
+    page = parse_list({"results": [record()], "meta": meta}, 1)
+    assert (len(page.jobs), page.total, page.next_url) == (1, None, None)
 
 
 def test_missing_meta_is_fine() -> None:
@@ -103,21 +138,28 @@ def test_unknown_fields_are_ignored() -> None:
     assert one(priority=3, region={"eu": True}) == one()
 
 
+MINIMAL = {"sref": "jobs/9", "status": "pending", "name": "n", "startedAt": "2017-02-27T13:19:11Z"}
+
+
 def test_missing_optional_fields_have_defaults() -> None:
-    """Only sref and status are needed; the rest default to empty."""
-    (job,) = parse_list({"results": [{"sref": "jobs/9", "status": "pending"}]}, 1).jobs
-    assert job == Job(sref="jobs/9", name="", status="pending")
+    """Only sref, status, name and startedAt are needed; the rest default to empty."""
+    (job,) = parse_list({"results": [MINIMAL]}, 1).jobs
+    assert job == Job(
+        sref="jobs/9",
+        name="n",
+        status="pending",
+        started_at=datetime(2017, 2, 27, 13, 19, 11, tzinfo=UTC),
+    )
 
 
 def test_null_fields_read_as_empty() -> None:
     """null in an optional field is the same as the field being absent."""
-    job = one(name=None, url=None, startedAt=None, updatedAt="", pageCount=None, runType=None)
-    assert (job.name, job.url, job.started_at, job.updated_at, job.page_count, job.run_type) == (
+    job = one(url=None, updatedAt="", pageCount=None, runType=None, startedBy=None)
+    assert (job.url, job.updated_at, job.page_count, job.run_type, job.started_by) == (
         "",
-        "",
-        None,
         None,
         0,
+        "",
         "",
     )
 
@@ -236,10 +278,23 @@ def test_skipped_record_is_logged_naming_its_sref() -> None:
 
 
 @pytest.mark.parametrize(
-    "sref", [None, 12345, "", "jobs/", "jobTemplates/1", "jobs/1/runs", "https://x/jobs/1"]
+    "sref",
+    [
+        None,
+        12345,
+        "",
+        "jobs/",
+        "jobTemplates/1",
+        "jobs/1/runs",
+        "https://x/jobs/1",
+        "jobs/1\x00",
+        "jobs/\x1b[2J",
+        "jobs/\ud800",
+    ],
 )
 def test_record_without_a_job_sref_is_skipped(sref: object) -> None:
-    """A record whose sref is not `jobs/<id>` cannot be followed and is skipped."""
+    """A record whose sref is not `jobs/<id>` (an id of printable characters) cannot be
+    followed and is skipped."""
     body = {"results": [record(sref=sref), record(sref="jobs/2")]}
     assert [j.sref for j in parse_list(body, 1).jobs] == ["jobs/2"]
 
@@ -251,6 +306,62 @@ def test_record_that_is_not_an_object_is_skipped(item: object) -> None:
         page = parse_list({"results": [item, record(sref="jobs/2")]}, 1)
     assert [j.sref for j in page.jobs] == ["jobs/2"]
     assert [e["sref"] for e in logs if e["event"] == "job_record_skipped"] == ["?"]
+
+
+def without(field: str, **changes: Any) -> dict[str, Any]:
+    return {key: value for key, value in record(**changes).items() if key != field}
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (without("name", sref="jobs/1"), "name: missing"),
+        (record(sref="jobs/1", name=None), "name: missing"),
+        (without("startedAt", sref="jobs/1"), "startedAt: missing"),
+        (record(sref="jobs/1", startedAt=None), "startedAt: missing"),
+        (record(sref="jobs/1", startedAt=""), "startedAt: missing"),
+    ],
+    ids=["name-absent", "name-null", "start-absent", "start-null", "start-empty"],
+)
+def test_record_without_a_name_or_a_start_is_skipped(bad: dict[str, Any], problem: str) -> None:
+    """Every job has a name and a start: a record without one is malformed, skipped and
+    logged naming the field, whether the page was read plain or typed from its bytes."""
+    items = [record(sref="jobs/0"), bad, record(sref="jobs/2")]
+    for body in ({"results": items}, decode_listing(json.dumps({"results": items}).encode())):
+        with capture_logs() as logs:
+            page = parse_list(body, 1)
+        assert [j.sref for j in page.jobs] == ["jobs/0", "jobs/2"]
+        assert [(e["sref"], e["problems"]) for e in logs] == [("jobs/1", problem)]
+
+
+def test_a_page_of_bare_srefs_and_statuses_yields_no_job() -> None:
+    """A flood of `{"sref", "status"}` records is a flood of malformed records, not of
+    jobs with blank names."""
+    items = [{"sref": f"jobs/{n}", "status": "failed"} for n in range(1000)]
+    with capture_logs():
+        page = parse_list(decode_listing(json.dumps({"results": items}).encode()), 1)
+    assert (page.jobs, page.count, page.skipped) == ([], 1000, 1000)
+
+
+TEXT_FIELDS = [
+    ("name", "name"),
+    ("url", "url"),
+    ("startedBy", "started_by"),
+    ("type", "type"),
+    ("runType", "run_type"),
+    ("jobTemplateUri", "template"),
+    ("testRunsUri", "test_runs_uri"),
+    ("status", "status"),
+]
+
+
+@pytest.mark.parametrize(("field", "attribute"), TEXT_FIELDS)
+def test_a_lone_surrogate_in_text_reads_as_a_replacement_character(
+    field: str, attribute: str
+) -> None:
+    """JSON can escape half of a UTF-16 pair (`"\\ud800"`) and Python's reader keeps it,
+    but no UTF-8 writer (the state store, the outbox) takes it: it reads as U+FFFD."""
+    assert getattr(one(**{field: "a\ud800b"}), attribute) == "a\ufffdb"
 
 
 def test_huge_strings_are_truncated() -> None:
@@ -337,7 +448,11 @@ def test_parse_one_without_results_is_a_payload_error() -> None:
         (b'{"access_token": "abc", "expires_in": [1]}', ("abc", 300.0)),
         (b'{"access_token": "abc", "expires_in": -5}', ("abc", 300.0)),
         (b'{"access_token": "abc", "expires_in": 0}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": true}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": NaN}', ("abc", 300.0)),
+        (b'{"access_token": "abc", "expires_in": 1' + b"0" * 400 + b"}", ("abc", 300.0)),
     ],
+    ids=lambda value: repr(value)[:60],
 )
 def test_parse_token_reads_token_and_lifetime(body: bytes, expected: tuple[str, float]) -> None:
     """The token and its lifetime; an absent or unusable lifetime is taken as 300 s."""
@@ -356,7 +471,9 @@ def test_parse_token_reads_token_and_lifetime(body: bytes, expected: tuple[str, 
         b'{"access_token": 42}',
         b'{"token": "abc"}',
         b"\xff\xfe",
+        b'{"access_token": "abc", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
+    ids=lambda body: repr(body[:40]),
 )
 def test_parse_token_without_a_token_is_none(body: bytes) -> None:
     """A body that carries no usable access_token is None, never an exception."""
@@ -407,12 +524,14 @@ json_values = st.recursive(
 offsets = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
     lambda m: timezone(timedelta(minutes=m))
 )
+# Every code point, lone surrogates included: Python's JSON reader makes them from escapes.
+any_text = st.text(st.characters(exclude_categories=()))
 srefs = st.one_of(
     st.integers(min_value=0).map("jobs/{}".format),
-    st.text(min_size=1, max_size=10).map("/jobs/{}".format),
+    any_text.map("/jobs/{}".format),
     st.sampled_from(["jobs/x y", "jobs/", "jobTemplates/3", "jobs/4?x", "jobs/5/"]),
 )
-statuses = st.sampled_from(["pending", "RUNNING", " failed", "Exploded", ""]) | st.text(max_size=5)
+statuses = st.sampled_from(["pending", "RUNNING", " failed", "Exploded", ""]) | any_text
 dates = st.one_of(
     st.builds(lambda d, tz: d.replace(tzinfo=tz).isoformat(), st.datetimes(), offsets),
     st.datetimes().map(datetime.isoformat),
@@ -428,7 +547,7 @@ field_values = {
 near_records = st.fixed_dictionaries(
     {"sref": field_values["sref"], "status": field_values["status"]},
     optional={
-        field: field_values.get(field, st.one_of(st.text(), st.none(), st.integers()))
+        field: field_values.get(field, st.one_of(any_text, st.none(), st.integers()))
         for field in RECORD
         if field not in ("sref", "status")
     }
@@ -463,7 +582,8 @@ SREF = re.compile(r"jobs/[^/?#\s]+")
 )
 def test_parse_list_never_raises_but_payload_error(body: object) -> None:
     """Whatever JSON comes back, parse_list raises only PayloadError, and every job it
-    returns has a `jobs/...` sref and a non-empty status."""
+    returns has a `jobs/...` sref, a non-empty status, a start, and text that UTF-8 can
+    write."""
     with capture_logs():
         try:
             page = parse_list(body, 1)
@@ -472,4 +592,7 @@ def test_parse_list_never_raises_but_payload_error(body: object) -> None:
     for job in page.jobs:
         assert SREF.fullmatch(job.sref)
         assert job.status
+        assert job.started_at is not None
+        for value in (job.sref, job.name, job.status, job.url, job.type, job.started_by):
+            value.encode()
     assert page.count == len(page.jobs) + page.skipped

@@ -1,20 +1,35 @@
-"""Property: whatever a page of job records looks like, parsing plus diffing never
-crashes, never invents a transition, and names every record it skips."""
+"""Bad data. Property: whatever a page of job records looks like, parsing plus diffing
+never crashes, never invents a transition, and names every record it skips. Bodies that
+no JSON reader takes whole (invalid UTF-8, nesting past the recursion limit, numbers past
+Python's digit limit) are read around the record at fault; over a socket, a poll does so
+at the first attempt."""
 
 from __future__ import annotations
 
 import json
+import re
+import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import Hook, config_document, serve
 from watcher import payload
+from watcher.app import Daemon
+from watcher.client import Client
 from watcher.models import Job, JobState
 from watcher.payload import MAX_TEXT, decode_listing, parse_list
+from watcher.settings import ApiSettings, Settings
+from watcher.simulator.runner import SimulatorHandle
+from watcher.simulator.world import World
 from watcher.tracker import diff
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -26,6 +41,7 @@ junk = st.one_of(
     st.integers(),
     st.floats(allow_nan=True),
     st.text(max_size=30),
+    st.text(st.characters(exclude_categories=()), max_size=10),  # lone surrogates too
     st.text(min_size=5000, max_size=6000),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers()),
@@ -132,13 +148,17 @@ def test_a_page_of_documented_records_is_decoded_typed() -> None:
     assert [job.sref for job in parse_list(decoded, 1).jobs] == ["jobs/0", "jobs/1", "jobs/2"]
 
 
+# The fields every record needs besides sref and status, as the bodies below write them.
+NEEDED = b'"name": "Job 1", "startedAt": "2026-03-29T00:00:00Z"'
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"results": [{"sref": "jobs/1", "status": "failed", "score": NaN}]}',
-        b'{"results": {"sref": "jobs/1", "status": "failed"}}',
-        b'{"results": [{"sref": "jobs/1", "status": "failed", "pageCount": "3"}]}',
-        b'\xef\xbb\xbf{"results": [{"sref": "jobs/1", "status": "failed"}]}',
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "score": NaN, ' + NEEDED + b"}]}",
+        b'{"results": {"sref": "jobs/1", "status": "failed", ' + NEEDED + b"}}",
+        b'{"results": [{"sref": "jobs/1", "status": "failed", "pageCount": "3", ' + NEEDED + b"}]}",
+        b'\xef\xbb\xbf{"results": [{"sref": "jobs/1", "status": "failed", ' + NEEDED + b"}]}",
     ],
 )
 def test_a_page_of_another_shape_is_read_plain(body: bytes) -> None:
@@ -148,7 +168,7 @@ def test_a_page_of_another_shape_is_read_plain(body: bytes) -> None:
 
 
 def test_a_body_that_is_not_json_is_a_value_error() -> None:
-    with pytest.raises(json.JSONDecodeError):
+    with structlog.testing.capture_logs(), pytest.raises(ValueError, match="byte 13"):
         decode_listing(b'{"results": [')
 
 
@@ -166,7 +186,8 @@ def test_a_long_name_is_cut_the_same_on_both_paths(length: int) -> None:
 
 def test_a_key_given_twice_reads_the_same_on_both_paths() -> None:
     """The last of two values wins, as Python's reader has it, whichever path reads it."""
-    body = b'{"results": [{"sref": "jobs/1", "status": "running", "status": "failed"}]}'
+    body = b'{"results": [{"sref": "jobs/1", "status": "running", "status": "failed", '
+    body += NEEDED + b"}]}"
     (typed,) = parse_list(decode_listing(body), 1).jobs
     (plain,) = parse_list(json.loads(body), 1).jobs
     assert typed == plain
@@ -177,3 +198,234 @@ def test_the_typed_record_has_every_field_the_tolerant_reader_reads() -> None:
     """An unusual typed record is handed back to the tolerant reader as its fields:
     a field only one of them knows would be lost on the way."""
     assert set(payload.Record.__struct_fields__) == set(payload._FIELDS)
+
+
+# -- pages no JSON reader takes whole ---------------------------------------------------------
+
+DEEP = 100_000  # levels: past Python's and msgspec's recursion limits
+
+
+def encoded(item: dict[str, Any]) -> bytes:
+    return json.dumps(item).encode()
+
+
+def spoilt(n: int, field: str, raw: bytes) -> bytes:
+    """Record n with `field` set to `raw`, bytes written as they are."""
+    item = record(n, "failed")
+    item.pop(field, None)
+    return encoded(item)[:-1] + b', "' + field.encode() + b'": ' + raw + b"}"
+
+
+def listing(*items: bytes, meta: bytes = b'{"paginationTotalResults": 3}') -> bytes:
+    return b'{"results": [' + b", ".join(items) + b'], "meta": ' + meta + b"}"
+
+
+def around(bad: bytes) -> bytes:
+    """A page of three records whose middle one is `bad`."""
+    return listing(encoded(record(0, "failed")), bad, encoded(record(2, "failed")))
+
+
+UNREADABLE = {
+    "invalid UTF-8": spoilt(1, "name", b'"Job \xff\xfe"'),
+    "UTF-8 cut short": spoilt(1, "name", b'"Job \xc3"'),
+    "nested 10^5 deep": spoilt(1, "extra", b"[" * DEEP + b"]" * DEEP),
+    "a 10^5-digit count": spoilt(1, "pageCount", b"1" + b"0" * DEEP),
+    "an invalid escape": spoilt(1, "name", b'"Job \\x"'),
+    "a raw control character": spoilt(1, "name", b'"Job \x01"'),
+    "a bare word": spoilt(1, "name", b"Job"),
+}
+
+
+@pytest.mark.parametrize("bad", UNREADABLE.values(), ids=UNREADABLE)
+def test_a_record_no_reader_takes_is_skipped_and_its_neighbours_read(bad: bytes) -> None:
+    """One record that no JSON reader takes is skipped like any malformed record: logged
+    with its sref, its place and the byte where it goes wrong; the rest of the page is
+    read."""
+    body = around(bad)
+    with structlog.testing.capture_logs() as logged:
+        page = parse_list(decode_listing(body), 4)
+    assert ([j.sref for j in page.jobs], page.count, page.skipped) == (["jobs/0", "jobs/2"], 3, 1)
+    (entry,) = [e for e in logged if e["event"] == "job_record_skipped"]
+    assert (entry["sref"], entry["where"]) == ("jobs/1", "page 4 item 1")
+    offset = int(re.search(r"byte (\d+)", entry["problems"])[1])  # type: ignore[index]
+    assert body.index(bad) <= offset < body.index(bad) + len(bad)
+
+
+def test_a_record_with_an_unreadable_unknown_field_is_read() -> None:
+    """A number past Python's 4300 digits in a field the API added is ignored like the
+    field, even on a page that Python's reader must read."""
+    bad = spoilt(1, "extra", b"1" + b"0" * DEEP)
+    other = spoilt(2, "pageCount", b'"3"')  # a record only the tolerant reader takes
+    page = parse_list(decode_listing(listing(bad, other)), 1)
+    assert [(j.sref, j.page_count) for j in page.jobs] == [("jobs/1", 1), ("jobs/2", 3)]
+
+
+def test_a_lone_surrogate_written_as_utf_8_bytes_is_replaced() -> None:
+    """Python's reader lets half of a UTF-16 pair through as three UTF-8 bytes; it reads
+    as U+FFFD like the escaped one."""
+    body = around(spoilt(1, "name", b'"Job \xed\xa0\x80"'))
+    with structlog.testing.capture_logs():
+        names = [j.name for j in parse_list(decode_listing(body), 1).jobs]
+    assert names == ["Job 0", "Job \ufffd", "Job 2"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages())
+def test_a_page_read_around_a_record_no_reader_takes_reads_the_rest_the_same(
+    items: list[Any],
+) -> None:
+    """Read around a record that no reader takes, every other record reads as it does when
+    the whole page is read plain: the same jobs, the same log lines, and one skip more."""
+    records = [json.dumps(item).encode() for item in items]
+    body = listing(*records, UNREADABLE["invalid UTF-8"], meta=b"{}")
+    with structlog.testing.capture_logs() as around_log:
+        read_around = parse_list(decode_listing(body), 1)
+    with structlog.testing.capture_logs() as plain_log:
+        plain = parse_list(json.loads(json.dumps({"results": items, "meta": {}})), 1)
+    assert read_around.jobs == plain.jobs
+    assert around_log[:-1] == plain_log
+    assert around_log[-1]["where"] == f"page 1 item {len(items)}"
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(st.binary(max_size=24).map(lambda b: b.replace(b'"', b"").replace(b"\\", b"")))
+def test_whatever_bytes_a_name_holds_its_neighbours_are_read(junk: bytes) -> None:
+    """Any bytes between the quotes of one record's name (but quotes and backslashes,
+    which would move the record's end): that record is read or skipped, never more."""
+    body = around(spoilt(1, "name", b'"' + junk + b'"'))
+    with structlog.testing.capture_logs():
+        page = parse_list(decode_listing(body), 1)
+    assert [j.sref for j in page.jobs] in (["jobs/0", "jobs/2"], ["jobs/0", "jobs/1", "jobs/2"])
+    assert page.count == 3
+
+
+GOOD = encoded(record(0, "failed"))
+CUT_IN_A_STRING = listing(GOOD)[:18]
+CUT_BETWEEN_RECORDS = b'{"results": [' + GOOD + b", "
+MISMATCHED = b'{"results": [' + GOOD + b"}"
+ONE_TOO_MANY = listing(GOOD) + b"]"
+BAD_META = listing(GOOD, meta=b'{"next": "\xff"}')
+BROKEN = {
+    "cut inside a string": (CUT_IN_A_STRING, CUT_IN_A_STRING.rindex(b'"')),
+    "cut between records": (CUT_BETWEEN_RECORDS, len(CUT_BETWEEN_RECORDS)),
+    "a bracket that does not match": (MISMATCHED, len(MISMATCHED) - 1),
+    "a bracket too many": (ONE_TOO_MANY, len(ONE_TOO_MANY) - 1),
+    "invalid UTF-8 around the records": (BAD_META, BAD_META.index(b"\xff")),
+    "not JSON": (b"<html>Bad gateway</html>", 0),
+}
+
+
+@pytest.mark.parametrize(("body", "offset"), BROKEN.values(), ids=BROKEN)
+def test_a_page_unreadable_around_its_records_is_a_value_error_naming_the_byte(
+    body: bytes, offset: int
+) -> None:
+    """When the page itself cannot be read (not one record in it), the page fails: a
+    ValueError, which the client retries, and a log line, each naming the byte."""
+    with (
+        structlog.testing.capture_logs() as logged,
+        pytest.raises(ValueError, match=rf"\bbyte {offset}\b") as failed,
+    ):
+        decode_listing(body)
+    assert [e["problem"] for e in logged if e["event"] == "api_body_unreadable"] == [
+        str(failed.value)
+    ]
+
+
+def test_a_meta_of_many_keys_is_skipped_not_built() -> None:
+    """Of a page's meta only the keys that are read are decoded: 200k others cost no
+    memory (Python's allocations while the page is read stay under a tenth of it)."""
+    meta = b"{" + b", ".join(b'"k%d": 0' % n for n in range(200_000)) + b"}"
+    body = listing(encoded(record(0, "failed")), meta=meta)
+    tracemalloc.start()
+    try:
+        page = parse_list(decode_listing(body), 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(page.jobs) == 1
+    assert peak < len(body) // 10
+
+
+def test_an_unreadable_single_job_is_a_malformed_record() -> None:
+    """`GET /jobs/{id}` whose record no reader takes: a skipped record, logged, not a body
+    to retry."""
+    body = b'{"results": ' + UNREADABLE["invalid UTF-8"] + b"}"
+    with structlog.testing.capture_logs() as logged:
+        assert payload.parse_one(payload.decode_body(body), "jobs/1") is None
+    assert [(e["event"], e["sref"], e["where"]) for e in logged] == [
+        ("job_record_skipped", "jobs/1", "GET jobs/1")
+    ]
+
+
+def test_an_unreadable_test_run_is_left_out() -> None:
+    """Test runs around one that no reader takes are kept."""
+    body = b'{"results": [{"pageTitle": "a"}, {"pageTitle": "\xff"}, {"pageTitle": "c"}]}'
+    runs = payload.parse_test_runs(payload.decode_body(body))
+    assert [run["pageTitle"] for run in runs] == ["a", "c"]
+
+
+# -- over a socket: what a poll makes of them ----------------------------------------------
+
+
+@asynccontextmanager
+async def api_answering(body: bytes) -> AsyncIterator[tuple[Client, list[str]]]:
+    """A client of a local API that answers every GET with `body`, and the paths asked."""
+    asked: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/pa/v1/{tail:.*}", handle)
+    runner, port = await serve(app)
+    api = ApiSettings(
+        base_url=f"http://127.0.0.1:{port}/pa/v1",
+        token_url=f"http://127.0.0.1:{port}/token",
+        realm="r",
+        access_token="fixed-token-value",
+        retries=2,
+    )
+    try:
+        async with Client(api) as client:
+            yield client, asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_poll_reads_the_page_around_a_record_no_reader_takes() -> None:
+    """The whole listing is read at the first attempt, less the one record."""
+    async with api_answering(around(UNREADABLE["invalid UTF-8"])) as (client, asked):
+        with structlog.testing.capture_logs() as logged:
+            found = await client.list_jobs(datetime(2026, 3, 29, tzinfo=UTC), datetime.now(UTC))
+    assert (sorted(found.jobs), found.skipped, len(asked)) == (["jobs/0", "jobs/2"], 1, 1)
+    assert [e["sref"] for e in logged if e["event"] == "job_record_skipped"] == ["jobs/1"]
+
+
+async def test_a_followed_job_whose_record_no_reader_takes_is_skipped_not_retried() -> None:
+    """`GET /jobs/1` answering a record no reader takes: None (a record skipped this
+    time), after one request, not an error that fails the poll."""
+    body = b'{"results": ' + UNREADABLE["nested 10^5 deep"] + b"}"
+    async with api_answering(body) as (client, asked):
+        with structlog.testing.capture_logs() as logged:
+            assert await client.get_job("jobs/1") is None
+    assert asked == ["/pa/v1/jobs/1"]
+    assert [(e["event"], e["sref"]) for e in logged if e["log_level"] == "warning"] == [
+        ("job_record_skipped", "jobs/1")
+    ]
+
+
+async def test_a_job_named_with_a_lone_surrogate_is_stored_and_alerted(
+    sim: SimulatorHandle, world: World, hook: Hook, tmp_path: Path
+) -> None:
+    """The simulator writes the name as JSON does, `\\ud800` escaped: the poll stores the
+    job and alerts on it under a name with U+FFFD, where it once crashed every poll."""
+    doc = config_document(sim, tmp_path, {"hook": hook.url}, poll={"alert_on_first_run": True})
+    daemon = Daemon(Settings(**doc))
+    world.add_job(name="Checkout \ud800", status="failed")
+    try:
+        assert await daemon.poll_once()
+        await daemon.notifier.flush(budget=20)
+    finally:
+        await daemon.close()
+    assert hook.titles() == ["Checkout \ufffd failed"]
