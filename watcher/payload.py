@@ -42,6 +42,9 @@ MAX_TOTAL = 2**63 - 1  # a larger paginationTotalResults is no count a server ma
 DEFAULT_TOKEN_LIFETIME = 300.0  # seconds, when the token response gives none that is usable
 
 
+MAX_SKIPPED_LINES = 10  # a line for each malformed record of a page; the rest are counted
+
+
 class PayloadError(ValueError):
     """The response envelope is unusable (not an object, no `results`)."""
 
@@ -277,18 +280,22 @@ def _job(item: object) -> Job:
     return Job(**values)
 
 
-def parse_job(item: object, where: str) -> Job | None:
-    """One job record, or None (logged, naming the record and the fields) if malformed."""
+def parse_job(item: object, where: str, *, say: bool = True) -> Job | None:
+    """One job record, or None if malformed (logged unless `say` is false, naming the
+    record and the fields)."""
     record = _as_record(item)
     job = _documented(record) if record is not None else None
-    return job or _unusual(item, where)
+    return job or _unusual(item, where, say)
 
 
-def _unusual(item: object, where: str) -> Job | None:
+def _unusual(item: object, where: str, say: bool = True) -> Job | None:
     try:
         return _job(item)
     except ValueError as exc:
-        log.warning("job_record_skipped", sref=_record_name(item), where=where, problems=str(exc))
+        if say:
+            log.warning(
+                "job_record_skipped", sref=_record_name(item), where=where, problems=str(exc)
+            )
         return None
 
 
@@ -362,20 +369,28 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
     results, meta = _page_parts(body, page)
     jobs: list[Job] = []
     unchanged: list[str] = []
+    malformed = 0
     for index, item in enumerate(results):
         if settled:
             sref, status = _identity(item)
             if type(sref) is str and settled.get(sref, "") == status:
                 unchanged.append(sref)
                 continue
+        where, say = f"page {page} item {index}", malformed < MAX_SKIPPED_LINES
         if type(item) is Record:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
-            job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}")
+            job = _documented(item) or _unusual(asdict(item), where, say)
         else:
-            job = parse_job(item, f"page {page} item {index}")
+            job = parse_job(item, where, say=say)
         if job:
             jobs.append(job)
+        else:
+            malformed += 1
+    if malformed > MAX_SKIPPED_LINES:
+        log.warning(
+            "job_records_skipped_not_listed", page=page, records=malformed - MAX_SKIPPED_LINES
+        )
     return Page(
         jobs=jobs,
         count=len(results),

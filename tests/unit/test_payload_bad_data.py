@@ -429,3 +429,18 @@ async def test_a_job_named_with_a_lone_surrogate_is_stored_and_alerted(
     finally:
         await daemon.close()
     assert hook.titles() == ["Checkout \ufffd failed"]
+
+
+def test_a_page_of_malformed_records_logs_a_few_lines_and_counts_the_rest() -> None:
+    """The probe's page of bare {sref, status} records: every record skipped, ten named,
+    the rest counted in one line, so a hostile page cannot flood the log each cycle."""
+    bare = [{"sref": f"jobs/{n}", "status": "failed"} for n in range(5000)]
+    body = json.dumps({"results": bare}).encode()
+    with structlog.testing.capture_logs() as logged:
+        page = parse_list(decode_listing(body), 1)
+    assert (page.jobs, page.skipped) == ([], 5000)
+    events = [entry["event"] for entry in logged]
+    assert events == ["job_record_skipped"] * payload.MAX_SKIPPED_LINES + [
+        "job_records_skipped_not_listed"
+    ]
+    assert logged[-1]["records"] == 5000 - payload.MAX_SKIPPED_LINES
