@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import structlog
@@ -107,7 +108,9 @@ def test_any_page_parses_and_diffs_without_false_transitions(items: list[Any]) -
     with structlog.testing.capture_logs() as logged:
         page = parse_list({"results": items, "meta": {}}, 1)
     skipped = [e for e in logged if e["event"] == "job_record_skipped"]
-    assert len(skipped) == page.skipped
+    counted = sum(e["records"] for e in logged if e["event"] == "job_records_skipped_not_listed")
+    assert len(skipped) == min(page.skipped, payload.MAX_SKIPPED_LINES)
+    assert len(skipped) + counted == page.skipped
     assert all(e["where"].startswith("page 1 item ") for e in skipped)
     result = diff(previous, page.jobs, NOW)
     parsed = {job.sref: job.status for job in page.jobs}
@@ -278,10 +281,11 @@ def test_a_page_read_around_a_record_no_reader_takes_reads_the_rest_the_same(
     the whole page is read plain: the same jobs, the same log lines, and one skip more."""
     records = [json.dumps(item).encode() for item in items]
     body = listing(*records, UNREADABLE["invalid UTF-8"], meta=b"{}")
-    with structlog.testing.capture_logs() as around_log:
-        read_around = parse_list(decode_listing(body), 1)
-    with structlog.testing.capture_logs() as plain_log:
-        plain = parse_list(json.loads(json.dumps({"results": items, "meta": {}})), 1)
+    with patch.object(payload, "MAX_SKIPPED_LINES", len(items) + 1):  # a line for each
+        with structlog.testing.capture_logs() as around_log:
+            read_around = parse_list(decode_listing(body), 1)
+        with structlog.testing.capture_logs() as plain_log:
+            plain = parse_list(json.loads(json.dumps({"results": items, "meta": {}})), 1)
     assert read_around.jobs == plain.jobs
     assert around_log[:-1] == plain_log
     assert around_log[-1]["where"] == f"page 1 item {len(items)}"
