@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -22,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import render
+from watcher import files, render
 from watcher.models import KNOWN_STATUSES, NEW, TERMINAL_STATUSES, EventKind, Severity
 from watcher.quiet import QuietWindow
 
@@ -72,11 +73,14 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+MAX_SECRET_FILE = 64 * files.KIB
+
+
 def _read_secret_file(path: Path, key: str) -> SecretStr:
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+        text = files.read_text(path, MAX_SECRET_FILE).strip()
+    except files.FileProblem as exc:
+        raise ValueError(f"{key}: cannot read {path}: {exc}") from None
     if not text:
         raise ValueError(f"{key}: {path} is empty")
     return SecretStr(text)
@@ -103,6 +107,17 @@ class ApiSettings(Section):
     @field_validator("base_url", "token_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # Credentials first, so that a URL carrying them is never echoed. Every request
+        # sends its own Authorization header, which aiohttp refuses to combine with them.
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("not a usable URL (check its brackets and port)") from None
+        if "@" in parts.netloc:
+            raise ValueError(
+                "must not hold credentials (user:password@): the API is given client_id and"
+                " client_secret, or access_token"
+            )
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
