@@ -72,3 +72,42 @@ async def test_check_prints_no_channel_secret(tmp_path: Path) -> None:
     assert CLIENT_SECRET not in out
     assert not [name for name, c in CHANNELS.items() if leaks(out, c)], out
     assert "tgram://1...w/-1001234567/" in out
+
+
+def test_status_text_escapes_what_the_api_named() -> None:
+    """Job names and srefs come from the API: `status` prints their control and bidi
+    characters as escapes, never raw to the terminal, one item a line."""
+    hostile = "Nightly \u202egnp.exe \x1b[2J\r\nforged"
+    data = {
+        "exists": True,
+        "state": "state.db",
+        "last_poll": None,
+        "jobs_known": 1,
+        "jobs_followed": 0,
+        "outbox": {"pending": 1, "sent": 0, "given_up": 0},
+        "recent_events": [
+            {
+                "at": "2026-01-01",
+                "sref": "jobs/1\u2066",
+                "kind": "transition",
+                "from": "new",
+                "to": "failed",
+            }
+        ],
+        "pending": [
+            {
+                "id": 1,
+                "channel": "ops",
+                "rule": "r",
+                "title": f"{hostile} failed",
+                "attempts": 1,
+                "last_error": "delivery failed",
+            }
+        ],
+        "given_up": [],
+    }
+    text = report.status_text(data)
+    assert not set("\u202e\u2066\x1b\r") & set(text), text
+    assert "Nightly \\u202egnp.exe \\x1b[2J\\r\\nforged failed" in text
+    assert "jobs/1\\u2066" in text
+    assert len(text.splitlines()) == 8
