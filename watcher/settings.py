@@ -74,6 +74,8 @@ class Section(BaseModel):
 
 
 MAX_SECRET_FILE = 64 * files.KIB
+MAX_RULES = 1000
+MAX_CHANNEL_URLS = 1000
 
 
 def _read_secret_file(path: Path, key: str) -> SecretStr:
@@ -324,12 +326,25 @@ class Settings(BaseSettings):
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # Counted before any URL is parsed: each costs apprise's parsing at every start,
+        # and its secrets a place in every log line's redaction.
+        count = sum(map(len, value.values()))
+        if count > MAX_CHANNEL_URLS:
+            raise ValueError(f"{count} URLs; at most {MAX_CHANNEL_URLS} are supported")
         for name, urls in value.items():
             if not urls:
                 raise ValueError(f"channel {name!r} has no URL")
             for index, url in enumerate(urls):
                 if problem := _channel_problem(url):
                     raise ValueError(f"{name}[{index}]: {problem}")
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_count(cls, value: object) -> object:
+        # Before each rule's templates are compiled; every rule is tried on every event.
+        if isinstance(value, list) and len(value) > MAX_RULES:
+            raise ValueError(f"{len(value)} rules; at most {MAX_RULES} are supported")
         return value
 
     @model_validator(mode="after")

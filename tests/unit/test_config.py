@@ -580,3 +580,27 @@ def test_aliases_used_within_the_bound_are_fine(tmp_path: Path) -> None:
     settings = load(write(tmp_path, text))
     assert settings.rules[0].match == settings.rules[1].match
     assert settings.rules[1].notify == ["ops"]
+
+
+def test_more_than_1000_channel_urls_are_refused(tmp_path: Path) -> None:
+    """Each URL costs apprise's parsing at every start and a place in every log line's
+    redaction: past 1000 the file is refused before any URL is parsed."""
+    doc = document(channels={f"c{n}": [HOOK_URL, HOOK_URL] for n in range(501)})  # and "ops"
+    assert error(write(tmp_path, doc)) == "channels: 1003 URLs; at most 1000 are supported"
+
+
+def test_more_than_1000_rules_are_refused(tmp_path: Path) -> None:
+    """Every rule is tried on every event: past 1000 the file is refused before any rule's
+    templates are compiled."""
+    doc = document(rules=[{"name": f"r{n}", "notify": "ops"} for n in range(1001)])
+    assert error(write(tmp_path, doc)) == "rules: 1001 rules; at most 1000 are supported"
+
+
+def test_1000_rules_and_channel_urls_are_fine(tmp_path: Path) -> None:
+    """The bounds themselves are accepted."""
+    doc = document(
+        channels={f"c{n}": HOOK_URL for n in range(999)},  # and BASE's "ops"
+        rules=[{"name": f"r{n}", "notify": f"c{n % 999}"} for n in range(1000)],
+    )
+    settings = load(write(tmp_path, doc))
+    assert (len(settings.channels), len(settings.rules)) == (1000, 1000)
