@@ -32,7 +32,7 @@ MAX_FILE_BYTES = 4 * files.MIB
 MAX_DEPTH = 50  # a configuration nests about six deep
 MAX_REPEATED = 10_000  # values that aliases may add to the document, all aliases together
 # libyaml's parser when PyYAML has it: ten times faster on a large file than the pure one.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ConfigError(Exception):

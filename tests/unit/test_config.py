@@ -528,6 +528,17 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+# libyaml's parser when PyYAML was built with it, else the pure-Python one: both bounded.
+LOADERS = [yaml.SafeLoader, *([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])]
+
+
+@pytest.fixture(params=LOADERS, ids=lambda loader: loader.__name__)
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the test with each YAML parser (the choice is made once, at import)."""
+    monkeypatch.setattr(config, "_Loader", request.param)
+
+
+@pytest.mark.usefixtures("loader")
 def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
     """Aliases that would expand the document past a small bound are refused, naming the
     file (the expansion would take minutes and gigabytes)."""
@@ -540,6 +551,7 @@ def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("loader")
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
     """A recursive alias makes a structure without end: refused where it is."""
     text = yaml.safe_dump(document())
@@ -550,6 +562,7 @@ def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("loader")
 def test_nesting_past_the_bound_is_refused(tmp_path: Path) -> None:
     """A document nested deeper than any configuration needs is refused, in flow style and
     in block style."""
@@ -559,11 +572,17 @@ def test_nesting_past_the_bound_is_refused(tmp_path: Path) -> None:
         "".join(f"{'  ' * n}k{n}:\n" for n in range(400)) + "  " * 400 + "v\n",
         "block.yaml",
     )
-    for path in (flow, block):
-        assert error(path).startswith(f"{path}: "), path
-        assert "nested deeper than 50 levels" in error(path)
+    just_past = write(tmp_path, "api: " + "[" * 51 + "]" * 51 + "\n", "just-past.yaml")
+    for path in (flow, block, just_past):
+        text = error(path)
+        assert text.startswith(f"{path}: "), text
+        assert text.endswith("nested deeper than 50 levels"), text
+    # Nested within the bound, the document reaches validation.
+    shallow = write(tmp_path, yaml.safe_dump(document(log={"level": [[[["info"]]]]})), "ok.yaml")
+    assert error(shallow).startswith("log.level: Input should be")
 
 
+@pytest.mark.usefixtures("loader")
 def test_aliases_used_within_the_bound_are_fine(tmp_path: Path) -> None:
     """Anchors shared between rules, the ordinary use, load as if written out."""
     text = (
