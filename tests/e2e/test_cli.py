@@ -491,6 +491,20 @@ async def test_a_secret_file_that_is_a_fifo_is_refused(
     assert f"api.client_secret_file: cannot read {fifo}: it is a FIFO, not a regular file" in out
 
 
+async def test_a_state_path_that_is_a_fifo_is_refused(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """status (which hung, deaf to SIGTERM) and once refuse a FIFO at state.path, exit 2."""
+    path = cfg(tmp_path, sim, hook)
+    state = tmp_path / "state" / "watcher.db"
+    state.parent.mkdir()
+    os.mkfifo(state)
+    for command in ("status", "once"):
+        code, out = await proc.run(command, "-c", path)
+        assert code == 2, out
+        assert f"state.path: {state} is not a regular file" in out
+
+
 HOSTILE_NAME = "Nightly \u202egnp.exe\u2066 \x1b[2J\x1b[31mred\r\nforged_line level=error"
 RAW_CONTROLS = set("\u202e\u2066\x1b\r")
 
