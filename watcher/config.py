@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
 from watcher import files
 from watcher.logs import MIN_SECRET
@@ -241,3 +242,20 @@ def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> S
         return Settings(**document.values)
     except ValidationError as exc:
         raise ConfigError([_named(_describe(e), document.from_env) for e in exc.errors()]) from None
+    except SettingsError as exc:
+        raise ConfigError([_unparsable_override(str(exc))]) from None
+
+
+def _unparsable_override(message: str) -> str:
+    """pydantic-settings' "error parsing value for field "api" from source ...", as the
+    variables that could hold it (the section's, or one of its keys'); never the value."""
+    field = re.search(r'field "([^"]+)"', message)
+    if field is None:
+        return "an environment override (WATCHER_...) is not valid JSON"
+    prefix = f"WATCHER_{field[1].upper()}"
+    names = sorted(
+        name
+        for name in os.environ
+        if name.upper() == prefix or name.upper().startswith(f"{prefix}__")
+    )
+    return f"{field[1]}: {' or '.join(names) or prefix} is not valid JSON"

@@ -320,6 +320,15 @@ def test_missing_credentials(tmp_path: Path) -> None:
     assert error(write(tmp_path, doc)).startswith("api.client_id: set client_id and client_secret")
 
 
+@pytest.mark.parametrize("key", ["client_secret", "access_token"])
+@pytest.mark.parametrize("shape", ["mapping", "list"])
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path, key: str, shape: str) -> None:
+    """A secret given as a mapping or a list is refused by type, without its content."""
+    doc = document()
+    doc["api"][key] = {"value": CLIENT_SECRET} if shape == "mapping" else [CLIENT_SECRET]
+    assert error(write(tmp_path, doc)).startswith(f"api.{key}: Input should be a valid string")
+
+
 def test_wrong_type_does_not_echo_the_value(tmp_path: Path) -> None:
     """A secret given where a number belongs is not repeated in the error."""
     doc = document(api={"page_size": CLIENT_SECRET})
@@ -452,6 +461,27 @@ def test_bad_env_override_names_the_key(tmp_path: Path, monkeypatch: pytest.Monk
     """An unreadable override is reported at the key it overrides."""
     monkeypatch.setenv("WATCHER_POLL__INTERVAL", "soon")
     assert error(write(tmp_path, document())).startswith("poll.interval: 'soon' is not a duration")
+
+
+@pytest.mark.parametrize("name", ["WATCHER_CHANNELS", "WATCHER_API"])
+def test_an_override_that_is_not_json_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A section given as a variable must be JSON: broken JSON is a configuration error
+    naming the variable (it was a traceback and exit 1), and the value is not shown."""
+    monkeypatch.setenv(name, f'{{"x": "json://u:{HOOK_PASSWORD}@h", "y": "{CLIENT_SECRET}" oops')
+    field = name.removeprefix("WATCHER_").lower()
+    assert error(write(tmp_path, document())) == f"{field}: {name} is not valid JSON"
+
+
+def test_a_key_override_that_is_not_json_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's variable within a section is named as such."""
+    monkeypatch.setenv("WATCHER_DELIVERY__QUIET_HOURS", "[{broken")
+    assert error(write(tmp_path, document())) == (
+        "delivery: WATCHER_DELIVERY__QUIET_HOURS is not valid JSON"
+    )
 
 
 # -- finding the file -----------------------------------------------------------------------
