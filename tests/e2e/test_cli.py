@@ -18,6 +18,7 @@ from tests.conftest import (
     URL_PASSWORD,
     Hook,
     config_document,
+    free_port,
     write_config,
 )
 from tests.e2e import proc
@@ -433,11 +434,12 @@ async def test_notify_test_masks_plugin_arguments_and_still_sends_them(
 async def test_failing_deliveries_log_and_report_no_plugin_argument(
     tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
 ) -> None:
-    """With the receiver down, once (at debug), notify-test and status show no header,
-    parameter or field value; apprise's own lines arrive as event "apprise"."""
-    path = cfg(
-        tmp_path, sim, hook, channels=argument_channels(hook), poll={"alert_on_first_run": True}
-    )
+    """With the receiver down (and one URL where nothing listens), once (at debug),
+    notify-test and status show no header, parameter or field value; apprise's own lines
+    arrive as event "apprise"."""
+    closed = Hook(port=free_port()).url_with_arguments()
+    channels = {**argument_channels(hook), "closed": closed}
+    path = cfg(tmp_path, sim, hook, channels=channels, poll={"alert_on_first_run": True})
     world.add_job(name="Checkout", status="failed")
     hook.down = True
     code, out = await proc.run("--log-level", "debug", "--log-format", "json", "once", "-c", path)
@@ -445,9 +447,10 @@ async def test_failing_deliveries_log_and_report_no_plugin_argument(
     lines = json_lines(out)
     assert {"alert_retry", "apprise"} <= {line["event"] for line in lines}, out
     assert all(line["message"] for line in lines if line["event"] == "apprise"), out
-    code, out = await proc.run("notify-test", "args-plus", "-c", path)
-    assert code == 1, out
-    assert f"FAILED: json://127.0.0.1:{hook.port}/hook?" in out
+    for channel in ("args-plus", "closed"):
+        code, out = await proc.run("notify-test", channel, "-c", path)
+        assert code == 1, out
+        assert "FAILED: json://127.0.0.1:" in out
     for args in (["status"], ["status", "--json"]):
         code, out = await proc.run(*args, "-c", path)
         assert code == 0, out
