@@ -275,8 +275,7 @@ def name_foreign_event(
     record = event_dict.get("_record")
     if event_dict.get("_from_structlog") or record is None:
         return event_dict
-    logger = str(record.name)
-    event_dict["message"] = event_dict.get("event")
+    logger, event_dict["message"] = str(record.name), event_dict.get("event")
     event_dict["event"] = next(
         (event for prefix, event in _FOREIGN_EVENTS if f"{logger}.".startswith(f"{prefix}.")),
         "library",
@@ -297,9 +296,8 @@ _MULTILINE = frozenset({"exception", "stack"})
 
 
 def _escape(match: re.Match[str]) -> str:
-    char = match[0]
-    code = ord(char)
-    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    code = ord(match[0])
+    return _NAMED_ESCAPES.get(match[0]) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def escape_controls(text: str) -> str:
