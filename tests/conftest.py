@@ -29,7 +29,21 @@ CLIENT_SECRET = "client-SECRET-4f9a2c"
 HOOK_USER = "hookuser"
 HOOK_PASSWORD = "hook-PASS-77c1d0"
 REALM = "realm-e2e"
-SECRETS: set[str] = {CLIENT_SECRET, HOOK_PASSWORD}  # grows with every token the simulator issues
+# Secrets that channel URLs carry as plugin arguments: a header, a GET parameter, a field.
+HEADER_TOKEN = "hdr-TOKEN-3b9e1f"
+HEADER_KEY = "hdr-KEY-8c2d4a"
+QUERY_KEY = "qry-KEY-6f1a0b"
+FIELD_KEY = "fld-KEY-2e7c9d"
+URL_PASSWORD = "url-PASS-91d3e5"  # in an api URL, where credentials are refused
+SECRETS: set[str] = {  # grows with every token the simulator issues
+    CLIENT_SECRET,
+    HOOK_PASSWORD,
+    HEADER_TOKEN,
+    HEADER_KEY,
+    QUERY_KEY,
+    FIELD_KEY,
+    URL_PASSWORD,
+}
 
 
 class _CurrentStdout:
@@ -123,12 +137,21 @@ class Hook:
 
     port: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     down: bool = False
     attempts: int = 0
 
     @property
     def url(self) -> str:
         return f"json://{HOOK_USER}:{HOOK_PASSWORD}@127.0.0.1:{self.port}/hook"
+
+    def url_with_arguments(self, space: str = "%20") -> str:
+        """The hook with its secrets given as apprise plugin arguments: two headers, a GET
+        parameter, a payload field. `space` after "Bearer": apprise keeps a "+" a plus."""
+        return (
+            f"json://127.0.0.1:{self.port}/hook?+Authorization=Bearer{space}{HEADER_TOKEN}"
+            f"&+X-Api-Key={HEADER_KEY}&-apikey={QUERY_KEY}&:token={FIELD_KEY}"
+        )
 
     def titles(self) -> list[str]:
         return [str(m["title"]) for m in self.received]
@@ -148,6 +171,7 @@ async def hook() -> AsyncIterator[Hook]:
 
     async def handle(request: web.Request) -> web.Response:
         receiver.attempts += 1
+        receiver.headers.append(dict(request.headers))
         if receiver.down:
             return web.Response(status=503, text="down")
         receiver.received.append(await request.json())

@@ -259,7 +259,7 @@ async def _notify_test(settings: Settings, channel: str) -> int:
     failed = 0
     for url in urls:
         destination = target(url)
-        masked = destination.urls(privacy=True)[0]
+        masked = report.masked_url(url)
         ok = bool(
             await destination.async_notify(
                 title="watcher test message",

@@ -4,7 +4,11 @@ pipeline to stdout, one event a line, JSON or console, with secrets masked.
 `Redactor` masks every secret it has been told about (configuration values, tokens,
 credentials inside channel URLs) wherever it appears in a log line, tracebacks
 included. It runs last before rendering, so nothing can slip in after it. `url_secrets`
-finds the credentials inside a channel URL by asking apprise which parts of it are private.
+finds the credentials inside a channel URL by asking apprise which parts of it are private,
+and takes every value of a plugin argument (`+header`, `-param`, `:field`) as one too.
+A stdlib record's free text becomes `message` under an `event` naming its source, and the
+console renderer gets text with control and bidi characters escaped: job names come from
+the API, and must not drive the terminal.
 """
 
 from __future__ import annotations
@@ -47,19 +51,25 @@ _SAFE_QUERY_KEYS = frozenset(
         "retry",
     }
 )
-# Credential shapes, whoever's they are: an Authorization value, a URL's password, a
-# token or secret written as key=value. One pattern, one pass over each string.
+# Credential shapes, whoever's they are: an Authorization value (also URL-encoded, as in
+# a header argument of a channel URL), a URL's password, a token or secret written as
+# key=value. One pattern, one pass over each string.
 _SHAPES = re.compile(
-    r"(?i:\b(?P<scheme>bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"(?i:\b(?P<scheme>bearer|basic)(?P<gap>\s+|%20|%2B|\+))[A-Za-z0-9._~+/=%-]+"
     r"|(?P<userinfo>://[^/\s:@]*:)[^@\s/]+@"
     r"|(?P<key>\"?(?:access_token|client_secret|password)\"?\s*[=:]\s*\"?)[^\s\",&]+"
 )
+_SCHEMED = re.compile(r"(?i:bearer|basic|token)[ +]+(?P<credential>\S+)")
+# apprise's plugin arguments in a URL's query: `+name` an HTTP header (json, xml, form,
+# apprise, email and more), `-name` a GET parameter or a removed field, `:name` a payload
+# field. Any of them may carry a key, and apprise shows them all in its private form.
+_PLUGIN_ARGUMENT = ("+", "-", ":")
 _RENDERED_BY_US = frozenset({"timestamp", "level", "logger"})  # never carry a secret
 
 
 def _mask_shape(match: re.Match[str]) -> str:
     if match["scheme"]:
-        return f"{match['scheme']} {MASK}"
+        return f"{match['scheme']}{match['gap']}{MASK}"
     if match["userinfo"]:
         return f"{match['userinfo']}{MASK}@"
     return f"{match['key']}{MASK}"
@@ -79,10 +89,36 @@ def url_secrets(url: str) -> set[str]:
     # A query value is an argument that a plugin may put anywhere (apprise shows custom
     # headers, `+Authorization=...`, unmasked), so only the keys known to be public are
     # left out.
-    found.update(v for k, v in parse_qsl(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
+    found.update(v for k, v in _query_pairs(parts.query) if k.lower() not in _SAFE_QUERY_KEYS)
     private = _apprise_secrets(url)
     found |= _shaped_secrets(parts) if private is None else private
+    # A credential with its scheme (an Authorization header's "Bearer tok") is quoted
+    # without it too: the token alone is a secret.
+    found.update(m["credential"] for m in map(_SCHEMED.fullmatch, list(found)) if m)
     return {form for secret in found for form in _written_forms(secret) if len(form) >= MIN_SECRET}
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """The query's pairs read both ways: as apprise reads them (a "+" stays a plus, ";"
+    separates too) and as the web does (a "+" is a space)."""
+    raw = [pair.partition("=") for pair in re.split("[&;]", query) if pair]
+    return [(unquote(k), unquote(v)) for k, _, v in raw] + parse_qsl(query)
+
+
+def hide_arguments(url: str) -> str:
+    """The URL with the value of every plugin argument (`+header=`, `-param=`, `:field=`)
+    replaced by the mask, names kept; the rest of the URL as it was."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    query, hash_, fragment = query.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and value and unquote(key).startswith(_PLUGIN_ARGUMENT):
+            value = MASK
+        pairs.append(f"{key}{eq}{value}")
+    return f"{base}?{'&'.join(pairs)}{hash_}{fragment}"
 
 
 def _written_forms(secret: str) -> set[str]:
@@ -220,6 +256,77 @@ def protect(*secrets: str) -> None:
             processor.add(*secrets)
 
 
+# Where a stdlib record comes from -> its event name; any other logger's is "library".
+_FOREIGN_EVENTS = (
+    ("apscheduler", "scheduler"),
+    ("apprise", "apprise"),
+    ("aiohttp", "aiohttp"),
+    ("asyncio", "asyncio"),
+    ("py.warnings", "python_warning"),
+)
+
+
+def name_foreign_event(
+    _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A stdlib record's text goes to `message`, under an event that names its source: a
+    library's free text ("Run time of job ... was missed by 0:00:02") is no stable name
+    for a reader of the logs to select on."""
+    record = event_dict.get("_record")
+    if event_dict.get("_from_structlog") or record is None:
+        return event_dict
+    logger, event_dict["message"] = str(record.name), event_dict.get("event")
+    event_dict["event"] = next(
+        (event for prefix, event in _FOREIGN_EVENTS if f"{logger}.".startswith(f"{prefix}.")),
+        "library",
+    )
+    return event_dict
+
+
+# What must not reach a terminal raw: C0 and C1 controls (ESC starts a terminal command,
+# CR and LF forge lines) and the bidi controls that reorder what is shown (U+202E).
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
+_UNSAFE_IN_TRACEBACK = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# The keys that the console renderer prints as they are; it repr()s every other value
+# (repr_native_str), and repr() escapes what is not printable.
+_PRINTED_RAW = frozenset({"event", "timestamp", "level", "logger", "logger_name"})
+_MULTILINE = frozenset({"exception", "stack"})
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return _NAMED_ESCAPES.get(match[0]) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """The text with control and bidi characters written as escapes (`\\x1b`, `\\u202e`)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def escape_for_console(
+    _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Escapes the text that the console renderer prints as it is; a traceback keeps its
+    line breaks."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key in _PRINTED_RAW:
+            event_dict[key] = _UNSAFE.sub(_escape, value)
+        elif isinstance(value, str) and key in _MULTILINE:
+            event_dict[key] = _UNSAFE_IN_TRACEBACK.sub(_escape, value)
+    return event_dict
+
+
+def rendering(fmt: str, *, colors: bool) -> list[Any]:
+    """The last processors: JSON (which escapes every control and non-ASCII character
+    itself), or the console renderer with what it would print raw escaped first."""
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=colors, repr_native_str=True)
+        return [escape_for_console, renderer]
+    return [structlog.processors.JSONRenderer()]
+
+
 QUIET_LIBRARIES = {
     "apprise": logging.WARNING,  # its debug output has leaked credentials elsewhere
     "aiohttp": logging.WARNING,
@@ -268,16 +375,12 @@ def configure(
         structlog.processors.format_exc_info,
         redactor,
     ]
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
+    last = rendering(fmt, colors=stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), name_foreign_event, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],
         )
     )
     root = logging.getLogger()
@@ -287,7 +390,7 @@ def configure(
         logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level.upper())))
     logging.captureWarnings(True)
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, *last],
         logger_factory=lambda name="watcher", *_: _LineLogger(name, handler),
         # Drops calls below the level before any processor runs: a debug line per rule
         # per event costs nothing when debug is off.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher import render
-from watcher.logs import Redactor, url_secrets
+from watcher.logs import Redactor, escape_controls, hide_arguments, url_secrets
 from watcher.settings import Rule, Settings
 from watcher.store import SqliteStore, StoreError
 
@@ -28,13 +28,16 @@ def secrets(settings: Settings) -> list[str]:
     return found
 
 
-def masked_url(url: str) -> str:
-    """apprise's private form of the URL, with what apprise leaves readable of the URL's
-    secrets masked too (custom headers, `+Authorization=...`, are shown unmasked)."""
+def masked_url(url: str, redactor: Redactor | None = None) -> str:
+    """apprise's private form of the URL, with what apprise leaves readable masked too:
+    the values of plugin arguments (custom headers, `+Authorization=...`) and any of the
+    URL's secrets (`redactor`, if given, must know them)."""
     from watcher.notifier import target  # deferred: importing apprise loads every plugin
 
     urls = target(url).urls(privacy=True)
-    return Redactor(url_secrets(url)).known(urls[0]) if urls else "(invalid URL)"
+    if not urls:
+        return "(invalid URL)"
+    return (redactor or Redactor(url_secrets(url))).known(hide_arguments(urls[0]))
 
 
 def matchers(rule: Rule) -> str:
@@ -68,8 +71,9 @@ def summary(settings: Settings) -> str:
         f"state: {settings.state.path}",
         "channels:",
     ]
+    redactor = Redactor(secrets(settings))  # one for all channels: one regex, not one each
     for name, urls in sorted(settings.channels.items()):
-        lines.extend(f"  {name}: {masked_url(url)}" for url in urls)
+        lines.extend(f"  {name}: {masked_url(url, redactor)}" for url in urls)
     if not settings.channels:
         lines.append("  (none: alerts are recorded but not sent)")
     lines.append("rules:")
@@ -138,8 +142,14 @@ def status(path: Path) -> dict[str, Any]:
 
 
 def status_text(data: dict[str, Any]) -> str:
+    """The status for a terminal: what the API named (job names in titles, srefs) is
+    printed with control and bidi characters escaped, one item a line."""
+    return "\n".join(map(escape_controls, _status_lines(data)))
+
+
+def _status_lines(data: dict[str, Any]) -> list[str]:
     if not data["exists"]:
-        return f"no state yet at {data['state']} (the daemon has not polled)"
+        return [f"no state yet at {data['state']} (the daemon has not polled)"]
     outbox = data["outbox"]
     lines = [
         f"state: {data['state']}",
@@ -161,4 +171,4 @@ def status_text(data: dict[str, Any]) -> str:
                 f"(attempts {i['attempts']}, {i['last_error'] or 'not tried yet'})"
                 for i in data[label]
             ]
-    return "\n".join(lines)
+    return lines

@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -23,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import render
+from watcher import files, render
 from watcher.models import KNOWN_STATUSES, NEW, TERMINAL_STATUSES, EventKind, Severity
 from watcher.quiet import QuietWindow
 
@@ -73,11 +74,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+MAX_SECRET_FILE = 64 * files.KIB
+MAX_RULES = 1000
+MAX_CHANNEL_URLS = 1000
+
+
 def _read_secret_file(path: Path, key: str) -> SecretStr:
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+        text = files.read_text(path, MAX_SECRET_FILE).strip()
+    except files.FileProblem as exc:
+        raise ValueError(f"{key}: cannot read {path}: {exc}") from None
     if not text:
         raise ValueError(f"{key}: {path} is empty")
     return SecretStr(text)
@@ -109,6 +115,17 @@ class ApiSettings(Section):
     @field_validator("base_url", "token_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # Credentials first, so that a URL carrying them is never echoed. Every request
+        # sends its own Authorization header, which aiohttp refuses to combine with them.
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("not a usable URL (check its brackets and port)") from None
+        if "@" in parts.netloc:
+            raise ValueError(
+                "must not hold credentials (user:password@): the API is given client_id and"
+                " client_secret, or access_token"
+            )
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
@@ -315,12 +332,25 @@ class Settings(BaseSettings):
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # Counted before any URL is parsed: each costs apprise's parsing at every start,
+        # and its secrets a place in every log line's redaction.
+        count = sum(map(len, value.values()))
+        if count > MAX_CHANNEL_URLS:
+            raise ValueError(f"{count} URLs; at most {MAX_CHANNEL_URLS} are supported")
         for name, urls in value.items():
             if not urls:
                 raise ValueError(f"channel {name!r} has no URL")
             for index, url in enumerate(urls):
                 if problem := _channel_problem(url):
                     raise ValueError(f"{name}[{index}]: {problem}")
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_count(cls, value: object) -> object:
+        # Before each rule's templates are compiled; every rule is tried on every event.
+        if isinstance(value, list) and len(value) > MAX_RULES:
+            raise ValueError(f"{len(value)} rules; at most {MAX_RULES} are supported")
         return value
 
     @model_validator(mode="after")

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CLIENT_SECRET, HOOK_PASSWORD, Hook, config_document, write_config
+from tests.conftest import (
+    CLIENT_SECRET,
+    FIELD_KEY,
+    HEADER_KEY,
+    HEADER_TOKEN,
+    HOOK_PASSWORD,
+    URL_PASSWORD,
+    Hook,
+    config_document,
+    free_port,
+    write_config,
+)
 from tests.e2e import proc
+from tests.unit.test_config import billion_laughs
 from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
 
@@ -375,3 +388,146 @@ async def test_help_says_global_options_after_the_command_win() -> None:
         assert code == 0, out
         assert "--log-level" in out
         assert "after the command" in " ".join(out.split()), out
+
+
+# -- hostile input: secrets in channel URLs, credentials in API URLs, hostile files and names
+
+
+def argument_channels(hook: Hook) -> dict[str, str]:
+    """The hook twice, its secrets as plugin arguments, "Bearer" followed by %20 and by +."""
+    return {"args": hook.url_with_arguments(), "args-plus": hook.url_with_arguments("+")}
+
+
+async def test_check_masks_every_plugin_argument(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """check and check --explain print the values of header, GET-parameter and payload-field
+    arguments masked, however the URL writes them (proc scans the output for the secrets)."""
+    path = cfg(tmp_path, sim, hook, channels=argument_channels(hook))
+    for args in (["check"], ["check", "--explain"]):
+        code, out = await proc.run(*args, "-c", path)
+        assert code == 0, out
+        for name in ("args", "args-plus"):
+            assert f"  {name}: json://127.0.0.1:{hook.port}/hook?" in out, out
+        assert out.count("%2BAuthorization=***&%2BX-Api-Key=***&-apikey=***&%3Atoken=***") == 2
+
+
+async def test_notify_test_masks_plugin_arguments_and_still_sends_them(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """notify-test prints the channel masked as check does; the receiver gets the headers,
+    the parameter and the field as configured."""
+    path = cfg(tmp_path, sim, hook, channels=argument_channels(hook))
+    for channel in ("args", "args-plus"):
+        code, out = await proc.run("notify-test", channel, "-c", path)
+        assert code == 0, out
+        assert f"delivered: json://127.0.0.1:{hook.port}/hook?" in out
+        assert "%2BX-Api-Key=***" in out
+    assert [h["Authorization"] for h in hook.headers] == [
+        f"Bearer {HEADER_TOKEN}",
+        f"Bearer+{HEADER_TOKEN}",
+    ]
+    assert {h["X-Api-Key"] for h in hook.headers} == {HEADER_KEY}
+    assert {m["token"] for m in hook.received} == {FIELD_KEY}
+
+
+async def test_failing_deliveries_log_and_report_no_plugin_argument(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """With the receiver down (and one URL where nothing listens), once (at debug),
+    notify-test and status show no header, parameter or field value; apprise's own lines
+    arrive as event "apprise"."""
+    closed = Hook(port=free_port()).url_with_arguments()
+    channels = {**argument_channels(hook), "closed": closed}
+    path = cfg(tmp_path, sim, hook, channels=channels, poll={"alert_on_first_run": True})
+    world.add_job(name="Checkout", status="failed")
+    hook.down = True
+    code, out = await proc.run("--log-level", "debug", "--log-format", "json", "once", "-c", path)
+    assert code == 1, out
+    lines = json_lines(out)
+    assert {"alert_retry", "apprise"} <= {line["event"] for line in lines}, out
+    assert all(line["message"] for line in lines if line["event"] == "apprise"), out
+    for channel in ("args-plus", "closed"):
+        code, out = await proc.run("notify-test", channel, "-c", path)
+        assert code == 1, out
+        assert "FAILED: json://127.0.0.1:" in out
+    for args in (["status"], ["status", "--json"]):
+        code, out = await proc.run(*args, "-c", path)
+        assert code == 0, out
+        assert "delivery failed" in out
+
+
+@pytest.mark.parametrize("key", ["base_url", "token_url"])
+async def test_credentials_in_an_api_url_are_refused(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook, key: str
+) -> None:
+    """user:password@ in base_url or token_url passed check and then crashed every poll:
+    check and once now exit 2 naming the key, without the password."""
+    url = str(getattr(sim, key)).replace("http://", f"http://proxy:{URL_PASSWORD}@")
+    path = cfg(tmp_path, sim, hook, api={key: url})
+    for command in ("check", "once"):
+        code, out = await proc.run(command, "-c", path)
+        assert code == 2, out
+        assert f"api.{key}: must not hold credentials (user:password@)" in out
+        assert "Traceback" not in out
+
+
+async def test_a_billion_laughs_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A 900-byte file of nested aliases (a billion strings) is refused, naming the file,
+    instead of keeping check busy for minutes and gigabytes."""
+    path = tmp_path / "laughs.yaml"
+    path.write_text(billion_laughs(), encoding="utf-8")
+    code, out = await proc.run("check", "-c", str(path))
+    assert code == 2, out
+    assert f"{path}: YAML aliases would repeat more than 10000 values" in out
+
+
+async def test_a_secret_file_that_is_a_fifo_is_refused(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """client_secret_file naming a FIFO no one writes to is refused at once (it hung)."""
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo)
+    path = cfg(tmp_path, sim, hook, api={"client_secret": None, "client_secret_file": str(fifo)})
+    code, out = await proc.run("check", "-c", path)
+    assert code == 2, out
+    assert f"api.client_secret_file: cannot read {fifo}: it is a FIFO, not a regular file" in out
+
+
+async def test_a_state_path_that_is_a_fifo_is_refused(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """status (which hung, deaf to SIGTERM) and once refuse a FIFO at state.path, exit 2."""
+    path = cfg(tmp_path, sim, hook)
+    state = tmp_path / "state" / "watcher.db"
+    state.parent.mkdir()
+    os.mkfifo(state)
+    for command in ("status", "once"):
+        code, out = await proc.run(command, "-c", path)
+        assert code == 2, out
+        assert f"state.path: {state} is not a regular file" in out
+
+
+HOSTILE_NAME = "Nightly \u202egnp.exe\u2066 \x1b[2J\x1b[31mred\r\nforged_line level=error"
+RAW_CONTROLS = set("\u202e\u2066\x1b\r")
+
+
+async def test_console_log_and_status_escape_what_the_api_named(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
+) -> None:
+    """A job name with bidi overrides, terminal escapes and a line break reaches neither the
+    console log nor `status` raw: each is printed as an escape, on its own line."""
+    path = cfg(tmp_path, sim, hook, poll={"alert_on_first_run": True})
+    world.add_job(name=HOSTILE_NAME, status="failed")
+    hook.down = True  # the alert stays pending, so that status shows its title
+    code, out = await proc.run("--log-format", "console", "once", "-c", path)
+    assert code == 1, out
+    code, status = await proc.run("status", "-c", path)
+    assert code == 0, status
+    for text in (out, status):
+        assert not RAW_CONTROLS & set(text), repr(text)
+        assert "Nightly \\u202egnp.exe\\u2066 \\x1b[2J\\x1b[31mred\\r\\nforged_line" in text
+        assert not [line for line in text.splitlines() if line.startswith("forged_line")]
+    code, raw = await proc.run("status", "--json", "-c", path)
+    assert not RAW_CONTROLS & set(raw)
+    assert json.loads(raw)["pending"][0]["title"] == f"{HOSTILE_NAME} failed"

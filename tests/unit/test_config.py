@@ -150,6 +150,24 @@ def test_unset_variable_in_a_list_names_the_index(tmp_path: Path) -> None:
     )
 
 
+def test_a_value_from_the_environment_is_named_not_echoed(tmp_path: Path) -> None:
+    """A `${VAR}` value in the wrong place (here a secret as a duration) is named by its
+    variable in the error, never shown."""
+    doc = document(poll={"interval": "${PA_CLIENT_SECRET}", "lookback": "${LOOK:-later}"})
+    text = error(write(tmp_path, doc), {"PA_CLIENT_SECRET": CLIENT_SECRET})
+    assert text.splitlines() == [
+        "poll.interval: '${PA_CLIENT_SECRET}' is not a duration (use seconds, or 90s, 5m, 2h, 1d)",
+        "poll.lookback: 'later' is not a duration (use seconds, or 90s, 5m, 2h, 1d)",
+    ]
+
+
+def test_a_value_from_the_environment_inside_text_is_named(tmp_path: Path) -> None:
+    """Substituted inside a longer value, the variable's part is named and the rest shown."""
+    doc = document(poll={"interval": "${PA_CLIENT_SECRET}-minutes"})
+    text = error(write(tmp_path, doc), {"PA_CLIENT_SECRET": CLIENT_SECRET})
+    assert text.startswith("poll.interval: '${PA_CLIENT_SECRET}-minutes' is not a duration")
+
+
 # -- validation errors ----------------------------------------------------------------------
 
 
@@ -333,6 +351,15 @@ def test_missing_credentials(tmp_path: Path) -> None:
     assert error(write(tmp_path, doc)).startswith("api.client_id: set client_id and client_secret")
 
 
+@pytest.mark.parametrize("key", ["client_secret", "access_token"])
+@pytest.mark.parametrize("shape", ["mapping", "list"])
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path, key: str, shape: str) -> None:
+    """A secret given as a mapping or a list is refused by type, without its content."""
+    doc = document()
+    doc["api"][key] = {"value": CLIENT_SECRET} if shape == "mapping" else [CLIENT_SECRET]
+    assert error(write(tmp_path, doc)).startswith(f"api.{key}: Input should be a valid string")
+
+
 def test_wrong_type_does_not_echo_the_value(tmp_path: Path) -> None:
     """A secret given where a number belongs is not repeated in the error."""
     doc = document(api={"page_size": CLIENT_SECRET})
@@ -390,6 +417,50 @@ def test_client_secret_and_file_together(tmp_path: Path) -> None:
     assert error(write(tmp_path, doc)).startswith("api.client_secret: set client_secret or")
 
 
+def secret_file_document(path: Path, key: str = "client_secret") -> dict[str, Any]:
+    doc = document()
+    del doc["api"]["client_secret"]
+    doc["api"][f"{key}_file"] = str(path)
+    if key == "access_token":
+        del doc["api"]["client_id"]
+    return doc
+
+
+def test_client_secret_file_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    """A FIFO with no writer would hang `check` and the daemon's start: refused at once."""
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo)
+    assert error(write(tmp_path, secret_file_document(fifo))) == (
+        f"api.client_secret_file: cannot read {fifo}: it is a FIFO, not a regular file"
+    )
+
+
+def test_access_token_file_that_is_dev_zero_is_refused(tmp_path: Path) -> None:
+    """A device that never ends is not read (it would fill memory)."""
+    doc = secret_file_document(Path("/dev/zero"), "access_token")
+    assert error(write(tmp_path, doc)) == (
+        "api.access_token_file: cannot read /dev/zero: it is a character device, not a regular file"
+    )
+
+
+def test_a_secret_file_larger_than_64_kib_is_refused(tmp_path: Path) -> None:
+    """A secret is small: a file over 64 KiB is a mistake, refused without reading it all."""
+    big = tmp_path / "secret"
+    big.write_bytes(CLIENT_SECRET.encode() * 10_000)
+    assert error(write(tmp_path, secret_file_document(big))) == (
+        f"api.client_secret_file: cannot read {big}: it is larger than 64 KiB"
+    )
+
+
+def test_a_secret_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path: Path) -> None:
+    """The decoder's message would quote a byte of the secret: only its position is said."""
+    binary = tmp_path / "secret"
+    binary.write_bytes(b"\xff" + CLIENT_SECRET.encode())
+    assert error(write(tmp_path, secret_file_document(binary))) == (
+        f"api.client_secret_file: cannot read {binary}: it is not UTF-8 text (byte 1)"
+    )
+
+
 # -- environment overrides ------------------------------------------------------------------
 
 
@@ -421,6 +492,27 @@ def test_bad_env_override_names_the_key(tmp_path: Path, monkeypatch: pytest.Monk
     """An unreadable override is reported at the key it overrides."""
     monkeypatch.setenv("WATCHER_POLL__INTERVAL", "soon")
     assert error(write(tmp_path, document())).startswith("poll.interval: 'soon' is not a duration")
+
+
+@pytest.mark.parametrize("name", ["WATCHER_CHANNELS", "WATCHER_API"])
+def test_an_override_that_is_not_json_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A section given as a variable must be JSON: broken JSON is a configuration error
+    naming the variable (it was a traceback and exit 1), and the value is not shown."""
+    monkeypatch.setenv(name, f'{{"x": "json://u:{HOOK_PASSWORD}@h", "y": "{CLIENT_SECRET}" oops')
+    field = name.removeprefix("WATCHER_").lower()
+    assert error(write(tmp_path, document())) == f"{field}: {name} is not valid JSON"
+
+
+def test_a_key_override_that_is_not_json_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's variable within a section is named as such."""
+    monkeypatch.setenv("WATCHER_DELIVERY__QUIET_HOURS", "[{broken")
+    assert error(write(tmp_path, document())) == (
+        "delivery: WATCHER_DELIVERY__QUIET_HOURS is not valid JSON"
+    )
 
 
 # -- finding the file -----------------------------------------------------------------------
@@ -469,3 +561,126 @@ def test_watcher_yaml_in_the_working_directory(
     write(tmp_path, document(api={"realm": "local"}))
     monkeypatch.chdir(tmp_path)
     assert config.load(None, {}).api.realm == "local"
+
+
+# -- hostile files --------------------------------------------------------------------------
+
+
+def test_a_configuration_file_over_4_mib_is_refused(tmp_path: Path) -> None:
+    """The file is read up to 4 MiB and no further."""
+    text = yaml.safe_dump(document()) + "#" + "x" * (4 * 1024 * 1024) + "\n"
+    path = write(tmp_path, text)
+    assert error(path) == f"{path}: cannot read: it is larger than 4 MiB"
+
+
+def test_a_configuration_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 are named by position."""
+    path = tmp_path / "watcher.yaml"
+    path.write_bytes(b"api:\n  realm: \xff\n")
+    assert error(path) == f"{path}: cannot read: it is not UTF-8 text (byte 15)"
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The classic: nine levels of nine aliases each, under 1 KB, a billion strings."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        name, below = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"{name}: &{name} [{','.join([f'*{below}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+# libyaml's parser when PyYAML was built with it, else the pure-Python one: both bounded.
+LOADERS = [yaml.SafeLoader, *([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])]
+
+
+@pytest.fixture(params=LOADERS, ids=lambda loader: loader.__name__)
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the test with each YAML parser (the choice is made once, at import)."""
+    monkeypatch.setattr(config, "_Loader", request.param)
+
+
+@pytest.mark.usefixtures("loader")
+def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """Aliases that would expand the document past a small bound are refused, naming the
+    file (the expansion would take minutes and gigabytes)."""
+    text = billion_laughs()
+    assert len(text) < 1000
+    path = write(tmp_path, yaml.safe_dump(document()) + text)
+    assert error(path) == (
+        f"{path}: YAML aliases would repeat more than 10000 values"
+        " (write them out, or use fewer aliases)"
+    )
+
+
+@pytest.mark.usefixtures("loader")
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
+    """A recursive alias makes a structure without end: refused where it is."""
+    text = yaml.safe_dump(document())
+    path = write(tmp_path, text + "loop: &loop [1, *loop]\n")
+    line = text.count("\n") + 1
+    assert error(path) == (
+        f"{path}: line {line}, column 7: this alias refers to the collection that contains it"
+    )
+
+
+@pytest.mark.usefixtures("loader")
+def test_nesting_past_the_bound_is_refused(tmp_path: Path) -> None:
+    """A document nested deeper than any configuration needs is refused, in flow style and
+    in block style."""
+    flow = write(tmp_path, "api: " + "[" * 400 + "]" * 400 + "\n", "flow.yaml")
+    block = write(
+        tmp_path,
+        "".join(f"{'  ' * n}k{n}:\n" for n in range(400)) + "  " * 400 + "v\n",
+        "block.yaml",
+    )
+    just_past = write(tmp_path, "api: " + "[" * 51 + "]" * 51 + "\n", "just-past.yaml")
+    for path in (flow, block, just_past):
+        text = error(path)
+        assert text.startswith(f"{path}: "), text
+        assert text.endswith("nested deeper than 50 levels"), text
+    # Nested within the bound, the document reaches validation.
+    shallow = write(tmp_path, yaml.safe_dump(document(log={"level": [[[["info"]]]]})), "ok.yaml")
+    assert error(shallow).startswith("log.level: Input should be")
+
+
+@pytest.mark.usefixtures("loader")
+def test_aliases_used_within_the_bound_are_fine(tmp_path: Path) -> None:
+    """Anchors shared between rules, the ordinary use, load as if written out."""
+    text = (
+        f"api: {{realm: my-realm, client_id: cid, client_secret: {CLIENT_SECRET}}}\n"
+        f'channels: {{ops: "{HOOK_URL}"}}\n'
+        "rules:\n"
+        "  - name: failures\n"
+        '    match: &failed {to: [failed, expired], name: "Nightly *"}\n'
+        "    notify: &ops [ops]\n"
+        "  - name: again\n"
+        "    match: *failed\n"
+        "    notify: *ops\n"
+    )
+    settings = load(write(tmp_path, text))
+    assert settings.rules[0].match == settings.rules[1].match
+    assert settings.rules[1].notify == ["ops"]
+
+
+def test_more_than_1000_channel_urls_are_refused(tmp_path: Path) -> None:
+    """Each URL costs apprise's parsing at every start and a place in every log line's
+    redaction: past 1000 the file is refused before any URL is parsed."""
+    doc = document(channels={f"c{n}": [HOOK_URL, HOOK_URL] for n in range(501)})  # and "ops"
+    assert error(write(tmp_path, doc)) == "channels: 1003 URLs; at most 1000 are supported"
+
+
+def test_more_than_1000_rules_are_refused(tmp_path: Path) -> None:
+    """Every rule is tried on every event: past 1000 the file is refused before any rule's
+    templates are compiled."""
+    doc = document(rules=[{"name": f"r{n}", "notify": "ops"} for n in range(1001)])
+    assert error(write(tmp_path, doc)) == "rules: 1001 rules; at most 1000 are supported"
+
+
+def test_1000_rules_and_channel_urls_are_fine(tmp_path: Path) -> None:
+    """The bounds themselves are accepted."""
+    doc = document(
+        channels={f"c{n}": HOOK_URL for n in range(999)},  # and BASE's "ops"
+        rules=[{"name": f"r{n}", "notify": f"c{n % 999}"} for n in range(1000)],
+    )
+    settings = load(write(tmp_path, doc))
+    assert (len(settings.channels), len(settings.rules)) == (1000, 1000)

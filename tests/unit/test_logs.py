@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ def test_longest_secret_is_masked_first() -> None:
         ('{"access_token": "abc123"}', f'{{"access_token": "{MASK}"}}'),
         ("client_secret=abc&x=1", f"client_secret={MASK}&x=1"),
         ("password: hunter22", f"password: {MASK}"),
+        ("?%2BAuthorization=Bearer%20xyz.abc-123&b=1", f"?%2BAuthorization=Bearer%20{MASK}&b=1"),
+        ("?+Authorization=Bearer+xyz.abc-123", f"?+Authorization=Bearer+{MASK}"),
+        ("%2BAuthorization=Bearer%2Bxyz%2Dabc", f"%2BAuthorization=Bearer%2B{MASK}"),
     ],
 )
 def test_credential_shapes_are_masked_without_registration(line: str, masked: str) -> None:
@@ -253,13 +257,47 @@ CHANNELS: dict[str, Channel] = {
         (HOOK_PW,),
         ("hookuser", "hooks.example.com"),
     ),
-    # Custom headers, which apprise shows unmasked: each header's value is one secret (a
-    # bearer token quoted without its "Bearer " is not known as one).
+    # Custom headers, which apprise shows unmasked: each header's value is a secret, and so
+    # is a bearer token quoted on its own, without its "Bearer ".
     "json-headers": Channel(
         "json://hooks.example.com/perf"
         "?+Authorization=Bearer%20tok3n-xyz987ab&+X-Api-Key=key-AbC4567",
-        ("Bearer tok3n-xyz987ab", "key-AbC4567"),
+        ("Bearer tok3n-xyz987ab", "tok3n-xyz987ab", "key-AbC4567"),
         ("hooks.example.com",),
+    ),
+    # The same written the way apprise reads a query: "+" stays a plus (so the header is
+    # "Bearer+tok3n..." and apprise writes it back as Bearer%2B...); "-name" is a GET
+    # parameter and ":name" a payload field, either of which may carry a key.
+    "json-headers-plus": Channel(
+        "json://hooks.example.com/perf"
+        "?+Authorization=Bearer+tok3nPlus9876&-apikey=getKeyZz98765&:token=payloadYy8765",
+        ("tok3nPlus9876", "getKeyZz98765", "payloadYy8765"),
+        ("hooks.example.com", "Authorization", "apikey"),
+    ),
+    "xml-headers": Channel(
+        "xml://hooks.example.com/perf?+X-Token=xmlTok3n4567",
+        ("xmlTok3n4567",),
+        ("hooks.example.com", "X-Token"),
+    ),
+    "form-headers": Channel(
+        "form://hooks.example.com/perf?+X-Token=formTok3n4567&-fld=formGet8765x",
+        ("formTok3n4567", "formGet8765x"),
+        ("hooks.example.com", "X-Token"),
+    ),
+    "mailtos-headers": Channel(
+        f"mailtos://alerts:{MAIL_PASSWORD}@smtp.example.com"
+        "?to=oncall@example.com&+X-Mail-Key=mailKey12345",
+        (MAIL_PASSWORD, "mailKey12345"),
+        ("smtp.example.com", "oncall@example.com", "X-Mail-Key"),
+    ),
+    "apprise-api-headers": Channel(
+        "apprise://apprise.example.com/cfgkey?+X-Auth=apiTok3n7788",
+        ("apiTok3n7788",),
+        ("apprise.example.com", "X-Auth"),
+    ),
+    "pagerduty-details": Channel(
+        f"pagerduty://{PAGERDUTY[0]}@{PAGERDUTY[1]}?+detailKey=pdDetail99887",
+        (*PAGERDUTY, "pdDetail99887"),
     ),
 }
 # Teams' own msteams:// scheme is gone from apprise 2.3 (Microsoft retired its connectors):
@@ -343,3 +381,89 @@ def test_public_parts_are_not_secrets() -> None:
     public = {p for c in CHANNELS.values() for p in c.public}
     assert not (public & found)
     assert not ({"Apprise", "Notification", "alerts", "perf-alerts"} & found)
+
+
+# -- foreign loggers and the console ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("logger", "event"),
+    [
+        ("apscheduler.scheduler", "scheduler"),
+        ("apscheduler.executors.default", "scheduler"),
+        ("apprise", "apprise"),
+        ("aiohttp.client", "aiohttp"),
+        ("asyncio", "asyncio"),
+        ("py.warnings", "python_warning"),
+        ("some.other.library", "library"),
+    ],
+)
+def test_a_foreign_logger_s_text_is_the_message_under_a_stable_event(
+    logger: str, event: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stdlib record's free text goes to `message`; `event` names its source, so that a
+    JSON reader can select on it (APScheduler's "Run time of job ... was missed" included)."""
+    capsys.readouterr()
+    text = 'Run time of job "poll (trigger: interval[0:01:00])" was missed by 0:00:02'
+    logging.getLogger(logger).warning(text)
+    (line,) = [json.loads(raw) for raw in capsys.readouterr().out.splitlines()]
+    assert (line["event"], line["message"], line["logger"]) == (event, text, logger)
+
+
+def test_a_foreign_message_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """The moved text is masked like any other field."""
+    capsys.readouterr()
+    logging.getLogger("apprise").warning("sent with Authorization: Bearer abc.def-123")
+    (line,) = [json.loads(raw) for raw in capsys.readouterr().out.splitlines()]
+    assert line["message"] == f"sent with Authorization: Bearer {MASK}"
+
+
+HOSTILE = "Nightly \u202egnp.exe\u2066 \x1b[31mred\x1b[0m\r\nforged_line level=info\x07\u2028\x85"
+
+
+def test_escape_controls_escapes_terminal_and_bidi_controls() -> None:
+    """Control characters (ESC, CR, LF, BEL, C1) and bidi overrides become visible escapes;
+    other text, non-Latin scripts and emoji included, is left as it is."""
+    assert logs.escape_controls(HOSTILE) == (
+        "Nightly \\u202egnp.exe\\u2066 \\x1b[31mred\\x1b[0m\\r\\nforged_line level=info"
+        "\\x07\\u2028\\x85"
+    )
+    plain = "Checkout \u2013 \u7d50\u5e33 \u2705 tab\there"
+    assert logs.escape_controls(plain) == plain.replace("\t", "\\t")
+
+
+def console_line(**event: Any) -> str:
+    line: Any = event
+    for processor in logs.rendering("console", colors=False):
+        line = processor(None, "info", line)
+    return str(line)
+
+
+def test_console_lines_escape_the_event_and_every_field_once() -> None:
+    """Every control and bidi character of a console line is written as an escape, once,
+    whichever field holds it (the event, a text, a list)."""
+    line = console_line(
+        event="job_event\u202e", name=HOSTILE, bare="gnp.exe\u202e\x1b", rules=["a\x1bb"]
+    )
+    assert not set("\u202e\u2066\x1b\r\n\x07\u2028\x85") & set(line), line
+    assert "job_event\\u202e" in line
+    assert "name='Nightly \\u202egnp.exe\\u2066 \\x1b[31mred" in line
+    assert "bare='gnp.exe\\u202e\\x1b'" in line
+    assert "rules=['a\\x1bb']" in line
+
+
+def test_a_console_traceback_keeps_its_line_breaks() -> None:
+    """A traceback is printed on its lines, with other controls escaped."""
+    line = console_line(event="crashed", exception="Traceback\n  File x\nError: \u202eab\x1b")
+    assert line.endswith("Traceback\n  File x\nError: \\u202eab\\x1b"), line
+
+
+def test_json_lines_escape_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    """The JSON renderer writes every control and bidi character as a \\u escape: one
+    event stays one line, and the value reads back unchanged."""
+    capsys.readouterr()
+    structlog.get_logger("test").info("job_event", name=HOSTILE)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert not set("\u202e\u2066\x1b\r\x07\u2028\x85") & set(out)
+    assert json.loads(out)["name"] == HOSTILE

@@ -81,3 +81,42 @@ def test_status_of_an_empty_state_file_is_no_state_yet(tmp_path: Path) -> None:
     path = tmp_path / "watcher.db"
     path.touch()
     assert report.status(path) == {"state": str(path), "exists": False}
+
+
+def test_status_text_escapes_what_the_api_named() -> None:
+    """Job names and srefs come from the API: `status` prints their control and bidi
+    characters as escapes, never raw to the terminal, one item a line."""
+    hostile = "Nightly \u202egnp.exe \x1b[2J\r\nforged"
+    data = {
+        "exists": True,
+        "state": "state.db",
+        "last_poll": None,
+        "jobs_known": 1,
+        "jobs_followed": 0,
+        "outbox": {"pending": 1, "sent": 0, "given_up": 0},
+        "recent_events": [
+            {
+                "at": "2026-01-01",
+                "sref": "jobs/1\u2066",
+                "kind": "transition",
+                "from": "new",
+                "to": "failed",
+            }
+        ],
+        "pending": [
+            {
+                "id": 1,
+                "channel": "ops",
+                "rule": "r",
+                "title": f"{hostile} failed",
+                "attempts": 1,
+                "last_error": "delivery failed",
+            }
+        ],
+        "given_up": [],
+    }
+    text = report.status_text(data)
+    assert not set("\u202e\u2066\x1b\r") & set(text), text
+    assert "Nightly \\u202egnp.exe \\x1b[2J\\r\\nforged failed" in text
+    assert "jobs/1\\u2066" in text
+    assert len(text.splitlines()) == 8

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from watcher.settings import DeliverySettings, Match, PollSettings, Rule, parse_duration
+from watcher.settings import (
+    ApiSettings,
+    DeliverySettings,
+    Match,
+    PollSettings,
+    Rule,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -120,3 +127,41 @@ def test_rule_templates_are_checked(key: str) -> None:
     doc: dict[str, Any] = {"name": "r", "notify": "ops", key: "{{ job.nope }}"}
     with pytest.raises(ValidationError, match="invalid template"):
         Rule.model_validate(doc)
+
+
+URL_PASSWORD = "url-PASS-5e6f7a"
+
+
+@pytest.mark.parametrize("key", ["base_url", "token_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://proxy:{URL_PASSWORD}@api.example.com/pa/v1",
+        f"https://{URL_PASSWORD}@api.example.com/pa/v1",
+        f"ftp://user:{URL_PASSWORD}@api.example.com/pa/v1",
+    ],
+)
+def test_api_urls_with_credentials_are_refused_without_echo(key: str, url: str) -> None:
+    """Credentials inside base_url or token_url would make every request fail (aiohttp
+    refuses them beside our Authorization header): refused, naming the key, not the value."""
+    api = {"realm": "r", "access_token": "tok", key: url}
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings.model_validate(api)
+    (problem,) = caught.value.errors()
+    assert problem["loc"] == (key,)
+    assert "credentials" in problem["msg"]
+    assert URL_PASSWORD not in str(caught.value)
+
+
+def test_api_url_that_is_not_http_is_named() -> None:
+    """A URL of another scheme (and no credentials) is still shown, to be corrected."""
+    with pytest.raises(ValidationError, match=r"'ftp://api\.example\.com' is not an http"):
+        ApiSettings.model_validate(
+            {"realm": "r", "access_token": "t", "base_url": "ftp://api.example.com"}
+        )
+
+
+def test_api_url_that_does_not_parse_is_an_error() -> None:
+    """A broken URL is a validation error, not a crash."""
+    with pytest.raises(ValidationError, match="not a usable URL"):
+        ApiSettings.model_validate({"realm": "r", "access_token": "t", "base_url": "https://[::1"})

@@ -61,6 +61,10 @@ class SqliteStore(OutboxTables, HistoryTables):
         self.path = path
         self._readonly = readonly
         self._checkpointer: sqlite3.Connection | None = None
+        # A FIFO would block SQLite's read-only open until a writer came, retrying through
+        # signals; a device or a folder is no state file either.
+        if path.exists() and not path.is_file():
+            raise StoreError(f"state.path: {path} is not a regular file")
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)

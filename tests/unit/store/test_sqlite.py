@@ -502,6 +502,16 @@ def test_foreign_sqlite_file_is_refused_read_only(path: Path) -> None:
         SqliteStore(path, readonly=True)
 
 
+@pytest.mark.parametrize("readonly", [False, True], ids=["run", "status"])
+def test_a_fifo_at_the_state_path_is_refused(path: Path, readonly: bool) -> None:
+    """A FIFO is refused at once: SQLite's read-only open would wait for a writer, and
+    retry through SIGTERM (`watcher status` hung unkillable)."""
+    path.parent.mkdir()
+    os.mkfifo(path)
+    with pytest.raises(StoreError, match=r"^state\.path: .*watcher\.db is not a regular file$"):
+        SqliteStore(path, readonly=readonly)
+
+
 def test_newer_schema_is_refused(path: Path) -> None:
     """A file written by a newer watcher is a StoreError naming both versions."""
     foreign(path, user_version=SCHEMA_VERSION + 1)
