@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher import cycle, payload, render, report, rules
+from watcher import cycle, files, logs, payload, render, report, rules
 from watcher.config import ConfigError
 from watcher.models import Event, EventKind
 from watcher.settings import Settings
@@ -37,14 +37,19 @@ def routing_table(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+MAX_JOB_BYTES = files.MIB  # one job record, as the API gives it, is a few hundred bytes
+
+
 def explain_job(
     settings: Settings, job_file: Path, from_status: str, streak: int, kind: str
 ) -> str:
     """What the rules would do with one job record (the API's JSON) and a previous status."""
     try:
-        document = json.loads(job_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        document = json.loads(files.read_text(job_file, MAX_JOB_BYTES))
+    except files.FileProblem as exc:
         raise ConfigError([f"--job: cannot read {job_file}: {exc}"]) from None
+    except (ValueError, RecursionError):
+        raise ConfigError([f"--job: {job_file} is not JSON"]) from None
     record = document.get("results", document) if isinstance(document, dict) else document
     job = payload.parse_job(record, str(job_file))
     if job is None:
@@ -71,4 +76,5 @@ def explain_job(
         ]
     if not fired:
         lines.append("-> no alert")
-    return "\n".join(lines)
+    # Names and texts are the API's: no control or bidi character reaches the terminal.
+    return "\n".join(map(logs.escape_controls, lines))

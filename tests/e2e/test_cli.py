@@ -288,6 +288,32 @@ async def test_explain_tells_which_rules_fire_for_a_job_and_why(
     assert hook.received == []
 
 
+async def test_explain_reads_a_hostile_job_file_bounded_and_prints_it_escaped(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """--job is read like any configured file (a FIFO or /dev/zero is refused, not waited
+    on or read without end), and the record's text reaches the terminal escaped."""
+    path = cfg(tmp_path, sim, hook)
+    fifo = tmp_path / "job.fifo"
+    os.mkfifo(fifo)
+    for culprit, why in ((str(fifo), "it is a FIFO"), ("/dev/zero", "character device")):
+        code, out = await proc.run("explain", "-c", path, "--job", culprit, "--from", "running")
+        assert code == 2, out
+        assert why in out, out
+    job = tmp_path / "job.json"
+    record = {
+        "name": "Nightly \u202egnp.exe \x1b[2J",
+        "status": "failed",
+        "sref": "jobs/1",
+        "startedAt": "2017-02-27T13:19:11+00:00",
+    }
+    job.write_text(json.dumps({"results": record}))
+    code, out = await proc.run("explain", "-c", path, "--job", str(job), "--from", "running")
+    assert code == 0, out
+    assert not set("\u202e\x1b") & set(out), out
+    assert "Nightly \\u202egnp.exe \\x1b[2J" in out
+
+
 def json_lines(out: str) -> list[dict[str, Any]]:
     """Every line of the output as JSON; fails on a line that is not."""
     return [json.loads(line) for line in out.splitlines() if line.strip()]
