@@ -376,13 +376,13 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
             if type(sref) is str and settled.get(sref, "") == status:
                 unchanged.append(sref)
                 continue
-        where, say = f"page {page} item {index}", malformed < MAX_SKIPPED_LINES
+        say = malformed < MAX_SKIPPED_LINES
         if type(item) is Record:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
-            job = _documented(item) or _unusual(asdict(item), where, say)
+            job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}", say)
         else:
-            job = parse_job(item, where, say=say)
+            job = parse_job(item, f"page {page} item {index}", say=say)
         if job:
             jobs.append(job)
         else:
