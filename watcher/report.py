@@ -117,7 +117,7 @@ def status(path: Path) -> dict[str, Any]:
     """What the state file knows; raises StoreError if it is not a usable state file."""
     # Empty: made by a daemon that has not written its schema yet (SQLite, too, takes an
     # empty file for a new database).
-    if not path.exists() or path.stat().st_size == 0:
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return {"state": str(path), "exists": False}
     store = SqliteStore(path, readonly=True)
     try:
