@@ -18,7 +18,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -29,9 +29,10 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from watcher import logs, payload, transport
+from watcher import logs, paging, payload, transport
 from watcher.metrics import Metrics
-from watcher.models import TERMINAL_STATUSES, Job
+from watcher.models import Job
+from watcher.paging import Listing
 from watcher.settings import ApiSettings
 
 log = structlog.get_logger("watcher.client")
@@ -70,15 +71,6 @@ class _Failure:
     outcome: str  # the metric's label
     problem: str  # for the log and the final ApiError: names the endpoint, no secret
     retry_after: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    jobs: dict[str, Job]  # by sref
-    pages: int
-    skipped: int
-    unchanged: int = 0  # ended jobs listed again with the same status, not parsed
-    ended: dict[str, str] = field(default_factory=dict)  # sref -> status, parsed or not
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -398,9 +390,9 @@ class Client:
         Records of jobs in `settled` (sref -> the terminal status the store holds) that
         still read that status are counted, not parsed (see `payload.parse_list`).
         """
-        found = _Found()
+        found = paging.Found()
         page_url = self._pages(start, end)
-        ahead = _ReadAhead(
+        ahead = paging.ReadAhead(
             lambda n: self._get(page_url(n), "jobs", payload.decode_listing),
             self._s.max_concurrency,
             self._s.max_pages,
@@ -458,86 +450,3 @@ class Client:
             return payload.parse_list(body, page, settled)
         except payload.PayloadError as exc:
             raise ApiError(f"GET jobs page {page}: {exc}") from None
-
-
-@dataclass(slots=True)
-class _Found:
-    """What a listing has found so far, page by page."""
-
-    jobs: dict[str, Job] = field(default_factory=dict)
-    unchanged: set[str] = field(default_factory=set)  # settled jobs listed again
-    skipped: int = 0
-    records: int = 0  # on the pages so far, malformed ones included
-    widest: int = 0  # the most records one page had
-
-    @property
-    def count(self) -> int:
-        return len(self.jobs) + len(self.unchanged)
-
-    def add(self, listed: payload.Page) -> bool:
-        """Take a page in; True if it showed a job the listing had not seen yet."""
-        before = self.count
-        self.skipped += listed.skipped
-        self.unchanged.update(listed.unchanged)
-        for job in listed.jobs:
-            known = self.jobs.get(job.sref)
-            if known is None or payload.newer(job, known):
-                self.jobs[job.sref] = job
-        self.records += listed.count
-        self.widest = max(self.widest, listed.count)
-        return self.count > before
-
-    def complete(self, listed: payload.Page) -> bool:
-        """Whether the listing ends with this page, which had no next link."""
-        total = listed.total
-        if total is not None:
-            return self.count + self.skipped >= total or (
-                self.records >= total and listed.count < self.widest
-            )
-        # Without a total, only a page shorter than the widest so far ends the
-        # listing: a server that silently caps the page size makes every page "short".
-        return listed.count < self.widest
-
-    def listing(self, pages: int, settled: Mapping[str, str]) -> Listing:
-        ended = {sref: settled[sref] for sref in self.unchanged}
-        ended.update(
-            (j.sref, j.status) for j in self.jobs.values() if j.status in TERMINAL_STATUSES
-        )
-        self.unchanged.difference_update(self.jobs)  # a shifted page can show a job both ways
-        return Listing(
-            jobs=self.jobs,
-            pages=pages,
-            skipped=self.skipped,
-            unchanged=len(self.unchanged),
-            ended=ended,
-        )
-
-
-class _ReadAhead:
-    """Once a page tells the total, the pages after the next one are requested ahead, up
-    to max_concurrency at a time; the listing still reads and judges them in order."""
-
-    def __init__(
-        self, fetch: Callable[[int], Awaitable[Any]], concurrency: int, max_pages: int
-    ) -> None:
-        self._fetch = fetch
-        self._concurrency = concurrency
-        self._max_pages = max_pages
-        self._last = 0
-        self._tasks: dict[int, asyncio.Future[Any]] = {}
-
-    def pop(self, page: int) -> asyncio.Future[Any] | None:
-        return self._tasks.pop(page, None)
-
-    def request(self, page: int, total: int, widest: int) -> None:
-        """`page` is the next to read; request those after it within the window."""
-        pages = -(-total // widest)  # in integers: a total of 400 digits is no float
-        self._last = min(max(self._last, pages), self._max_pages)
-        for n in range(page + 1, min(page + self._concurrency, self._last + 1)):
-            if n not in self._tasks:
-                self._tasks[n] = asyncio.ensure_future(self._fetch(n))
-
-    async def cancel(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)

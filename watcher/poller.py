@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from watcher.client import ApiError, Client, JobGone, Listing
+from watcher.client import ApiError, Client, JobGone
 from watcher.models import Job, JobState, Observation, Window
+from watcher.paging import Listing
 from watcher.settings import PollSettings
 
 log = structlog.get_logger("watcher.poller")

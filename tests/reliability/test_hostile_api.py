@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 from tests.conftest import Hook
 from tests.hostile import Answer, HostileApi, answer, gzip_bomb, hostile_api, peak_memory
 from watcher.app import Daemon
-from watcher.client import ApiError, Client, JobGone, Listing
+from watcher.client import ApiError, Client, JobGone
 from watcher.models import Job
+from watcher.paging import Listing
 from watcher.settings import ApiSettings, Settings
 
 # Most examples take milliseconds; one with a trickle takes up to 6 x TIMEOUT (three
