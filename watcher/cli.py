@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import structlog
 
@@ -140,10 +140,21 @@ def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after
     sim.add_argument("--speed", type=float, default=1.0)
 
 
+# Commands whose standard output is what they print (`status --json | jq`): their log
+# lines go to standard error. The daemon's go to standard output, as SPEC says.
+REPORTING = frozenset({"check", "explain", "status"})
+
+
+def _log_stream(args: argparse.Namespace) -> TextIO:
+    return sys.stderr if args.command in REPORTING else sys.stdout
+
+
 def _load(args: argparse.Namespace) -> Settings:
     settings = config.load(args.config)
     logs.configure(
-        fmt=args.log_format or settings.log.format, level=args.log_level or settings.log.level
+        fmt=args.log_format or settings.log.format,
+        level=args.log_level or settings.log.level,
+        stream=_log_stream(args),
     )
     logs.protect(*report.secrets(settings))
     return settings
@@ -157,7 +168,9 @@ def _stop_before_start(_signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_before_start)
     args = _parser().parse_args(argv)
-    logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
+    logs.configure(
+        fmt=args.log_format or "auto", level=args.log_level or "info", stream=_log_stream(args)
+    )
     try:
         return _dispatch(args)
     except config.ConfigError as exc:

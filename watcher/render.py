@@ -10,6 +10,7 @@ defaults are ours and render in-process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -103,6 +104,7 @@ class RenderError(Exception):
     """A configured template failed on these variables, or went over its budget."""
 
 
+@functools.lru_cache(maxsize=1024)  # one answer per source: rules often share a template
 def check(source: str) -> str | None:
     """Return why `source` cannot be used (syntax, unknown variable, unsafe access,
     unbounded, over budget with the sample job), or None. Bounded in time and memory

@@ -80,9 +80,10 @@ async def test_a_queued_alert_over_budget_does_not_freeze_stop_status_or_restart
     await proc.eventually(lambda: hook.attempts >= 2, 60, "two failed deliveries")
     assert await healthz(port) == 200
     assert await daemon.stop() == 0
-    code, out, _ = await proc.run_apart("status", "-c", path, "--json")
+    code, out, err = await proc.run_apart("status", "-c", path, "--json")
     assert code == 0
-    (pending,) = json.loads(out[out.index("{\n") :])["pending"]  # after the log line
+    (pending,) = json.loads(out)["pending"]  # log lines go to stderr, the JSON alone to stdout
+    assert "template_over_budget" in err
     assert pending["title"] == "Checkout failed"
     hook.down = False
     daemon = await proc.Daemon(["run", "-c", path]).start()
