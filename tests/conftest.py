@@ -225,6 +225,21 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def job_record(n: int, status: str = "failed") -> dict[str, Any]:
+    """Job `n`'s record as the API lists it, every documented field well formed."""
+    return {
+        "sref": f"jobs/{n}",
+        "name": f"Job {n}",
+        "status": status,
+        "type": "Single",
+        "startedAt": "2026-03-29T00:00:00+00:00",
+        "updatedAt": "2026-03-29T01:00:00+00:00",
+        "pageCount": 1,
+        "runType": "manual",
+        "jobTemplateUri": "jobTemplates/1",
+    }
+
+
 def config_document(
     sim: SimulatorHandle, tmp_path: Path, channels: dict[str, Any], **overrides: Any
 ) -> dict[str, Any]:

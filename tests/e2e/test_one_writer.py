@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,9 @@ def pid(daemon: proc.Daemon) -> int:
     return daemon.proc.pid
 
 
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[proc.Daemon]]:
-    """Daemons a test starts; any still running at its end is killed, pass or fail."""
-    started: list[proc.Daemon] = []
-    yield started
-    for daemon in started:
-        if daemon.proc is not None and daemon.proc.returncode is None:
-            await daemon.kill()
-
-
-async def start(daemons: list[proc.Daemon], *args: str) -> proc.Daemon:
-    daemon = await proc.Daemon(list(args)).start()
-    daemons.append(daemon)
-    return daemon
+async def start(*args: str) -> proc.Daemon:
+    """`watcher ARGS` in the background (one a failed test leaves running is killed)."""
+    return await proc.Daemon(list(args)).start()
 
 
 def holder_message(state: Path, daemon: proc.Daemon, command: str = "watcher run") -> str:
@@ -59,14 +47,14 @@ def holder_message(state: Path, daemon: proc.Daemon, command: str = "watcher run
 
 
 async def test_run_and_once_are_refused_while_a_daemon_holds_the_state(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """Beside a running `run`, a second `run` and a `once` exit 2 and name the holder."""
     state = tmp_path / "state" / "watcher.db"
     path = cfg(tmp_path, sim, hook, state)
-    holder = await start(daemons, "run", "-c", path)
+    holder = await start("run", "-c", path)
     await holder.wait_for_line('"poll_done"')
-    second = await start(daemons, "run", "-c", path)
+    second = await start("run", "-c", path)
     assert await second.wait() == 2
     assert holder_message(state, holder) in second.output()
     code, out, err = await proc.run_apart("once", "-c", path)
@@ -77,11 +65,11 @@ async def test_run_and_once_are_refused_while_a_daemon_holds_the_state(
 
 
 async def test_readers_keep_working_while_a_daemon_holds_the_state(
-    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
 ) -> None:
     """status, check and a dry run (which records nothing) work beside a running daemon."""
     path = cfg(tmp_path, sim, hook, tmp_path / "state" / "watcher.db")
-    holder = await start(daemons, "run", "-c", path)
+    holder = await start("run", "-c", path)
     await holder.wait_for_line('"poll_done"')
     world.add_job(name="Checkout", status="failed")
     await proc.eventually(lambda: hook.titles() == ["Checkout failed"])
@@ -96,11 +84,11 @@ async def test_readers_keep_working_while_a_daemon_holds_the_state(
 
 
 async def test_two_daemons_started_together_leave_one_and_alert_once(
-    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook
 ) -> None:
     """Two `run`s racing for a new state file: one exits 2, ten failures are ten alerts."""
     path = cfg(tmp_path, sim, hook, tmp_path / "state" / "watcher.db")
-    pair = [await start(daemons, "run", "-c", path) for _ in range(2)]
+    pair = [await start("run", "-c", path) for _ in range(2)]
     await proc.eventually(lambda: any(d.proc and d.proc.returncode is not None for d in pair))
     (loser,) = [d for d in pair if d.proc and d.proc.returncode is not None]
     (winner,) = [d for d in pair if d is not loser]
@@ -117,29 +105,29 @@ async def test_two_daemons_started_together_leave_one_and_alert_once(
 
 
 async def test_a_daemon_killed_with_sigkill_does_not_block_the_next(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """The lock file outlives a SIGKILL, the lock does not: `once` and `run` start at once."""
     state = tmp_path / "state" / "watcher.db"
     path = cfg(tmp_path, sim, hook, state)
-    killed = await start(daemons, "run", "-c", path)
+    killed = await start("run", "-c", path)
     await killed.wait_for_line('"poll_done"')
     await killed.kill()
     assert f'"pid": {pid(killed)}' in Path(f"{state}.lock").read_text()
     code, out = await proc.run("once", "-c", path)
     assert code == 0, out
-    again = await start(daemons, "run", "-c", path)
+    again = await start("run", "-c", path)
     await again.wait_for_line('"poll_done"')
     assert await again.stop() == 0
 
 
 async def test_daemons_on_different_state_files_both_run(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """The lock is per state file: two daemons on two files in one folder both poll."""
     first = cfg(tmp_path, sim, hook, tmp_path / "state" / "one.db", "one")
     second = cfg(tmp_path, sim, hook, tmp_path / "state" / "two.db", "two")
-    pair = [await start(daemons, "run", "-c", path) for path in (first, second)]
+    pair = [await start("run", "-c", path) for path in (first, second)]
     for daemon in pair:
         await daemon.wait_for_line('"poll_done"')
     for daemon in pair:
@@ -147,14 +135,14 @@ async def test_daemons_on_different_state_files_both_run(
 
 
 async def test_a_second_daemon_on_a_taken_port_exits_2_naming_server_listen(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """Two state files, one `server.listen`: the second daemon says which key to change,
     without a traceback, and the first runs on."""
     server = {"listen": f"127.0.0.1:{free_port()}"}
     first = cfg(tmp_path, sim, hook, tmp_path / "one.db", "one", server=server)
     second = cfg(tmp_path, sim, hook, tmp_path / "two.db", "two", server=server)
-    holder = await start(daemons, "run", "-c", first)
+    holder = await start("run", "-c", first)
     await holder.wait_for_line('"server_listening"')
     code, out, err = await proc.run_apart("run", "-c", second, timeout=30)
     assert code == 2, out + err
@@ -165,14 +153,14 @@ async def test_a_second_daemon_on_a_taken_port_exits_2_naming_server_listen(
 
 
 async def test_a_symlinked_state_path_shares_the_lock_of_its_target(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """A daemon on a symlink to the state file holds the file itself, not the link."""
     target = tmp_path / "real" / "watcher.db"
     link = tmp_path / "link.db"
     target.parent.mkdir()
     link.symlink_to(target)
-    holder = await start(daemons, "run", "-c", cfg(tmp_path, sim, hook, link, "link"))
+    holder = await start("run", "-c", cfg(tmp_path, sim, hook, link, "link"))
     await holder.wait_for_line('"poll_done"')
     code, out, err = await proc.run_apart("once", "-c", cfg(tmp_path, sim, hook, target, "real"))
     assert code == 2, out + err
@@ -194,13 +182,13 @@ async def test_a_lock_path_that_is_a_folder_is_refused_before_any_write(
 
 @pytest.mark.usefixtures("lenient_umask")
 async def test_state_files_and_the_folder_made_for_them_are_owner_only(
-    tmp_path: Path, sim: SimulatorHandle, hook: Hook, daemons: list[proc.Daemon]
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
 ) -> None:
     """Under umask 022: new folders 0700; the state file, its -wal and -shm, and the lock
     file 0600."""
     made = tmp_path / "made"
     state = made / "deeper" / "watcher.db"
-    daemon = await start(daemons, "run", "-c", cfg(tmp_path, sim, hook, state))
+    daemon = await start("run", "-c", cfg(tmp_path, sim, hook, state))
     await daemon.wait_for_line('"poll_done"')
     files = [state, Path(f"{state}-wal"), Path(f"{state}-shm"), Path(f"{state}.lock")]
     modes = {p.name: mode(p) for p in [made, state.parent, *files]}

@@ -15,6 +15,7 @@ import pytest
 import structlog
 from aiohttp import web
 
+from tests.conftest import job_record
 from tests.hostile import (
     Answer,
     HostileApi,
@@ -36,21 +37,7 @@ START = datetime(2026, 3, 29, tzinfo=UTC)
 CLIENT_SECRET = "hostile-client-SECRET-9e1"
 
 
-def record(n: int, status: str = "failed") -> dict[str, Any]:
-    return {
-        "sref": f"jobs/{n}",
-        "name": f"Job {n}",
-        "status": status,
-        "type": "Single",
-        "startedAt": "2026-03-29T00:00:00+00:00",
-        "updatedAt": "2026-03-29T01:00:00+00:00",
-        "pageCount": 1,
-        "runType": "manual",
-        "jobTemplateUri": "jobTemplates/1",
-    }
-
-
-LISTING = {"results": [record(1)], "meta": {"paginationTotalResults": 1}}
+LISTING = {"results": [job_record(1)], "meta": {"paginationTotalResults": 1}}
 
 
 def endpoint_of(path: str) -> str:
@@ -66,7 +53,7 @@ def routes(**hostile: Answer) -> Callable[[web.Request], Answer]:
     sound = {
         "token": token_answer(),
         "jobs": json_answer(LISTING),
-        "job": json_answer({"results": record(1)}),
+        "job": json_answer({"results": job_record(1)}),
         "testRuns": json_answer({"results": [{"sref": "testRuns/1", "onLoad": 1.5}]}),
     }
     return lambda request: (sound | hostile)[endpoint_of(request.path)]
@@ -333,7 +320,7 @@ async def test_a_next_link_to_another_host_is_not_requested(other: HostileApi) -
     """A page whose meta points the next page at another host: the listing fails there
     instead of sending the Realm and the token along."""
     page = {
-        "results": [record(n, "completed") for n in range(3)],
+        "results": [job_record(n, "completed") for n in range(3)],
         "meta": {"next": f"{other.base_url}/jobs?page=2"},
     }
     async with hostile_api(routes(jobs=json_answer(page))) as api:
@@ -390,7 +377,7 @@ async def test_pages_with_more_records_than_asked_cannot_grow_a_listing_past_its
         if endpoint_of(request.path) != "jobs":
             return routes()(request)
         page = int(request.query.get("page", "1"))
-        records = [record(page * 1000 + n, "completed") for n in range(40)]
+        records = [job_record(page * 1000 + n, "completed") for n in range(40)]
         return json_answer({"results": records, "meta": {"next": f"jobs?page={page + 1}"}})
 
     async with hostile_api(crowded) as api:
@@ -408,7 +395,7 @@ async def test_a_total_of_400_digits_reads_the_listing() -> None:
         if endpoint_of(request.path) != "jobs":
             return routes()(request)
         page = int(request.query.get("page", "1"))
-        records = [record(n, "completed") for n in range(10)] if page == 1 else []
+        records = [job_record(n, "completed") for n in range(10)] if page == 1 else []
         return json_answer({"results": records, "meta": {"paginationTotalResults": 10**400}})
 
     async with hostile_api(boastful) as api, Client(settings(api, page_size=10)) as client:

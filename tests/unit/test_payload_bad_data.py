@@ -22,7 +22,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Hook, config_document, serve
+from tests.conftest import Hook, config_document, job_record, serve
 from watcher import payload
 from watcher.app import Daemon
 from watcher.client import Client
@@ -60,25 +60,11 @@ junk = st.one_of(
 FIELDS = ["sref", "status", "name", "startedAt", "updatedAt", "pageCount", "type", "runType"]
 
 
-def record(n: int, status: str) -> dict[str, Any]:
-    return {
-        "sref": f"jobs/{n}",
-        "name": f"Job {n}",
-        "status": status,
-        "type": "Single",
-        "startedAt": "2026-03-29T00:00:00+00:00",
-        "updatedAt": "2026-03-29T01:00:00+00:00",
-        "pageCount": 1,
-        "runType": "manual",
-        "jobTemplateUri": "jobTemplates/1",
-    }
-
-
 @st.composite
 def pages(draw: st.DrawFn) -> list[Any]:
     items: list[Any] = []
     for n in range(6):
-        item = record(n, draw(st.sampled_from(["running", "failed", "completed", "zombie"])))
+        item = job_record(n, draw(st.sampled_from(["running", "failed", "completed", "zombie"])))
         for _ in range(draw(st.integers(0, 2))):
             field = draw(st.sampled_from(FIELDS))
             if draw(st.booleans()):
@@ -144,7 +130,7 @@ def test_a_page_reads_the_same_decoded_typed_or_plain(items: list[Any]) -> None:
 
 
 def test_a_page_of_documented_records_is_decoded_typed() -> None:
-    items = [record(n, "failed") for n in range(3)]
+    items = [job_record(n, "failed") for n in range(3)]
     items[1]["extra"] = {"unknown": ["fields", "are", "ignored"]}
     decoded = decode_listing(json.dumps({"results": items}).encode())
     assert not isinstance(decoded, dict)
@@ -179,7 +165,7 @@ def test_a_body_that_is_not_json_is_a_value_error() -> None:
 def test_a_long_name_is_cut_the_same_on_both_paths(length: int) -> None:
     """Characters, not bytes, count: a name of non-ASCII letters is kept or cut at
     MAX_TEXT whichever way the page was decoded."""
-    item = {**record(1, "failed"), "name": "é" * length}
+    item = {**job_record(1, "failed"), "name": "é" * length}
     body = json.dumps({"results": [item]}).encode()
     (typed,) = parse_list(decode_listing(body), 1).jobs
     (plain,) = parse_list(json.loads(body), 1).jobs
@@ -214,7 +200,7 @@ def encoded(item: dict[str, Any]) -> bytes:
 
 def spoilt(n: int, field: str, raw: bytes) -> bytes:
     """Record n with `field` set to `raw`, bytes written as they are."""
-    item = record(n, "failed")
+    item = job_record(n, "failed")
     item.pop(field, None)
     return encoded(item)[:-1] + b', "' + field.encode() + b'": ' + raw + b"}"
 
@@ -225,7 +211,7 @@ def listing(*items: bytes, meta: bytes = b'{"paginationTotalResults": 3}') -> by
 
 def around(bad: bytes) -> bytes:
     """A page of three records whose middle one is `bad`."""
-    return listing(encoded(record(0, "failed")), bad, encoded(record(2, "failed")))
+    return listing(encoded(job_record(0, "failed")), bad, encoded(job_record(2, "failed")))
 
 
 UNREADABLE = {
@@ -303,7 +289,7 @@ def test_whatever_bytes_a_name_holds_its_neighbours_are_read(junk: bytes) -> Non
     assert page.count == 3
 
 
-GOOD = encoded(record(0, "failed"))
+GOOD = encoded(job_record(0, "failed"))
 CUT_IN_A_STRING = listing(GOOD)[:18]
 CUT_BETWEEN_RECORDS = b'{"results": [' + GOOD + b", "
 MISMATCHED = b'{"results": [' + GOOD + b"}"
@@ -339,7 +325,7 @@ def test_a_meta_of_many_keys_is_skipped_not_built() -> None:
     """Of a page's meta only the keys that are read are decoded: 200k others cost no
     memory (Python's allocations while the page is read stay under a tenth of it)."""
     meta = b"{" + b", ".join(b'"k%d": 0' % n for n in range(200_000)) + b"}"
-    body = listing(encoded(record(0, "failed")), meta=meta)
+    body = listing(encoded(job_record(0, "failed")), meta=meta)
     tracemalloc.start()
     try:
         page = parse_list(decode_listing(body), 1)
