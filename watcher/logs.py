@@ -312,7 +312,7 @@ def escape_for_console(
     line breaks."""
     for key, value in event_dict.items():
         if isinstance(value, str) and key in _PRINTED_RAW:
-            event_dict[key] = _UNSAFE.sub(_escape, value)
+            event_dict[key] = escape_controls(value)
         elif isinstance(value, str) and key in _MULTILINE:
             event_dict[key] = _UNSAFE_IN_TRACEBACK.sub(_escape, value)
     return event_dict
