@@ -103,7 +103,7 @@ class Daemon:
         await self.client.close()
         if self._checkpointing is not None:
             await asyncio.gather(self._checkpointing, return_exceptions=True)
-        self.store.close()
+        await self.store.close()
 
     # -- one cycle ----------------------------------------------------------------------
 
@@ -132,12 +132,12 @@ class Daemon:
             structlog.contextvars.unbind_contextvars("cycle")
         self.last_success = time.monotonic()
         self.last_error = None
-        self._prune()
+        await self._prune()
         self._checkpoint()
         self.metrics.polls.labels("ok").inc()
         self.metrics.poll_succeeded()
         self.metrics.jobs_followed.set(report.followed)
-        counts = self.store.outbox_counts(sent=False)
+        counts = await self.store.outbox_counts(sent=False)
         self.metrics.outbox(counts.pending, counts.given_up)
         log.info(
             "poll_done",
@@ -157,12 +157,12 @@ class Daemon:
             self.notifier.wake.set()
         return True
 
-    def readiness(self) -> Readiness:
+    async def readiness(self) -> Readiness:
         """Ready once a poll succeeded within the last READY_INTERVALS intervals, on the
         monotonic clock (a step of the wall clock changes nothing), and the store is usable."""
         limit = READY_INTERVALS * self.settings.poll.interval
         reason: str | None = None
-        if not self.store.usable():
+        if not await self.store.usable():
             reason = "the state store is unusable"
         elif self.last_success is None:
             reason = "no poll has succeeded yet"
@@ -185,20 +185,20 @@ class Daemon:
     def _checkpoint(self) -> None:
         """Start a checkpoint of the state file in a worker thread, unless one runs."""
         if self._checkpointing is None or self._checkpointing.done():
-            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint_now))
+            self._checkpointing = asyncio.ensure_future(self._checkpoint_now())
 
-    def _checkpoint_now(self) -> None:
+    async def _checkpoint_now(self) -> None:
         try:
-            self.store.checkpoint()
+            await self.store.checkpoint()
         except StoreError as exc:
             log.warning("checkpoint_failed", error=str(exc))
         except Exception:  # a bug must not leave an unread failure behind: the next one retries
             log.exception("checkpoint_crashed")
 
-    def _prune(self) -> None:
+    async def _prune(self) -> None:
         before = self.clock() - timedelta(seconds=self.settings.state.retention)
         try:
-            removed = self.store.prune(before)
+            removed = await self.store.prune(before)
         except StoreError as exc:
             log.warning("prune_failed", error=str(exc))
             return

@@ -113,10 +113,11 @@ async def run_cycle(ctx: Context) -> CycleReport:
     started = time.monotonic()
     router = rules.Router(ctx.rules)
     seen = await observe(ctx)
-    changes = diff(ctx, seen, router)
-    routed = route(ctx, router, [*changes.found.events, *due_timers(ctx, seen, changes)])
+    changes = await diff(ctx, seen, router)
+    timed = await due_timers(ctx, seen, changes)
+    routed = route(ctx, router, [*changes.found.events, *timed])
     runs = await enrich(ctx, routed)
-    queued, fresh = commit(ctx, seen, changes, routed, runs)
+    queued, fresh = await commit(ctx, seen, changes, routed, runs)
     settle(ctx, seen, changes)
     kinds = account(ctx, seen, changes, routed, fresh)
     observation = seen.observation
@@ -135,8 +136,8 @@ async def run_cycle(ctx: Context) -> CycleReport:
 
 async def observe(ctx: Context) -> Seen:
     """Read the window and the followed jobs from the API; write nothing."""
-    watermark = ctx.store.watermark()
-    open_jobs = ctx.store.open_jobs()
+    watermark = await ctx.store.watermark()
+    open_jobs = await ctx.store.open_jobs()
     observation = await poller.observe(
         ctx.client,
         ctx.poll,
@@ -149,15 +150,15 @@ async def observe(ctx: Context) -> Seen:
     return Seen(observation, ctx.clock(), watermark is None, open_jobs)
 
 
-def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
+async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
     """Compare the observation with the stored states: transitions, recoveries, streaks,
     the new states, and the templates that `missed` rules begin watching now."""
     jobs = seen.observation.jobs
     # A store that never committed a cycle knows no job: nothing to look up.
     ended, unsettled, previous = (
-        ({}, jobs, seen.open_jobs) if seen.first else _known(ctx.store, jobs, seen.open_jobs)
+        ({}, jobs, seen.open_jobs) if seen.first else await _known(ctx.store, jobs, seen.open_jobs)
     )
-    known_templates = ctx.store.templates()
+    known_templates = await ctx.store.templates()
     found = tracker.diff(
         previous,
         unsettled,
@@ -180,19 +181,20 @@ def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
     return Changes(found, ended, templates, _open_after(seen, found))
 
 
-def _known(
+async def _known(
     store: Store, observed: Sequence[Job], open_jobs: dict[str, JobState]
 ) -> tuple[dict[str, str], Sequence[Job], dict[str, JobState]]:
     """What the store knows of the observed jobs: the status of those that had ended, the
     jobs left to diff, and the previous state of each of those it knows."""
-    ended, previous = store.seen([j.sref for j in observed if j.sref not in open_jobs])
+    ended, previous = await store.seen([j.sref for j in observed if j.sref not in open_jobs])
     previous.update(open_jobs)
     if not ended:
         return ended, observed, previous
     # Jobs that had ended and still read the same are most of every window: leave them
     # out of the diff, which could only confirm that nothing happened.
     jobs = [j for j in observed if ended.get(j.sref) != j.status]
-    previous.update(store.states([j.sref for j in jobs if j.sref in ended]))  # ignored by the diff
+    # the diff ignores these
+    previous.update(await store.states([j.sref for j in jobs if j.sref in ended]))
     return ended, jobs, previous
 
 
@@ -208,7 +210,7 @@ def _open_after(seen: Seen, found: tracker.Diff) -> dict[str, JobState]:
     return after
 
 
-def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
+async def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
     """The `stuck` and `missed` events due now that are not recorded yet."""
     unfinished = [j for j in seen.observation.jobs if j.sref in changes.open_after]
     due = [
@@ -217,7 +219,7 @@ def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
     ]
     # Timer events recur every cycle until their key is recorded: skip the known ones
     # before rules and templates run, not after.
-    known = ctx.store.known_events([e.key for e in due])
+    known = await ctx.store.known_events([e.key for e in due])
     return [e for e in due if e.key not in known]
 
 
@@ -272,13 +274,13 @@ def alerts_for(
     return fast.alerts(event, fired, render.queued(event, test_runs)) if fired else []
 
 
-def commit(
+async def commit(
     ctx: Context, seen: Seen, changes: Changes, routed: Routed, runs: TestRuns
 ) -> tuple[int, set[str]]:
     """Write the cycle in one transaction: states, templates, events, their alerts and
     the watermark. Returns the alerts queued and the keys of the events recorded now."""
     ledger = routed.ledger
-    return ctx.store.commit_cycle(
+    return await ctx.store.commit_cycle(
         CycleCommit(
             states=changes.found.states,
             events=[e for e, _ in ledger],

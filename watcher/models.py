@@ -18,6 +18,7 @@ KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancel
 TERMINAL_STATUSES = frozenset({"failed", "completed", "cancelled", "expired"})
 FAILURE_STATUSES = frozenset({"failed", "expired"})
 NEW = "new"  # the "previous status" of a job seen for the first time
+DEFAULT_ACCOUNT = "default"  # the account of a configuration without `accounts:`
 
 
 @dataclass(slots=True)
@@ -172,6 +173,7 @@ class Alert:
     body_source: str | None = None
     title: str = ""
     body: str = ""
+    account: str = DEFAULT_ACCOUNT
     _key: str = field(default="", init=False, repr=False, compare=False)
 
     @property

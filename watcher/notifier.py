@@ -4,6 +4,10 @@ An alert is marked sent only after every URL of its channel accepted it; URLs th
 accepted are not sent to again on retry. Each channel delivers in its own task, so
 a slow or dead channel never holds up the others. The decision what to do with a
 batch is a pure function (`decide`) that takes the clock as an argument.
+
+Several replicas may deliver from one PostgreSQL outbox: a batch is claimed before it
+is sent (`Store.claim`), for CLAIM_SECONDS, so no two replicas send one alert, and a
+replica that dies mid-send leaves a claim that expires rather than a stranded alert.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _NOTIFY_TYPE = {
 }
 _SEVERITY_ORDER = list(Severity)
 IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
+# How long a claimed batch is this replica's to send: longer than any send takes (each
+# URL's own timeouts are seconds), short enough that a dead replica's alerts go soon.
+CLAIM_SECONDS = 120.0
 
 
 def target(url: str) -> apprise.Apprise:
@@ -127,8 +134,10 @@ class Notifier:
         *,
         metrics: Metrics | None = None,
         dry_run: bool = False,
+        holder: str = "local",
     ) -> None:
         self._store = store
+        self._holder = holder  # who claims the alerts it sends (the replica's name)
         self._delivery = delivery
         self._clock = clock
         self._metrics = metrics
@@ -148,7 +157,11 @@ class Notifier:
         """Deliver until `stop` is set; `wake` is set by whoever queued something."""
         while not stop.is_set():
             self.wake.clear()
-            wake_at = self.start_due()
+            try:
+                wake_at = await self.start_due()
+            except StoreError as exc:  # the database is away: try again after a while
+                log.warning("outbox_unreadable", error=str(exc))
+                wake_at = None
             delay = IDLE_WAKE
             if wake_at is not None:
                 delay = min(IDLE_WAKE, max(0.05, (wake_at - self._clock()).total_seconds()))
@@ -157,12 +170,12 @@ class Notifier:
             for waiter in waiters:
                 waiter.cancel()
 
-    def start_due(self, *, flush: bool = False) -> datetime | None:
+    async def start_due(self, *, flush: bool = False) -> datetime | None:
         """Start a send for every channel whose batch is ready; return the next wake time."""
         now = self._clock()
         batches: dict[str, list[OutboxItem]] = defaultdict(list)
         horizon = now + timedelta(days=36500) if flush else now
-        for item in self._store.due(horizon, busy=list(self._inflight)):
+        for item in await self._store.due(horizon, busy=list(self._inflight)):
             if flush and item.held and item.next_attempt_at > now:
                 continue  # quiet hours hold even a flush
             batches[item.alert.channel].append(item)
@@ -186,26 +199,29 @@ class Notifier:
                 for i in items
                 if (own := _own_time(i)) is None or own <= now or (flush and not i.held)
             ]
+            claimed = await self._store.claim([i.id for i in batch], self._holder, CLAIM_SECONDS)
+            batch = [i for i in batch if i.id in claimed]  # the rest another replica sends
             if not batch:
                 continue
             task = asyncio.create_task(self._send_channel(channel, batch))
             self._inflight[channel] = task
             task.add_done_callback(functools.partial(self._finished, channel))
         if wake_at is None:
-            wake_at = self._store.next_due()
+            wake_at = await self._store.next_due()
         return wake_at
 
     def _finished(self, channel: str, _task: asyncio.Task[bool]) -> None:
         self._inflight.pop(channel, None)
-        if self._metrics:  # once per channel batch, not per message
-            counts = self._store.outbox_counts(sent=False)
-            self._metrics.outbox(counts.pending, counts.given_up)
         self.wake.set()
 
     async def flush(self, budget: float | None = None) -> bool:
         """Try every pending alert once now (for `once` and shutdown); True if all went."""
         await self.drain(budget)
-        self.start_due(flush=True)
+        try:
+            await self.start_due(flush=True)
+        except StoreError as exc:
+            log.error("outbox_unreadable", error=str(exc))
+            return False
         return all(await self.drain(budget))
 
     async def drain(self, budget: float | None = None) -> list[bool]:
@@ -219,7 +235,7 @@ class Notifier:
             task.cancel()
         return [t.result() for t in done if not t.cancelled() and t.exception() is None]
 
-    def _quiet(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], bool]:
+    async def _quiet(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], bool]:
         """Apply quiet hours: hold what falls in a window, drop held alerts whose cause
         is over (when the rule allows). Returns what to send now, and whether any of it
         was held (then it goes as one digest)."""
@@ -232,15 +248,15 @@ class Notifier:
             until = quiet.held_until(now, str(item.alert.severity), windows) if windows else None
             if until is not None:
                 holds[until].append(item.id)
-            elif item.held and item.alert.resolvable and self._store.resolved(item.alert):
+            elif item.held and item.alert.resolvable and await self._store.resolved(item.alert):
                 resolved.append(item.id)
             else:
                 send.append(item)
         for until, ids in holds.items():
-            self._store.mark_held(ids, until)
+            await self._store.mark_held(ids, until)
             log.info("alerts_held", alerts=len(ids), until=until.isoformat(), reason="quiet_hours")
         if resolved:
-            self._store.mark_resolved(resolved, now)
+            await self._store.mark_resolved(resolved, now)
             log.info("held_alerts_resolved", alerts=len(resolved), reason="resolved_meanwhile")
         return send, any(i.held for i in send)
 
@@ -251,11 +267,21 @@ class Notifier:
             # The outcome could not be recorded: the alerts stay pending and are retried.
             log.error("delivery_not_recorded", channel=channel, error=str(exc))
             return False
+        finally:
+            await self._count_outbox()
+
+    async def _count_outbox(self) -> None:
+        if self._metrics:  # once per channel batch, not per message
+            try:
+                counts = await self._store.outbox_counts(sent=False)
+            except StoreError:
+                return  # counted after the next batch
+            self._metrics.outbox(counts.pending, counts.given_up)
 
     async def _deliver(self, channel: str, items: list[OutboxItem]) -> bool:
         """One digest, or with group_wait 0 one message per alert, in order; alerts
         released by the end of quiet hours always go as one digest."""
-        items, released = self._quiet(items)
+        items, released = await self._quiet(items)
         if not items:
             return True
         if self._delivery.group_wait > 0 or released:
@@ -270,7 +296,7 @@ class Notifier:
         bound = log.bind(channel=channel, alerts=len(items), title=message.title)
         if self._dry_run:
             bound.info("alert_dry_run", body=message.body, severity=str(message.severity))
-            self._store.mark_sent([i.id for i in items], self._clock())
+            await self._store.mark_sent([i.id for i in items], self._clock())
             self._count(channel, DeliveryOutcome.DRY_RUN, len(items))
             return True
         skip = frozenset.intersection(*(i.done_targets for i in items))
@@ -281,16 +307,18 @@ class Notifier:
         outcome = decide(items, len(done) == len(self._targets[channel]), now, self._delivery)
         ids = [i.id for i in items]
         if outcome is DeliveryOutcome.SENT:
-            self._store.mark_sent(ids, now)
+            await self._store.mark_sent(ids, now)
             bound.info("alert_sent", reason=outcome)
         elif outcome is DeliveryOutcome.GIVEN_UP:
-            self._store.mark_given_up(ids, now, "channel kept failing")
+            await self._store.mark_given_up(ids, now, "channel kept failing")
             bound.error(
                 "alert_given_up", reason=outcome, attempts=max(i.attempts for i in items) + 1
             )
         else:
             delay = backoff(max(i.attempts for i in items), self._delivery)
-            self._store.mark_retry(ids, now + timedelta(seconds=delay), "delivery failed", done)
+            await self._store.mark_retry(
+                ids, now + timedelta(seconds=delay), "delivery failed", done
+            )
             bound.warning(
                 "alert_retry",
                 reason=outcome,

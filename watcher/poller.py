@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from datetime import datetime, timedelta
 
 import structlog
@@ -49,11 +49,14 @@ def to_follow(
     return follow, abandon
 
 
-def backfill_start(
+KnownBetween = Callable[[datetime, datetime], Awaitable[int]]
+
+
+async def backfill_start(
     follow: list[str],
     open_jobs: Mapping[str, JobState],
     win: Window,
-    known_between: Callable[[datetime, datetime], int],
+    known_between: KnownBetween,
     page_size: int,
 ) -> datetime | None:
     """Where to widen the window back to, when listing the jobs started since the oldest
@@ -62,7 +65,7 @@ def backfill_start(
     if len(starts) < 2:
         return None
     oldest = min(starts)
-    pages = math.ceil((known_between(oldest, win.start) + 1) / page_size)
+    pages = math.ceil((await known_between(oldest, win.start) + 1) / page_size)
     return oldest if pages < len(follow) else None
 
 
@@ -73,7 +76,7 @@ async def observe(
     open_jobs: Mapping[str, JobState],
     now: datetime,
     settled: Mapping[str, str],
-    known_between: Callable[[datetime, datetime], int] | None = None,
+    known_between: KnownBetween | None = None,
 ) -> Observation:
     """Read the window and follow unfinished jobs. Ended jobs in `settled` that read the
     same are counted, not parsed.
@@ -99,7 +102,7 @@ async def observe(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
         )
     back = (
-        backfill_start(follow, open_jobs, win, known_between, client.page_size)
+        await backfill_start(follow, open_jobs, win, known_between, client.page_size)
         if known_between
         else None
     )

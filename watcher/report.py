@@ -6,6 +6,7 @@ read-only and does not create it).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from watcher import render
 from watcher.logs import Redactor, escape_controls, hide_arguments, url_secrets
 from watcher.settings import Rule, Settings
-from watcher.store import SqliteStore, StoreError
+from watcher.store import SqliteStore, Store, StoreError
 
 
 def secrets(settings: Settings) -> list[str]:
@@ -109,8 +110,9 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _outbox(store: SqliteStore, state: str) -> list[dict[str, object]]:
-    return [{**item, "title": render.title(alert)} for alert, item in store.outbox_items(state)]
+async def _outbox(store: Store, state: str) -> list[dict[str, object]]:
+    items = await store.outbox_items(state)
+    return [{**item, "title": render.title(alert)} for alert, item in items]
 
 
 def status(path: Path) -> dict[str, Any]:
@@ -121,24 +123,27 @@ def status(path: Path) -> dict[str, Any]:
         return {"state": str(path), "exists": False}
     store = SqliteStore(path, readonly=True)
     try:
-        watermark = store.watermark()
-        known, followed = store.known_jobs()
-        counts = store.outbox_counts()
+        return {"state": str(path), "exists": True, **asyncio.run(_read_status(store))}
+    except sqlite3.Error as exc:
+        raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None
+
+
+async def _read_status(store: Store) -> dict[str, Any]:
+    try:
+        watermark = await store.watermark()
+        known, followed = await store.known_jobs()
+        counts = await store.outbox_counts()
         return {
-            "state": str(path),
-            "exists": True,
             "last_poll": watermark.isoformat() if watermark else None,
             "jobs_known": known,
             "jobs_followed": followed,
-            "recent_events": store.recent_events(),
+            "recent_events": await store.recent_events(),
             "outbox": {"pending": counts.pending, "sent": counts.sent, "given_up": counts.given_up},
-            "pending": _outbox(store, "pending"),
-            "given_up": _outbox(store, "given_up"),
+            "pending": await _outbox(store, "pending"),
+            "given_up": await _outbox(store, "given_up"),
         }
-    except sqlite3.Error as exc:
-        raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None
     finally:
-        store.close()
+        await store.close()
 
 
 def status_text(data: dict[str, Any]) -> str:

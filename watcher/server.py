@@ -7,7 +7,7 @@ an empty `listen` disables the server.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +27,8 @@ class Readiness:
 
     reason: str | None = None  # None: ready
     last_error: str | None = None
+    replica: str | None = None  # with PostgreSQL: this replica's name
+    leads: tuple[str, ...] = ()  # and the accounts it polls now (none: a standby)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -42,7 +44,10 @@ def _why(exc: OSError) -> str:
 
 class HealthServer:
     def __init__(
-        self, listen: str, readiness: Callable[[], Readiness], registry: CollectorRegistry
+        self,
+        listen: str,
+        readiness: Callable[[], Awaitable[Readiness]],
+        registry: CollectorRegistry,
     ) -> None:
         self._listen = listen
         self._readiness = readiness
@@ -80,13 +85,17 @@ class HealthServer:
         return web.json_response({"status": "alive"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        readiness = self._readiness()
+        readiness = await self._readiness()
+        roles: dict[str, object] = {}
+        if readiness.replica is not None:
+            roles = {"replica": readiness.replica, "leads": list(readiness.leads)}
         if readiness.reason is None:
-            return web.json_response({"status": "ready"})
+            return web.json_response({"status": "ready", **roles})
         body = {
             "status": "not ready",
             "reason": readiness.reason,
             "last_error": readiness.last_error,
+            **roles,
         }
         return web.json_response(body, status=503)
 

@@ -319,9 +319,9 @@ async def test_a_storm_is_logged_in_bounded_lines_and_only_acted_on_events_are_r
         await h.cycle()
     lines = [e for e in logged if e["event"] == "job_event" and e["log_level"] == "info"]
     summary = [e for e in logged if e["event"] == "job_events_not_listed"]
-    events = h.daemon.store.recent_events(limit=1000)
-    counts = h.daemon.store.outbox_counts()
-    state = h.daemon.store.states([done.sref])
+    events = await h.daemon.store.recent_events(limit=1000)
+    counts = await h.daemon.store.outbox_counts()
+    state = await h.daemon.store.states([done.sref])
     await h.close()
     assert len(lines) == MAX_EVENT_LINES
     # explaining (as these tests do), every event has its line, the completed job's too
@@ -414,12 +414,12 @@ async def test_history_older_than_retention_is_pruned_without_realerting(
     h.world.add_job(name="Old", status="failed")
     await h.cycle()
     store = h.daemon.store
-    assert store.known_jobs() == (1, 0)
+    assert await store.known_jobs() == (1, 0)
     clock.advance(hours=3)
     h.world.add_job(name="New", status="failed")
     await h.cycle()
     await h.cycle()
-    assert store.known_jobs() == (1, 0)
-    assert store.outbox_counts().sent == 1
+    assert await store.known_jobs() == (1, 0)
+    assert (await store.outbox_counts()).sent == 1
     await h.close()
     assert hook.titles() == ["Old failed", "New failed"]

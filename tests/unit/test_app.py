@@ -166,7 +166,7 @@ async def test_a_channel_that_is_down_gets_the_alert_once_it_is_back(
     await cycle(d)
     await cycle(d)
     assert hook.received == []
-    assert d.store.outbox_counts().pending == 1
+    assert (await d.store.outbox_counts()).pending == 1
     hook.down = False
     await cycle(d)
     await d.close()
@@ -201,7 +201,7 @@ async def test_an_alert_is_given_up_after_give_up_after(
     world.add_job(name="Checkout", status="failed")
     with structlog.testing.capture_logs() as logged:
         await cycle(d)
-    counts = d.store.outbox_counts()
+    counts = await d.store.outbox_counts()
     await d.close()
     assert (counts.pending, counts.given_up) == (0, 1)
     assert any(e["event"] == "alert_given_up" for e in logged)
@@ -229,11 +229,11 @@ async def test_api_outage_changes_nothing_and_the_next_poll_catches_up(
     d = daemon(sim, tmp_path, {"hook": hook.url})
     job = world.add_job(name="Checkout", status="running")
     await cycle(d)
-    watermark = d.store.watermark()
+    watermark = await d.store.watermark()
     world.faults.down = True
     world.set_status(job, "failed")
     await cycle(d, expect_poll=False)
-    assert d.store.watermark() == watermark
+    assert await d.store.watermark() == watermark
     assert hook.received == []
     world.faults.down = False
     await cycle(d)

@@ -6,7 +6,7 @@ tests/pipeline/test_events.py; the stages here take what `observe` would have re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,10 @@ STUCK = Rule(name="stuck", match={"event": "stuck", "after": "1h"}, notify=["ops
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "state.db")
     yield s
-    s.close()
+    await s.close()
 
 
 def context(store: SqliteStore, *rule_list: Rule, **poll: Any) -> cycle.Context:
@@ -65,47 +65,49 @@ def seen(
     return cycle.Seen(observation, NOW, first, open_jobs or {})
 
 
-def run_stages(ctx: cycle.Context, now_seen: cycle.Seen) -> tuple[cycle.Routed, set[str]]:
+async def run_stages(ctx: cycle.Context, now_seen: cycle.Seen) -> tuple[cycle.Routed, set[str]]:
     """diff -> timers -> route -> commit -> settle, as run_cycle chains them."""
     router = rules.Router(ctx.rules)
-    changes = cycle.diff(ctx, now_seen, router)
-    events = [*changes.found.events, *cycle.due_timers(ctx, now_seen, changes)]
+    changes = await cycle.diff(ctx, now_seen, router)
+    events = [*changes.found.events, *await cycle.due_timers(ctx, now_seen, changes)]
     routed = cycle.route(ctx, router, events)
-    _, fresh = cycle.commit(ctx, now_seen, changes, routed, {})
+    _, fresh = await cycle.commit(ctx, now_seen, changes, routed, {})
     cycle.settle(ctx, now_seen, changes)
     return routed, fresh
 
 
-def test_diff_on_a_first_cycle_records_ended_jobs_without_events(store: SqliteStore) -> None:
+async def test_diff_on_a_first_cycle_records_ended_jobs_without_events(store: SqliteStore) -> None:
     """The first poll ever: jobs already ended are state, not news."""
     ctx = context(store, FAILURES)
-    changes = cycle.diff(ctx, seen([job("jobs/1", "failed")], first=True), rules.Router([FAILURES]))
+    changes = await cycle.diff(
+        ctx, seen([job("jobs/1", "failed")], first=True), rules.Router([FAILURES])
+    )
     assert changes.found.events == []
     assert [s.sref for s in changes.found.states] == ["jobs/1"]
 
 
-def test_diff_leaves_out_ended_jobs_that_read_the_same(store: SqliteStore) -> None:
+async def test_diff_leaves_out_ended_jobs_that_read_the_same(store: SqliteStore) -> None:
     """A known ended job listed again is reported as ended before, and not diffed."""
     ctx = context(store, FAILURES)
-    run_stages(ctx, seen([job("jobs/1", "failed")], first=True))
-    changes = cycle.diff(ctx, seen([job("jobs/1", "failed")]), rules.Router([FAILURES]))
+    await run_stages(ctx, seen([job("jobs/1", "failed")], first=True))
+    changes = await cycle.diff(ctx, seen([job("jobs/1", "failed")]), rules.Router([FAILURES]))
     assert changes.ended == {"jobs/1": "failed"}
     assert changes.found.states == []
 
 
-def test_diff_begins_watching_templates_of_missed_rules(store: SqliteStore) -> None:
+async def test_diff_begins_watching_templates_of_missed_rules(store: SqliteStore) -> None:
     missed = Rule(
         name="nightly",
         match={"event": "missed", "template": ["t/9"], "every": "1d"},
         notify=["ops"],
     )
     ctx = context(store, missed)
-    changes = cycle.diff(ctx, seen([], first=True), rules.Router([missed]))
+    changes = await cycle.diff(ctx, seen([], first=True), rules.Router([missed]))
     assert changes.templates["t/9"].watching_since == NOW
     assert "t/9" in changes.found.templates  # so that the commit stores it
 
 
-def test_jobs_still_followed_after_a_cycle(store: SqliteStore) -> None:
+async def test_jobs_still_followed_after_a_cycle(store: SqliteStore) -> None:
     """Ended and unfollowed jobs drop out; new unfinished ones come in."""
     ctx = context(store)
     open_jobs = {
@@ -117,20 +119,20 @@ def test_jobs_still_followed_after_a_cycle(store: SqliteStore) -> None:
         open_jobs=open_jobs,
         unfollow=("jobs/2",),
     )
-    changes = cycle.diff(ctx, now_seen, rules.Router([]))
+    changes = await cycle.diff(ctx, now_seen, rules.Router([]))
     assert sorted(changes.open_after) == ["jobs/3", "jobs/4"]
 
 
-def test_timers_skip_events_already_recorded(store: SqliteStore) -> None:
+async def test_timers_skip_events_already_recorded(store: SqliteStore) -> None:
     """A stuck event is due once: after its commit, the next cycle finds it known."""
     ctx = context(store, STUCK)
     running = [job("jobs/1", "running")]
-    routed, fresh = run_stages(ctx, seen(running, first=True))
+    routed, fresh = await run_stages(ctx, seen(running, first=True))
     assert [e.kind for e in routed.events] == [EventKind.STUCK]  # no rule wants running
     assert len(fresh) == 1
-    open_jobs = store.open_jobs()
-    changes = cycle.diff(ctx, seen(running, open_jobs=open_jobs), rules.Router([STUCK]))
-    assert cycle.due_timers(ctx, seen(running, open_jobs=open_jobs), changes) == []
+    open_jobs = await store.open_jobs()
+    changes = await cycle.diff(ctx, seen(running, open_jobs=open_jobs), rules.Router([STUCK]))
+    assert await cycle.due_timers(ctx, seen(running, open_jobs=open_jobs), changes) == []
 
 
 def test_the_ledger_holds_acted_on_events_and_timer_events() -> None:
@@ -159,7 +161,7 @@ def _fields(ctx: cycle.Context) -> dict[str, Any]:
     return {name: getattr(ctx, name) for name in cycle.Context.__dataclass_fields__}
 
 
-def test_settle_keeps_the_ended_jobs_the_store_confirms(store: SqliteStore) -> None:
+async def test_settle_keeps_the_ended_jobs_the_store_confirms(store: SqliteStore) -> None:
     """After the commit, the next listing need not parse the ended jobs just stored."""
     ctx = context(store, FAILURES)
     now_seen = seen(
@@ -167,14 +169,14 @@ def test_settle_keeps_the_ended_jobs_the_store_confirms(store: SqliteStore) -> N
         first=True,
         ended={"jobs/1": "failed"},
     )
-    run_stages(ctx, now_seen)
+    await run_stages(ctx, now_seen)
     assert dict(ctx.settled.statuses) == {"jobs/1": "failed"}
 
 
-def test_account_counts_only_events_new_to_the_ledger(store: SqliteStore) -> None:
+async def test_account_counts_only_events_new_to_the_ledger(store: SqliteStore) -> None:
     """An event an earlier cycle recorded is neither logged nor counted again."""
     ctx = context(store, FAILURES)
-    changes = cycle.diff(ctx, seen([], first=True), rules.Router([]))
+    changes = await cycle.diff(ctx, seen([], first=True), rules.Router([]))
     a = Event(EventKind.TRANSITION, job("jobs/1", "failed"), "new", "failed", NOW)
     b = Event(EventKind.TRANSITION, job("jobs/2", "failed"), "new", "failed", NOW)
     routed = cycle.Routed([a, b], [[FAILURES], [FAILURES]])

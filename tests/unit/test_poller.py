@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher import poller
 from watcher.models import JobState, Window
 from watcher.poller import backfill_start, to_follow, window
 from watcher.settings import PollSettings
@@ -52,29 +53,36 @@ def test_to_follow_rereads_unlisted_jobs_and_abandons_old_ones() -> None:
     assert (follow, sorted(abandon)) == (["jobs/1"], ["jobs/2", "jobs/4"])
 
 
-def test_backfill_widens_when_listing_takes_fewer_requests() -> None:
+def counting(n: int) -> poller.KnownBetween:
+    async def known_between(_start: datetime, _end: datetime) -> int:
+        return n
+
+    return known_between
+
+
+async def test_backfill_widens_when_listing_takes_fewer_requests() -> None:
     """Three followed jobs, a span of 50 known jobs: one page (100 a page) beats 3 GETs."""
     open_jobs = {f"jobs/{n}": state(f"jobs/{n}", NOW - (n + 2) * H) for n in range(3)}
     win = Window(NOW - H, NOW)
     spans: list[tuple[datetime, datetime]] = []
 
-    def known_between(start: datetime, end: datetime) -> int:
+    async def known_between(start: datetime, end: datetime) -> int:
         spans.append((start, end))
         return 50
 
     oldest = NOW - 4 * H
-    assert backfill_start(list(open_jobs), open_jobs, win, known_between, 100) == oldest
+    assert await backfill_start(list(open_jobs), open_jobs, win, known_between, 100) == oldest
     assert spans == [(oldest, win.start)]
 
 
-def test_backfill_keeps_gets_when_they_are_fewer() -> None:
+async def test_backfill_keeps_gets_when_they_are_fewer() -> None:
     """Two followed jobs in a span of 1,000 known jobs: 2 GETs beat 11 pages."""
     open_jobs = {f"jobs/{n}": state(f"jobs/{n}", NOW - (n + 2) * H) for n in range(2)}
     win = Window(NOW - H, NOW)
-    assert backfill_start(list(open_jobs), open_jobs, win, lambda a, b: 1000, 100) is None
+    assert await backfill_start(list(open_jobs), open_jobs, win, counting(1000), 100) is None
 
 
-def test_backfill_needs_two_jobs_with_a_start() -> None:
+async def test_backfill_needs_two_jobs_with_a_start() -> None:
     open_jobs = {"jobs/1": state("jobs/1", NOW - 2 * H), "jobs/2": state("jobs/2", None)}
     win = Window(NOW - H, NOW)
-    assert backfill_start(list(open_jobs), open_jobs, win, lambda a, b: 0, 100) is None
+    assert await backfill_start(list(open_jobs), open_jobs, win, counting(0), 100) is None

@@ -18,11 +18,12 @@ class HistoryTables:
     """Mixed into SqliteStore, which provides the connection and write transactions."""
 
     _db: sqlite3.Connection
+    account: str
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
-    def prune(self, before: datetime, limit: int = 5000) -> int:
+    async def prune(self, before: datetime, limit: int = 5000) -> int:
         """Forget ended jobs that started and were first seen, events recorded and alerts
         finished before `before`, at most `limit` rows of each per call; return how many
         rows went."""
@@ -47,13 +48,13 @@ class HistoryTables:
             ).rowcount
         return removed
 
-    def count_started_between(self, start: datetime, end: datetime) -> int:
+    async def count_started_between(self, start: datetime, end: datetime) -> int:
         """How many known jobs started in [start, end): an estimate (of how many pages a
         listing of that span takes) counted among the jobs first seen since `start`,
         which is where jobs that started then are, without reading the older history."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE first_seen >= ? AND started_at >= ?"
-            " AND started_at < ?",
-            (start.timestamp(), start.timestamp(), end.timestamp()),
+            "SELECT COUNT(*) FROM jobs WHERE first_seen >= ? AND account = ?"
+            " AND started_at >= ? AND started_at < ?",
+            (start.timestamp(), self.account, start.timestamp(), end.timestamp()),
         ).fetchone()
         return int(row[0])

@@ -12,15 +12,53 @@ from typing import Any
 from watcher.models import Alert, EventKind, OutboxItem, Severity
 from watcher.store.base import OutboxCounts, dt, need_dt
 
-_SELECT_ALERTS = (
+SELECT_ALERTS = (
     "SELECT status, rule, channel, severity, title, body, sref, kind, template,"
-    " resolvable, vars, title_source, body_source, seq"
+    " resolvable, vars, title_source, body_source, seq, account"
 )
-_ALERT_COLUMNS = 14
+_ALERT_COLUMNS = 15
+
+
+DUE_COLUMNS = ", id, created_at, attempts, next_attempt_at, done_targets, held"
+
+
+def outbox_item(row: Sequence[Any]) -> OutboxItem:
+    """An OutboxItem from a row of `SELECT_ALERTS + DUE_COLUMNS` (either store)."""
+    n = _ALERT_COLUMNS
+    return OutboxItem(
+        id=row[n],
+        alert=_alert(row),
+        created_at=need_dt(row[n + 1]),
+        attempts=row[n + 2],
+        next_attempt_at=need_dt(row[n + 3]),
+        done_targets=frozenset(int(t) for t in row[n + 4].split(",") if t),
+        held=bool(row[n + 5]),
+    )
+
+
+def report_item(row: Sequence[Any]) -> tuple[Alert, dict[str, object]]:
+    """An alert and what a report shows beside its title, from a row of
+    `SELECT_ALERTS + REPORT_COLUMNS` (either store)."""
+    n = _ALERT_COLUMNS
+    return (
+        _alert(row),
+        {
+            "id": row[n],
+            "rule": row[1],
+            "channel": row[2],
+            "account": row[14],
+            "attempts": row[n + 1],
+            "last_error": row[n + 2],
+            "created_at": need_dt(row[n + 3]).isoformat(),
+        },
+    )
+
+
+REPORT_COLUMNS = ", id, attempts, last_error, created_at"
 
 
 def _alert(row: Sequence[Any]) -> Alert:
-    """An Alert from the first `_ALERT_COLUMNS` columns of a row of `_SELECT_ALERTS`."""
+    """An Alert from the first `_ALERT_COLUMNS` columns of a row of `SELECT_ALERTS`."""
     return Alert(
         kind=EventKind(row[7]),
         rule=row[1],
@@ -36,6 +74,7 @@ def _alert(row: Sequence[Any]) -> Alert:
         body_source=row[12],
         title=row[4],
         body=row[5],
+        account=row[14],
     )
 
 
@@ -47,37 +86,32 @@ class OutboxTables:
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
-    def due(self, now: datetime, limit: int = 1000, busy: Collection[str] = ()) -> list[OutboxItem]:
+    async def due(
+        self, now: datetime, limit: int = 1000, busy: Collection[str] = ()
+    ) -> list[OutboxItem]:
         """Pending alerts whose next attempt is due, oldest first, leaving out the `busy`
         channels (so a slow channel's backlog cannot fill the batch for the others)."""
         sql = (
-            _SELECT_ALERTS + ", id, created_at, attempts, next_attempt_at, done_targets, held"
-            " FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+            SELECT_ALERTS
+            + DUE_COLUMNS
+            + " FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
             " AND channel NOT IN ({marks}) ORDER BY id LIMIT ?"
         )
         marks = ",".join("?" * len(busy))
         rows = self._db.execute(sql.format(marks=marks), (now.timestamp(), *busy, limit))
-        n = _ALERT_COLUMNS
-        return [
-            OutboxItem(
-                id=row[n],
-                alert=_alert(row),
-                created_at=need_dt(row[n + 1]),
-                attempts=row[n + 2],
-                next_attempt_at=need_dt(row[n + 3]),
-                done_targets=frozenset(int(t) for t in row[n + 4].split(",") if t),
-                held=bool(row[n + 5]),
-            )
-            for row in rows
-        ]
+        return [outbox_item(row) for row in rows]
 
-    def next_due(self) -> datetime | None:
+    async def claim(self, ids: Sequence[int], holder: str, seconds: float) -> set[int]:
+        """One process delivers from this file: every alert it asks for is its own."""
+        return set(ids)
+
+    async def next_due(self) -> datetime | None:
         row = self._db.execute(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
         ).fetchone()
         return dt(row[0])
 
-    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         with self._write() as db:
             db.executemany(
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?,"
@@ -85,7 +119,7 @@ class OutboxTables:
                 [(now.timestamp(), i) for i in ids],
             )
 
-    def mark_retry(
+    async def mark_retry(
         self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
     ) -> None:
         """Try again at `next_at`; `done_targets` (URL indices) accepted and are not resent."""
@@ -97,7 +131,7 @@ class OutboxTables:
                 [(next_at.timestamp(), error, done, i) for i in ids],
             )
 
-    def mark_held(self, ids: Sequence[int], until: datetime) -> None:
+    async def mark_held(self, ids: Sequence[int], until: datetime) -> None:
         """Quiet hours: not before `until`; not an attempt, so no backoff grows."""
         with self._write() as db:
             db.executemany(
@@ -105,28 +139,32 @@ class OutboxTables:
                 [(until.timestamp(), i) for i in ids],
             )
 
-    def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
+    async def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
         with self._write() as db:
             db.executemany(
                 "UPDATE outbox SET state = 'resolved', done_at = ? WHERE id = ?",
                 [(now.timestamp(), i) for i in ids],
             )
 
-    def resolved(self, alert: Alert) -> bool:
+    async def resolved(self, alert: Alert) -> bool:
         """Whether what an alert reported is over: a stuck job moved on, or a failed
         template has recovered since."""
         if alert.kind is EventKind.STUCK:
-            row = self._db.execute("SELECT status FROM jobs WHERE sref = ?", (alert.sref,))
+            row = self._db.execute(
+                "SELECT status FROM jobs WHERE account = ? AND sref = ?",
+                (alert.account, alert.sref),
+            )
             current = row.fetchone()
             return current is not None and bool(alert.status) and current[0] != alert.status
         if alert.template:
             row = self._db.execute(
-                "SELECT streak FROM templates WHERE template = ?", (alert.template,)
+                "SELECT streak FROM templates WHERE account = ? AND template = ?",
+                (alert.account, alert.template),
             ).fetchone()
             return row is not None and row[0] == 0
         return False
 
-    def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
+    async def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
         with self._write() as db:
             db.executemany(
                 "UPDATE outbox SET state = 'given_up', attempts = attempts + 1, done_at = ?,"
@@ -134,7 +172,7 @@ class OutboxTables:
                 [(now.timestamp(), error, i) for i in ids],
             )
 
-    def outbox_counts(self, *, sent: bool = True) -> OutboxCounts:
+    async def outbox_counts(self, *, sent: bool = True) -> OutboxCounts:
         """Pending and given-up alerts (each from a partial index, cheap), and unless
         `sent=False` the sent ones (a scan of the outbox: for reports, not hot paths)."""
         pending, given_up = self._db.execute(
@@ -147,25 +185,14 @@ class OutboxTables:
             done = self._db.execute(query).fetchone()[0]
         return OutboxCounts(pending=pending, sent=done, given_up=given_up)
 
-    def outbox_items(self, state: str, limit: int = 50) -> list[tuple[Alert, dict[str, object]]]:
+    async def outbox_items(
+        self, state: str, limit: int = 50
+    ) -> list[tuple[Alert, dict[str, object]]]:
         """The latest alerts in `state`, each with what a report shows beside its title."""
         rows = self._db.execute(
-            _SELECT_ALERTS + ", id, attempts, last_error, created_at"
-            " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
+            SELECT_ALERTS
+            + REPORT_COLUMNS
+            + " FROM outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
             (state, limit),
         )
-        n = _ALERT_COLUMNS
-        return [
-            (
-                _alert(row),
-                {
-                    "id": row[n],
-                    "rule": row[1],
-                    "channel": row[2],
-                    "attempts": row[n + 1],
-                    "last_error": row[n + 2],
-                    "created_at": need_dt(row[n + 3]).isoformat(),
-                },
-            )
-            for row in rows
-        ]
+        return [report_item(row) for row in rows]

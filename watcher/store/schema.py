@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,5 +118,60 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outbox ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
     UPDATE outbox SET status = COALESCE(
         (SELECT to_status FROM events WHERE events.key = outbox.event_key), '');
+    """,  # Several accounts share one state: a job, a template and an event are the account's
+    # own (a job id is unique within an account only). Rows of an older file belong to
+    # the account of a configuration without `accounts:`, "default"; its watermark too
+    # (`meta` keys `watermark` for it, `watermark/<account>` for the others).
+    5: """
+    CREATE TABLE jobs_v5 (
+        account TEXT NOT NULL DEFAULT 'default',
+        sref TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        updated_at REAL,
+        started_at REAL,
+        template TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL DEFAULT '',
+        ended INTEGER NOT NULL,
+        followed INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (account, sref)
+    );
+    INSERT INTO jobs_v5 SELECT 'default', sref, status, status_since, first_seen, updated_at,
+        started_at, template, name, ended, followed FROM jobs ORDER BY rowid;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_v5 RENAME TO jobs;
+    CREATE INDEX jobs_open ON jobs (account, sref) WHERE ended = 0 AND followed = 1;
+    CREATE INDEX jobs_first_seen ON jobs (first_seen);
+    CREATE TABLE events_v5 (
+        account TEXT NOT NULL DEFAULT 'default',
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at REAL NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    INSERT INTO events_v5 SELECT 'default', key, kind, sref, from_status, to_status, at,
+        recorded_at FROM events ORDER BY rowid;
+    DROP TABLE events;
+    ALTER TABLE events_v5 RENAME TO events;
+    CREATE INDEX events_recorded ON events (recorded_at);
+    CREATE TABLE templates_v5 (
+        account TEXT NOT NULL DEFAULT 'default',
+        template TEXT NOT NULL,
+        watching_since REAL NOT NULL,
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start REAL,
+        last_name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (account, template)
+    );
+    INSERT INTO templates_v5 SELECT 'default', template, watching_since, streak, last_start,
+        last_name FROM templates;
+    DROP TABLE templates;
+    ALTER TABLE templates_v5 RENAME TO templates;
+    ALTER TABLE outbox ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
     """,
 }

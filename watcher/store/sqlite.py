@@ -2,7 +2,9 @@
 half is in `outbox`, pruning and counting the history in `history`).
 
 One SQLite file opened once (WAL, busy timeout), created owner-only (`files`); which
-process may write it is decided before it is opened (`lock`). A poll cycle's state
+process may write it is decided before it is opened (`lock`), so this store leads
+every account (its leases are granted at once). Its coroutines never wait: the file
+is local and the work is done on the event loop, as quick as it always was. A poll cycle's state
 changes, events and the alerts they cause are written in one transaction, so a kill at
 any moment leaves either all of a cycle or none of it. Never resets or rewrites a file
 it does not recognise.
@@ -10,27 +12,38 @@ it does not recognise.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import functools
 import itertools
 import sqlite3
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from watcher import fast
-from watcher.models import TERMINAL_STATUSES, Alert, JobState, TemplateState
+from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, TemplateState
 from watcher.store import files
-from watcher.store.base import CycleCommit, StoreError, dt, need_dt, ts
+from watcher.store.base import (
+    CycleCommit,
+    Leader,
+    Lease,
+    Store,
+    StoreError,
+    dt,
+    need_dt,
+    once_each,
+    ts,
+)
 from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-_WATERMARK = "watermark"
 _SELECT_STATES = (
     "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
-    " FROM jobs"
+    " FROM jobs WHERE account = ?"
 )
 _ROWS_A_STATEMENT = 500  # of a multi-row INSERT (see SqliteStore._insert)
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
@@ -42,23 +55,10 @@ def _multi_row(head: str, tail: str, width: int) -> str:
     return f"{head} VALUES {','.join([marks] * _ROWS_A_STATEMENT)}{tail}"
 
 
-def _once(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[tuple[str, Alert]]:
-    """The alerts of the events recorded now (`fresh` keys), each (event, rule, channel)
-    once, with their event's key: what keeps an alert from being queued twice, with the
-    events' primary key."""
-    queued: set[tuple[str, str, str]] = set()
-    for alert in alerts:
-        event = alert.key
-        if event in fresh:
-            key = (event, alert.rule, alert.channel)
-            if key not in queued:
-                queued.add(key)
-                yield event, alert
-
-
 class SqliteStore(OutboxTables, HistoryTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.account = DEFAULT_ACCOUNT
         self._readonly = readonly
         self._checkpointer: sqlite3.Connection | None = None
         # A FIFO would block SQLite's read-only open until a writer came, retrying through
@@ -92,16 +92,24 @@ class SqliteStore(OutboxTables, HistoryTables):
             self._db.close()
             raise
 
-    def close(self) -> None:
+    def scoped(self, account: str) -> Store:
+        view = copy.copy(self)  # the same connection, another account's poll state
+        view.account = account
+        return view
+
+    async def close(self) -> None:
         """Close; the last connection to close checkpoints the log and removes it."""
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._db.close()
 
-    def checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """Copy what the log holds into the state file, without blocking readers or the
-        writer (a PASSIVE checkpoint). Made to run in a worker thread, on a connection of
-        its own: the commit of a large cycle is not slowed by it, nor the event loop."""
+        writer (a PASSIVE checkpoint), in a worker thread, on a connection of its own:
+        the commit of a large cycle is not slowed by it, nor the event loop."""
+        await asyncio.to_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
         if self._readonly or str(self.path) == ":memory:":
             return
         try:
@@ -118,7 +126,7 @@ class SqliteStore(OutboxTables, HistoryTables):
         source.backup(self._db)
         self._migrate()
 
-    def usable(self) -> bool:
+    async def usable(self) -> bool:
         try:
             self._db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
         except sqlite3.Error:
@@ -174,15 +182,24 @@ class SqliteStore(OutboxTables, HistoryTables):
 
     # -- poll state -------------------------------------------------------------------
 
-    def watermark(self) -> datetime | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_WATERMARK,)).fetchone()
+    @property
+    def _watermark_key(self) -> str:
+        # the key of a file written before accounts existed is the default account's
+        return "watermark" if self.account == DEFAULT_ACCOUNT else f"watermark/{self.account}"
+
+    async def watermark(self) -> datetime | None:
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = ?", (self._watermark_key,)
+        ).fetchone()
         return datetime.fromisoformat(row[0]) if row else None
 
     def _in(self, sql: str, values: Sequence[str]) -> Iterator[Any]:
-        """Rows of `sql`, whose `{marks}` is an IN list, for all `values`, in chunks."""
+        """Rows of `sql` (its first parameter the account, its `{marks}` an IN list), for
+        all `values`, in chunks."""
         for start in range(0, len(values), _CHUNK):
             chunk = values[start : start + _CHUNK]
-            yield from self._db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(sql.format(marks=marks), (self.account, *chunk))
 
     @staticmethod
     def _states(rows: Iterable[Any]) -> dict[str, JobState]:
@@ -200,20 +217,24 @@ class SqliteStore(OutboxTables, HistoryTables):
             for row in rows
         }
 
-    def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
+    async def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
         """The stored state of each of `srefs` that the store knows."""
-        return self._states(self._in(_SELECT_STATES + " WHERE sref IN ({marks})", srefs))
+        return self._states(self._in(_SELECT_STATES + " AND sref IN ({marks})", srefs))
 
-    def known_events(self, keys: Sequence[str]) -> set[str]:
+    async def known_events(self, keys: Sequence[str]) -> set[str]:
         """Which of these event keys are recorded already."""
-        return {row[0] for row in self._in("SELECT key FROM events WHERE key IN ({marks})", keys)}
+        return self._known_events(keys)
 
-    def seen(self, srefs: Sequence[str]) -> tuple[dict[str, str], dict[str, JobState]]:
+    def _known_events(self, keys: Sequence[str]) -> set[str]:
+        sql = "SELECT key FROM events WHERE account = ? AND key IN ({marks})"
+        return {row[0] for row in self._in(sql, keys)}
+
+    async def seen(self, srefs: Sequence[str]) -> tuple[dict[str, str], dict[str, JobState]]:
         """What the store knows of `srefs`, in one pass: the status of those that ended
         (cheap: no JobState, and they are most of a window), the state of the others."""
         ended: dict[str, str] = {}
         unended: list[Any] = []
-        sql = _SELECT_STATES.replace(" FROM", ", ended FROM") + " WHERE sref IN ({marks})"
+        sql = _SELECT_STATES.replace(" FROM", ", ended FROM") + " AND sref IN ({marks})"
         for row in self._in(sql, srefs):
             if row[8]:
                 ended[row[0]] = row[1]
@@ -221,9 +242,10 @@ class SqliteStore(OutboxTables, HistoryTables):
                 unended.append(row)
         return ended, self._states(unended)
 
-    def open_jobs(self) -> dict[str, JobState]:
+    async def open_jobs(self) -> dict[str, JobState]:
         """Jobs last seen unfinished that are still being followed."""
-        return self._states(self._db.execute(_SELECT_STATES + " WHERE ended = 0 AND followed = 1"))
+        sql = _SELECT_STATES + " AND ended = 0 AND followed = 1"
+        return self._states(self._db.execute(sql, (self.account,)))
 
     def _insert(self, head: str, tail: str, rows: Iterable[tuple[object, ...]]) -> None:
         """`head` VALUES (...), (...), ... `tail` for all `rows`, `_ROWS_A_STATEMENT` rows
@@ -241,7 +263,7 @@ class SqliteStore(OutboxTables, HistoryTables):
             else:
                 self._db.executemany(f"{head} VALUES ({','.join('?' * width)}){tail}", batch)
 
-    def commit_cycle(self, commit: CycleCommit) -> tuple[int, set[str]]:
+    async def commit_cycle(self, commit: CycleCommit) -> tuple[int, set[str]]:
         """Write one cycle atomically; return how many alerts entered the outbox and the
         keys of the events recorded for the first time.
 
@@ -259,23 +281,24 @@ class SqliteStore(OutboxTables, HistoryTables):
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (_WATERMARK, commit.watermark.isoformat()),
+                (self._watermark_key, commit.watermark.isoformat()),
             )
         return queued, fresh
 
     def _write_jobs(self, commit: CycleCommit, stamp: fast.Stamps) -> None:
-        when, now = commit.now, commit.now.timestamp()
+        when, now, account = commit.now, commit.now.timestamp(), self.account
         self._insert(
-            "INSERT INTO jobs (sref, status, status_since, first_seen, updated_at,"
+            "INSERT INTO jobs (account, sref, status, status_since, first_seen, updated_at,"
             " started_at, template, name, ended)",
             (
-                " ON CONFLICT (sref) DO UPDATE SET status = excluded.status,"
+                " ON CONFLICT (account, sref) DO UPDATE SET status = excluded.status,"
                 " status_since = excluded.status_since, updated_at = excluded.updated_at,"
                 " started_at = excluded.started_at, template = excluded.template,"
                 " name = excluded.name, ended = excluded.ended"
             ),
             (
                 (
+                    account,
                     s.sref,
                     s.status,
                     now if s.status_since is when else s.status_since.timestamp(),
@@ -290,32 +313,49 @@ class SqliteStore(OutboxTables, HistoryTables):
             ),
         )
         self._db.executemany(
-            "UPDATE jobs SET followed = 0 WHERE sref = ?", [(s,) for s in commit.unfollowed]
+            "UPDATE jobs SET followed = 0 WHERE account = ? AND sref = ?",
+            [(account, s) for s in commit.unfollowed],
         )
 
     def _write_templates(self, templates: Iterable[TemplateState]) -> None:
         self._db.executemany(
-            "INSERT INTO templates (template, watching_since, streak, last_start, last_name)"
-            " VALUES (?,?,?,?,?) ON CONFLICT (template) DO UPDATE SET"
+            "INSERT INTO templates (account, template, watching_since, streak, last_start,"
+            " last_name) VALUES (?,?,?,?,?,?) ON CONFLICT (account, template) DO UPDATE SET"
             " streak = excluded.streak, last_start = excluded.last_start,"
             " last_name = excluded.last_name",
             (
-                (t.template, t.watching_since.timestamp(), t.streak, ts(t.last_start), t.last_name)
+                (
+                    self.account,
+                    t.template,
+                    t.watching_since.timestamp(),
+                    t.streak,
+                    ts(t.last_start),
+                    t.last_name,
+                )
                 for t in templates
             ),
         )
 
     def _record_events(self, commit: CycleCommit, stamp: fast.Stamps) -> set[str]:
         """Record the events not recorded yet; return their keys."""
-        known = self.known_events([e.key for e in commit.events])
+        known = self._known_events([e.key for e in commit.events])
         fresh = {e.key: e for e in commit.events if e.key not in known}
-        now = commit.now.timestamp()
+        now, account = commit.now.timestamp(), self.account
         self._insert(
-            "INSERT OR IGNORE INTO events (key, kind, sref, from_status, to_status, at,"
-            " recorded_at)",
+            "INSERT OR IGNORE INTO events (account, key, kind, sref, from_status, to_status,"
+            " at, recorded_at)",
             "",
             (
-                (key, str(e.kind), e.job.sref, e.from_status, e.to_status, stamp[e.at], now)
+                (
+                    account,
+                    key,
+                    str(e.kind),
+                    e.job.sref,
+                    e.from_status,
+                    e.to_status,
+                    stamp[e.at],
+                    now,
+                )
                 for key, e in fresh.items()
             ),
         )
@@ -328,7 +368,7 @@ class SqliteStore(OutboxTables, HistoryTables):
         self._insert(
             "INSERT INTO outbox (event_key, rule, channel, severity, title, body, sref,"
             " created_at, next_attempt_at, kind, template, resolvable, vars, title_source,"
-            " body_source, status, seq)",
+            " body_source, status, seq, account)",
             "",
             (
                 (
@@ -349,13 +389,14 @@ class SqliteStore(OutboxTables, HistoryTables):
                     a.body_source,
                     a.status,
                     a.seq,
+                    self.account,
                 )
-                for key, a in _once(commit.alerts, fresh)
+                for key, a in once_each(commit.alerts, fresh)
             ),
         )
         return self._db.total_changes - before
 
-    def templates(self) -> dict[str, TemplateState]:
+    async def templates(self) -> dict[str, TemplateState]:
         return {
             row[0]: TemplateState(
                 template=row[0],
@@ -366,25 +407,41 @@ class SqliteStore(OutboxTables, HistoryTables):
             )
             for row in self._db.execute(
                 "SELECT template, watching_since, streak, last_start, last_name FROM templates"
+                " WHERE account = ?",
+                (self.account,),
             )
         }
 
     # -- reports (watcher status) -----------------------------------------------------
 
-    def known_jobs(self) -> tuple[int, int]:
+    async def known_jobs(self) -> tuple[int, int]:
         """(jobs known, jobs being followed)."""
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(ended = 0 AND followed = 1), 0) FROM jobs"
         ).fetchone()
         return int(row[0]), int(row[1])
 
-    def recent_events(self, limit: int = 20) -> list[dict[str, object]]:
+    async def recent_events(self, limit: int = 20) -> list[dict[str, object]]:
         rows = self._db.execute(
-            "SELECT kind, sref, from_status, to_status, at FROM events"
+            "SELECT kind, sref, from_status, to_status, at, account FROM events"
             " ORDER BY recorded_at DESC, rowid DESC LIMIT ?",
             (limit,),
         )
         return [
-            {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat()}
-            for k, s, f, t, at in rows
+            {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat(), "account": a}
+            for k, s, f, t, at, a in rows
         ]
+
+    # -- leadership: one process holds the file (`lock`), so it leads every account ---
+
+    async def acquire(self, account: str, holder: str, seconds: float) -> Lease | None:
+        return Lease(account, holder, 1)
+
+    async def renew(self, lease: Lease, seconds: float) -> bool:
+        return True
+
+    async def release(self, lease: Lease) -> None:
+        return None
+
+    async def leaders(self) -> list[Leader]:
+        return []

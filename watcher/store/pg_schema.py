@@ -1,0 +1,94 @@
+"""The PostgreSQL state's schema, one migration per version, as for SQLite (`schema`):
+moved forward one version at a time, never backward, by whichever replica starts
+first, under a transaction-scoped advisory lock (PgBouncer-safe: it ends with the
+transaction), so replicas starting together do not race.
+
+Times are seconds since the epoch, as in the SQLite store, by the watcher's clock (the
+API's); only leases and delivery claims go by the database's clock, which every
+replica shares.
+"""
+
+PG_SCHEMA_VERSION = 1
+MIGRATION_LOCK = 7_406_524_180  # the advisory lock key of schema migrations ("watcher")
+TABLES = ("meta", "jobs", "events", "templates", "outbox", "leases", "replicas")
+PG_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE jobs (
+        account TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_since DOUBLE PRECISION NOT NULL,
+        first_seen DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION,
+        started_at DOUBLE PRECISION,
+        template TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL DEFAULT '',
+        ended BOOLEAN NOT NULL,
+        followed BOOLEAN NOT NULL DEFAULT TRUE,
+        PRIMARY KEY (account, sref)
+    );
+    CREATE INDEX jobs_open ON jobs (account) WHERE NOT ended AND followed;
+    CREATE INDEX jobs_first_seen ON jobs (account, first_seen);
+    CREATE TABLE events (
+        account TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX events_recorded ON events (recorded_at);
+    CREATE TABLE templates (
+        account TEXT NOT NULL,
+        template TEXT NOT NULL,
+        watching_since DOUBLE PRECISION NOT NULL,
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start DOUBLE PRECISION,
+        last_name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (account, template)
+    );
+    CREATE TABLE outbox (
+        id BIGSERIAL PRIMARY KEY,
+        account TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT '',
+        done_targets TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        template TEXT NOT NULL DEFAULT '',
+        resolvable BOOLEAN NOT NULL DEFAULT FALSE,
+        held BOOLEAN NOT NULL DEFAULT FALSE,
+        done_at DOUBLE PRECISION,
+        vars TEXT NOT NULL DEFAULT '',
+        title_source TEXT,
+        body_source TEXT,
+        status TEXT NOT NULL DEFAULT '',
+        seq INTEGER NOT NULL DEFAULT 0,
+        claimed_by TEXT,
+        claim_until DOUBLE PRECISION  -- the database's clock
+    );
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_given_up ON outbox (id) WHERE state = 'given_up';
+    CREATE INDEX outbox_created ON outbox (created_at);
+    CREATE TABLE leases (
+        account TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE replicas (name TEXT PRIMARY KEY, seen_until TIMESTAMPTZ NOT NULL);
+    """,
+}
