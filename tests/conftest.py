@@ -1,5 +1,6 @@
 """Shared fakes for the whole suite: the simulator, a webhook receiver, an SMTP server,
-configuration files, and a guard that fails any test whose output shows a secret."""
+configuration files, throwaway PostgreSQL servers and PgBouncer, and a guard that fails
+any test whose output shows a secret."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
+from tests.postgres import PASSWORD as PG_PASSWORD
+from tests.postgres import SUPERUSER_PASSWORD as PG_SUPERUSER_PASSWORD
+from tests.postgres import (
+    Installation,
+    PgBouncer,
+    PostgresServer,
+    find_bindir,
+    find_pgbouncer,
+)
 from watcher import logs
 from watcher.simulator.runner import SimulatorHandle, running_simulator
 from watcher.simulator.tokens import TokenStore
@@ -43,6 +53,8 @@ SECRETS: set[str] = {  # grows with every token the simulator issues
     QUERY_KEY,
     FIELD_KEY,
     URL_PASSWORD,
+    PG_PASSWORD,
+    PG_SUPERUSER_PASSWORD,
 }
 
 
@@ -80,11 +92,15 @@ def require_tool(name: str, package: str) -> str:
     `tests/run` installs the Debian `package` when it is absent."""
     path = shutil.which(name)
     if path is None:
-        why = f"{name} is not installed (Debian package {package}; tests/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        missing_tool(name, package)
     return path
+
+
+def missing_tool(name: str, package: str) -> NoReturn:
+    why = f"{name} is not installed (Debian package {package}; tests/run installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def assert_no_secret(text: str, where: str) -> None:
@@ -275,3 +291,74 @@ def config_document(
 def write_config(path: Path, document: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
+
+
+# --- PostgreSQL and PgBouncer (tests/postgres.py) --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_installation() -> Iterator[Installation]:
+    """The PostgreSQL server programs (skip, or fail under CI=true, when absent) and the
+    session's pristine cluster that every server starts from."""
+    bindir = find_bindir()
+    if bindir is None:
+        missing_tool("initdb", "postgresql")
+    installation = Installation(bindir)
+    yield installation
+    installation.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_installation: Installation) -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server, started at the first test that asks. Shared: a test
+    that stops or restarts a server takes `own_postgres` instead."""
+    server = PostgresServer(postgres_installation, synchronous_commit=False)  # none crash it
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh empty database on the session server, owned by the watcher role: its URL
+    (postgresql://watcher:PASSWORD@127.0.0.1:PORT/NAME), dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture
+def own_postgres(
+    postgres_installation: Installation,
+) -> Iterator[PostgresServer]:
+    """A server of the test's own, to stop, restart or crash without disturbing others."""
+    server = PostgresServer(postgres_installation)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pgbouncer(postgres: PostgresServer) -> Iterator[PgBouncer]:
+    """A real PgBouncer (pool_mode = transaction) in front of the session server, for a
+    fresh database; `pgbouncer.url()` is the URL to give watcher."""
+    binary = find_pgbouncer()
+    if binary is None:
+        missing_tool("pgbouncer", "pgbouncer")
+    database = postgres.create_database().rsplit("/", 1)[1]
+    bouncer = PgBouncer(binary, postgres, database)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.cleanup()
+        postgres.drop_database(database)
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer: PgBouncer) -> str:
+    return pgbouncer.url()

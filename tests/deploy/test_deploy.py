@@ -1,6 +1,7 @@
-"""The deployment artifacts in deploy/: the systemd unit, the Kubernetes manifests and the
-container recipe, checked by the tools that judge them (systemd-analyze,
-kubernetes-validate, hadolint, kubectl kustomize) and against each other."""
+"""The deployment artifacts in deploy/: the systemd unit, the Kubernetes manifests (watcher
+as a sidecar, and the scale-out set in kubernetes/ha) and the container recipe, checked
+by the tools that judge them (systemd-analyze, kubernetes-validate, hadolint, kubectl
+kustomize) and against each other."""
 
 from __future__ import annotations
 
@@ -8,20 +9,22 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import require_tool
+from tests.postgres import PASSWORD as PG_PASSWORD
 from watcher.cli import EXIT_CONFIG, EXIT_USAGE
-from watcher.settings import parse_duration
+from watcher.settings import Settings, StateSettings, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "watcher.service"
 K8S = DEPLOY / "kubernetes"
-MANIFESTS = ("configmap.yaml", "secret.yaml", "pvc.yaml", "deployment.yaml")
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "docker" / "Dockerfile.dockerignore"
 BIN = Path(sys.executable).parent
@@ -65,18 +68,6 @@ def unit_entries() -> list[tuple[str, str, str]]:
 
 def unit_values(key: str) -> list[str]:
     return [value for section, k, value in unit_entries() if section == "Service" and k == key]
-
-
-def load(name: str) -> dict[str, Any]:
-    document = yaml.safe_load((K8S / name).read_text(encoding="utf-8"))
-    assert isinstance(document, dict), name
-    return document
-
-
-def watcher_yaml() -> str:
-    text = load("configmap.yaml")["data"]["watcher.yaml"]
-    assert isinstance(text, str)
-    return text
 
 
 def watcher_container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -155,53 +146,108 @@ def test_systemd_unit_does_not_restart_a_broken_configuration() -> None:
 # --- Kubernetes ------------------------------------------------------------------------
 
 
-def test_kubernetes_manifests_validate() -> None:
+@dataclass(frozen=True)
+class Manifests:
+    """One kustomization under deploy/kubernetes: its folder, its manifests (the kinds
+    they hold, in order) and the part-of label that it gives them."""
+
+    folder: Path
+    files: tuple[str, ...]
+    kinds: tuple[str, ...]
+    part_of: str
+
+    def load(self, name: str) -> dict[str, Any]:
+        document = yaml.safe_load((self.folder / name).read_text(encoding="utf-8"))
+        assert isinstance(document, dict), name
+        return document
+
+    def watcher_yaml(self) -> str:
+        text = self.load("configmap.yaml")["data"]["watcher.yaml"]
+        assert isinstance(text, str)
+        return text
+
+    def secret(self) -> dict[str, Any]:
+        return self.load("secret.yaml")
+
+
+SIDECAR = Manifests(
+    K8S,
+    ("configmap.yaml", "secret.yaml", "pvc.yaml", "deployment.yaml"),
+    ("ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment"),
+    part_of="example-app",
+)
+HA = Manifests(
+    K8S / "ha",
+    (
+        "configmap.yaml",
+        "secret.yaml",
+        "deployment.yaml",
+        "poddisruptionbudget.yaml",
+        "service.yaml",
+    ),
+    ("ConfigMap", "Secret", "Deployment", "PodDisruptionBudget", "Service"),
+    part_of="watcher",
+)
+KUSTOMIZATIONS = [pytest.param(SIDECAR, id="sidecar"), pytest.param(HA, id="ha")]
+
+
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_kubernetes_manifests_validate(manifests: Manifests) -> None:
     """Every manifest passes kubernetes-validate --strict against the bundled schemas."""
-    files = [str(K8S / name) for name in MANIFESTS]
+    files = [str(manifests.folder / name) for name in manifests.files]
     result = kubernetes_validate(*files)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert output.count(" passed for resource ") == len(MANIFESTS), output
+    assert output.count(" passed for resource ") == len(manifests.files), output
     assert "WARN" not in output, output
+    kinds = tuple(manifests.load(name)["kind"] for name in manifests.files)
+    assert kinds == manifests.kinds
 
 
-def test_kustomization_lists_every_manifest() -> None:
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_kustomization_lists_every_manifest(manifests: Manifests) -> None:
     """kustomization.yaml takes in exactly the manifests beside it."""
-    kustomization = load("kustomization.yaml")
+    kustomization = manifests.load("kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
-    assert sorted(kustomization["resources"]) == sorted(MANIFESTS)
-    beside = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert beside == set(MANIFESTS)
+    assert sorted(kustomization["resources"]) == sorted(manifests.files)
+    beside = {p.name for p in manifests.folder.glob("*.yaml")} - {"kustomization.yaml"}
+    assert beside == set(manifests.files)
 
 
-def test_kustomize_output_validates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_kustomize_output_validates(manifests: Manifests, tmp_path: Path) -> None:
     """`kubectl kustomize` renders the directory and the result validates too."""
     kubectl = require_tool("kubectl", "kubectl")
-    rendered = run([kubectl, "kustomize", str(K8S)])
+    rendered = run([kubectl, "kustomize", str(manifests.folder)])
     assert rendered.returncode == 0, rendered.stderr
     documents = list(yaml.safe_load_all(rendered.stdout))
-    assert sorted(d["kind"] for d in documents) == sorted(
-        ["ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment"]
-    )
+    assert sorted(d["kind"] for d in documents) == sorted(manifests.kinds)
     for document in documents:
-        assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == "example-app"
+        labels = document["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == manifests.part_of
     out = tmp_path / "rendered.yaml"
     out.write_text(rendered.stdout, encoding="utf-8")
     result = kubernetes_validate(str(out))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_deployment_runs_watcher_as_a_hardened_sidecar() -> None:
-    """One replica, Recreate, probes, resources and a locked-down security context."""
-    deployment = load("deployment.yaml")
-    spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
-    pod = spec["template"]["spec"]
-    assert len(pod["containers"]) == 2  # the application and watcher beside it
-    shutdown = parse_duration(yaml.safe_load(watcher_yaml())["shutdown_timeout"])
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_deployment_runs_watcher_hardened(manifests: Manifests) -> None:
+    """Probes, resources and a locked-down security context, for every container."""
+    deployment = manifests.load("deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    shutdown = parse_duration(yaml.safe_load(manifests.watcher_yaml())["shutdown_timeout"])
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["terminationGracePeriodSeconds"] > shutdown
+    assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -224,18 +270,72 @@ def test_deployment_runs_watcher_as_a_hardened_sidecar() -> None:
         assert ports.get(get["port"], get["port"]) == 9464
 
 
-def test_deployment_and_configuration_agree() -> None:
+def test_sidecar_deployment_is_one_replica_beside_the_application() -> None:
+    """SQLite on a ReadWriteOnce claim: one replica, Recreate, the application beside it."""
+    deployment = SIDECAR.load("deployment.yaml")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert len(pod["containers"]) == 2  # the application and watcher beside it
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes["state"]["persistentVolumeClaim"]["claimName"]
+    assert claim == SIDECAR.load("pvc.yaml")["metadata"]["name"]
+    config = yaml.safe_load(SIDECAR.watcher_yaml())
+    assert Path(config["state"]["path"]).parent == mount_of(watcher_container(deployment), "state")
+
+
+def test_ha_deployment_is_three_replicas_kept_apart() -> None:
+    """Three replicas of watcher alone, spread over nodes, no volume; the budget lets a
+    drain take one at a time and selects exactly these pods, as the Service does."""
+    deployment = HA.load("deployment.yaml")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    labels = pod_labels(deployment)
+    assert selects(spec["selector"]["matchLabels"], labels)
+    pod = spec["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["watcher"]
+    assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"])
+
+    budget = HA.load("poddisruptionbudget.yaml")["spec"]
+    assert selects(budget["selector"]["matchLabels"], labels)
+    assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable") == 2
+    service = HA.load("service.yaml")["spec"]
+    assert selects(service["selector"], labels)
+    (port,) = service["ports"]
+    assert port["targetPort"] == "watcher-http"
+
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
+
+
+def test_ha_replicas_share_postgresql_and_are_named_by_their_pod() -> None:
+    """state.url (not path) reaches the postgres Service with the Secret's password;
+    ha.replica is the pod's name, from the downward API."""
+    config = yaml.safe_load(HA.watcher_yaml())
+    assert config["state"] == {"url": "postgresql://watcher:${PGPASSWORD}@postgres:5432/watcher"}
+    assert config["ha"] == {"lease": "30s", "replica": "${HOSTNAME}"}
+    assert parse_duration(config["ha"]["lease"]) > 0
+    env = {e["name"]: e["valueFrom"] for e in watcher_container(HA.load("deployment.yaml"))["env"]}
+    assert env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["PGPASSWORD"]["secretKeyRef"]["key"] == "PGPASSWORD"
+
+
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_deployment_and_configuration_agree(manifests: Manifests) -> None:
     """Mounts, the Secret's keys and the ConfigMap's watcher.yaml point at one another."""
-    deployment = load("deployment.yaml")
+    deployment = manifests.load("deployment.yaml")
     pod = deployment["spec"]["template"]["spec"]
     watcher = watcher_container(deployment)
     volumes = {v["name"]: v for v in pod["volumes"]}
-    config = yaml.safe_load(watcher_yaml())
-    secret = load("secret.yaml")
+    config = yaml.safe_load(manifests.watcher_yaml())
+    secret = manifests.secret()
 
     assert config["server"]["listen"] == "0.0.0.0:9464"
     config_volume = volumes["config"]["configMap"]["name"]
-    assert config_volume == load("configmap.yaml")["metadata"]["name"]
+    assert config_volume == manifests.load("configmap.yaml")["metadata"]["name"]
     assert mount_of(watcher, "config") / "watcher.yaml" == Path(watcher["args"][-1])
 
     secret_volume = volumes["secrets"]["secret"]
@@ -246,27 +346,27 @@ def test_deployment_and_configuration_agree() -> None:
     assert Path(config["api"]["client_secret_file"]) == secret_file
     assert "client_secret" not in config["api"]
 
-    claim = volumes["state"]["persistentVolumeClaim"]["claimName"]
-    assert claim == load("pvc.yaml")["metadata"]["name"]
-    assert Path(config["state"]["path"]).parent == mount_of(watcher, "state")
-
-    wanted = set(re.findall(r"\$\{(\w+)", watcher_yaml()))
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in watcher["env"]}
+    wanted = set(re.findall(r"\$\{(\w+)", manifests.watcher_yaml()))
+    env = {e["name"]: e["valueFrom"] for e in watcher["env"]}
     assert wanted <= set(env)
-    for ref in env.values():
+    from_secret = {name: ref["secretKeyRef"] for name, ref in env.items() if "secretKeyRef" in ref}
+    assert set(from_secret) == set(secret["stringData"]) - {"client_secret"}
+    for ref in from_secret.values():
         assert ref["name"] == secret["metadata"]["name"]
         assert ref["key"] in secret["stringData"]
 
 
-def test_configmap_configuration_passes_watcher_check(tmp_path: Path) -> None:
-    """The ConfigMap's watcher.yaml, with its variables and secret file, passes `check`."""
+@pytest.mark.parametrize("manifests", KUSTOMIZATIONS)
+def test_configmap_configuration_passes_watcher_check(
+    manifests: Manifests, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The ConfigMap's watcher.yaml, with its variables and secret file, passes `check`
+    (the scale-out one against a real PostgreSQL in place of the postgres Service)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "client_secret").write_text("k8s-client-SECRET-91d3\n", "utf-8")
-    text = watcher_yaml()
+    text = manifests.watcher_yaml()
     text = text.replace("/var/run/secrets/watcher/", f"{tmp_path}/secrets/")
     text = text.replace("/var/lib/watcher/", f"{tmp_path}/state/")
-    config = tmp_path / "watcher.yaml"
-    config.write_text(text, encoding="utf-8")
     values = {
         "PA_CLIENT_ID": "k8s-client",
         "SLACK_TOKEN_A": "T00000000",
@@ -275,17 +375,27 @@ def test_configmap_configuration_passes_watcher_check(tmp_path: Path) -> None:
         "SMTP_USER": "watcher",
         "SMTP_PASSWORD": "k8s-smtp-PASSWORD-2b7e",
     }
-    assert set(values) == set(load("secret.yaml")["stringData"]) - {"client_secret"}
-    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": WARNINGS_OFF, **values}
+    hidden = ["k8s-client-SECRET-91d3", values["SLACK_TOKEN_C"], values["SMTP_PASSWORD"]]
+    if manifests is HA:
+        if "url" not in StateSettings.model_fields or "ha" not in Settings.model_fields:
+            pytest.skip("the scale-out keys (SPEC: state.url, ha) are not in watcher yet")
+        pg_url: str = request.getfixturevalue("pg_url")
+        place = pg_url.split("@", 1)[1]  # 127.0.0.1:PORT/DATABASE
+        text = text.replace("@postgres:5432/watcher", f"@{place}")
+        values["PGPASSWORD"] = PG_PASSWORD
+        hidden.append(PG_PASSWORD)
+    assert set(values) == set(manifests.secret()["stringData"]) - {"client_secret"}
+    config = tmp_path / "watcher.yaml"
+    config.write_text(text, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": WARNINGS_OFF, "HOSTNAME": "w-0", **values}
     result = run(
         [sys.executable, "-m", "watcher", "check", "-c", str(config)], cwd=tmp_path, env=env
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "configuration is valid" in output
-    assert "k8s-client-SECRET-91d3" not in output
-    for secret in ("SLACK_TOKEN_C", "SMTP_PASSWORD"):
-        assert values[secret] not in output
+    for secret in hidden:
+        assert secret not in output
 
 
 # --- container image -------------------------------------------------------------------
