@@ -102,8 +102,15 @@ class OutboxTables:
         return [outbox_item(row) for row in rows]
 
     async def claim(self, ids: Sequence[int], holder: str, seconds: float) -> set[int]:
-        """One process delivers from this file: every alert it asks for is its own."""
-        return set(ids)
+        """One process delivers from this file: every alert it asks for that is still
+        pending is its own."""
+        pending: set[int] = set()
+        for start in range(0, len(ids), 900):  # under SQLite's oldest variable limit
+            chunk = list(ids[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM outbox WHERE state = 'pending' AND id IN ({marks})"  # noqa: S608
+            pending.update(row[0] for row in self._db.execute(sql, chunk))
+        return pending
 
     async def next_due(self) -> datetime | None:
         row = self._db.execute(

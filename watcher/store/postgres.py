@@ -78,7 +78,7 @@ def _connect_args() -> dict[str, Any]:
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
-        "tcp_user_timeout": WAIT_SECONDS * 1000,
+        "tcp_user_timeout": int(WAIT_SECONDS * 1000),
         "application_name": "watcher",
     }
 
@@ -271,7 +271,7 @@ class PgStore(PgOutbox):
             await conn.execute(_UPSERT_TEMPLATES, (account, *templates))
             fresh = await _record_events(conn, account, events, now)
             queued = [(key, a) for key, a in alerts if key in fresh]
-            await conn.execute(_QUEUE, (account, now, *_columns(_alert_rows(queued), 16)))
+            await conn.execute(_QUEUE, (account, now, now, *_columns(_alert_rows(queued), 15)))
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
