@@ -445,3 +445,6 @@ class SqliteStore(OutboxTables, HistoryTables):
 
     async def leaders(self) -> list[Leader]:
         return []
+
+    async def replicas(self, holder: str, seconds: float) -> int:
+        return 1
