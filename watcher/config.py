@@ -188,8 +188,10 @@ def read_document(path: Path, env: Mapping[str, str]) -> Document:
 def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
     """Field names (and aliases) valid at `loc`'s parent, for "did you mean" hints."""
     model: type[BaseModel] | None = Settings
+    keyed = False  # the part is a key of a mapping (an account's name), not a field
     for part in loc[:-1]:
-        if model is None or isinstance(part, int):
+        if model is None or isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None) if field else None
@@ -198,6 +200,7 @@ def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
         model = next(
             (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
         )
+        keyed = getattr(annotation, "__origin__", None) is dict
     if model is None:
         return []
     return [f.alias or name for name, f in model.model_fields.items()]

@@ -7,22 +7,46 @@ read-only and does not create it).
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from watcher import render
-from watcher.logs import Redactor, escape_controls, hide_arguments, url_secrets
-from watcher.settings import Rule, Settings
+from watcher.logs import MASK, Redactor, escape_controls, hide_arguments, url_secrets
+from watcher.settings import ApiSettings, Rule, Settings
 from watcher.store import SqliteStore, Store, StoreError
+
+# libpq's URL: user info ends at the first "@" before any "/"; a password may also be a
+# query parameter (any connection keyword may).
+_DATABASE_PASSWORD = re.compile(r"(?P<head>^[^:/?#]+://[^:@/]*:)(?P<password>[^@/]*)(?=@)")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl)?password=)(?P<password>[^&#]*)", re.I)
+
+
+def database_secrets(url: str) -> set[str]:
+    """The passwords inside a PostgreSQL URL, as written and URL-decoded."""
+    found = {m["password"] for m in _DATABASE_PASSWORD.finditer(url)}
+    found |= {m["password"] for m in _QUERY_PASSWORD.finditer(url)}
+    return {form for secret in found for form in (secret, unquote(secret), quote(secret, safe=""))}
+
+
+def masked_database_url(url: str) -> str:
+    """A PostgreSQL URL with its passwords masked: `postgresql://watcher:***@db/watcher`."""
+    masked = _DATABASE_PASSWORD.sub(rf"\g<head>{MASK}", url)
+    return _QUERY_PASSWORD.sub(rf"\g<head>{MASK}", masked)
 
 
 def secrets(settings: Settings) -> list[str]:
-    """Every configured value that must never be printed or logged."""
+    """Every configured value that must never be printed or logged: each account's client
+    secret and token (from files too), the database password, channels' credentials."""
     found: list[str] = []
-    for secret in (settings.api.client_secret, settings.api.access_token):
-        if secret is not None:
-            found.append(secret.get_secret_value())
+    for api in settings.accounts_resolved().values():
+        for secret in (api.client_secret, api.access_token):
+            if secret is not None:
+                found.append(secret.get_secret_value())
+    if settings.state.url is not None:
+        found.extend(database_secrets(settings.state.url.get_secret_value()))
     for urls in settings.channels.values():
         for url in urls:
             found.extend(url_secrets(url))
@@ -60,16 +84,34 @@ def matchers(rule: Rule) -> str:
     return " ".join(parts)
 
 
-def summary(settings: Settings) -> str:
-    api, poll = settings.api, settings.poll
+def _account(name: str, api: ApiSettings) -> str:
     auth = "fixed access token" if api.access_token else f"client credentials ({api.client_id})"
+    return f"  {name}: {api.base_url} realm={api.realm} auth={auth} tls_verify={api.verify_tls}"
+
+
+def _store(settings: Settings) -> list[str]:
+    state, ha = settings.state, settings.ha
+    if state.url is None:
+        lines = [f"state: SQLite {state.path}"]
+        if "ha" in settings.model_fields_set:
+            lines.append("ha: ignored with SQLite (one process; it applies with state.url)")
+        return lines
+    return [
+        f"state: PostgreSQL {masked_database_url(state.url.get_secret_value())}",
+        f"ha: replica {ha.replica}, lease {ha.lease:g}s",
+    ]
+
+
+def summary(settings: Settings) -> str:
+    poll = settings.poll
     lines = [
         "configuration is valid",
-        f"api: {api.base_url} realm={api.realm} auth={auth} tls_verify={api.verify_tls}",
+        "accounts:",
+        *(_account(name, api) for name, api in settings.accounts_resolved().items()),
         f"poll: every {poll.interval:g}s, first poll looks back {poll.lookback:g}s, "
         f"overlap {poll.overlap:g}s, catch-up at most {poll.max_catch_up:g}s, "
         f"alert on first run: {poll.alert_on_first_run}",
-        f"state: {settings.state.path}",
+        *_store(settings),
         "channels:",
     ]
     redactor = Redactor(secrets(settings))  # one for all channels: one regex, not one each

@@ -2,6 +2,7 @@
 
 Rules are tried in order; a matching rule with `stop: true` ends the search. Every
 rule gets a decision with a reason, so `check --explain` and the logs can say why.
+`match.account` is not tried here: each account's events meet `rules_for` that account.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def _kind_and_status_only(m: Match) -> bool:
 
 
 _MATCHED = MatchReason.MATCHED
+
+
+def rules_for(rules: Sequence[Rule], account: str) -> list[Rule]:
+    """The rules that may fire for one account's events, in their order: those whose
+    `match.account` is empty, and those that name the account. A rule for other accounts
+    is left out, so its `stop` does not end the search for this one."""
+    return [r for r in rules if not r.match.account or account in r.match.account]
 
 
 def evaluate(event: Event, rules: Sequence[Rule]) -> list[Decision]:

@@ -7,9 +7,11 @@ nothing here does I/O except reading a `*_file` secret that the configuration na
 from __future__ import annotations
 
 import math
+import os
 import re
+import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -159,6 +162,71 @@ class ApiSettings(Section):
         return self
 
 
+DEFAULT_ACCOUNT = "default"  # the one account when `accounts` is not given: the api block
+MAX_ACCOUNTS = 100
+_ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a metric label and a database key
+_CREDENTIALS = frozenset(
+    {"client_id", "client_secret", "client_secret_file", "access_token", "access_token_file"}
+)
+_SECRET_PAIRS = (
+    frozenset({"client_secret", "client_secret_file"}),
+    frozenset({"access_token", "access_token_file"}),
+)
+_STAND_IN = "(given by each account)"
+
+
+def _shared_api(block: dict[str, Any]) -> dict[str, Any]:
+    """The top-level api block, when accounts are given, as the `api` field checks it: with
+    a stand-in realm and token where it has none, so that only what it says is checked."""
+    fill: dict[str, Any] = {}
+    if block.get("realm") is None:
+        fill["realm"] = _STAND_IN
+    if block.get("access_token") is None and block.get("access_token_file") is None:
+        fill["access_token"] = _STAND_IN
+    return {**block, **fill}
+
+
+def _invalid_keys(error: ValidationError) -> set[str]:
+    """The keys of the top-level api block that are wrong on their own: reported once, at
+    `api.<key>`, and not passed on to the accounts, which would report them again."""
+    bad: set[str] = set()
+    for problem in error.errors():
+        if problem["loc"]:
+            bad.add(str(problem["loc"][0]))
+            continue
+        # A problem of the whole block is a secret's, named first in the message
+        # ("client_secret_file: cannot read ..."): neither of its forms is passed on.
+        named = re.match(r"(?:Value error, )?(\w+):", problem["msg"])
+        key = named[1] if named else ""
+        bad.update(next((pair for pair in _SECRET_PAIRS if key in pair), _CREDENTIALS))
+    return bad
+
+
+def _account_block(inherited: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """An account's block laid over the top-level api block: a secret the account gives,
+    in either form, replaces the inherited one in both forms."""
+    base = dict(inherited)
+    for pair in _SECRET_PAIRS:
+        if pair & block.keys():
+            for key in pair:
+                base.pop(key, None)
+    return {**base, **block}
+
+
+def _is_block(value: object) -> bool:
+    return value is None or isinstance(value, dict)  # an empty block (`shop-uk:`) is None
+
+
+def _account_name_problem(name: object) -> str | None:
+    if isinstance(name, str) and _ACCOUNT_NAME.fullmatch(name):
+        return None
+    shown = repr(name) if len(repr(name)) <= 70 else f"a name of {len(str(name))} characters"
+    return (
+        f"{shown} is not an account name (1 to 63 of a-z, 0-9, _ and -, starting with a"
+        " letter or digit)"
+    )
+
+
 class PollSettings(Section):
     interval: Duration = Field(60.0, gt=0)
     lookback: Duration = 3600.0
@@ -168,9 +236,86 @@ class PollSettings(Section):
     follow_for: Duration = 172800.0
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")  # as libpq spells them: lower case
+
+
 class StateSettings(Section):
+    """One store: SQLite at `path` (the default), or PostgreSQL at `url`.
+
+    `path` keeps its default when only `url` is given, so that it is always a Path; which
+    store is used is `backend`.
+    """
+
     path: Path = Path("watcher-state.db")
+    url: SecretStr | None = None  # its password is a secret; empty is the same as not given
     retention: Duration = Field(30 * 86400.0, gt=0)  # ended jobs, events and sent alerts
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # `url: ${DATABASE_URL:-}` switches PostgreSQL on only where the variable is set.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Never echoes the URL, nor what stands before "://" (it may be anything).
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        scheme, found, _ = url.partition("://")
+        if not found or scheme not in POSTGRES_SCHEMES:
+            case = " (in lower case)" if found and scheme.lower() in POSTGRES_SCHEMES else ""
+            raise ValueError(
+                f"not a PostgreSQL URL: it starts with postgresql:// or postgres://{case},"
+                " e.g. postgresql://user:password@host:5432/database"
+            )
+        return SecretStr(url)
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StateSettings:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise ValueError("give path (SQLite) or url (PostgreSQL), not both")
+        return self
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        """Which store holds the state: `path` is used only for "sqlite"."""
+        return "sqlite" if self.url is None else "postgresql"
+
+
+MAX_REPLICA = 100
+
+
+def _default_replica() -> str:
+    return f"{socket.gethostname()[:80] or 'watcher'}-{os.getpid()}"
+
+
+class HaSettings(Section):
+    """Replicas sharing a PostgreSQL store; accepted and ignored with SQLite."""
+
+    lease: Duration = 30.0
+    replica: str = Field(default_factory=_default_replica)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, value: float) -> float:
+        if not 3.0 <= value <= 3600.0:
+            raise ValueError(f"{value:g}s: must be at least 3s and at most 1h")
+        return value
+
+    @field_validator("replica")
+    @classmethod
+    def _replica(cls, value: str) -> str:
+        # Not echoed: it may hold what a terminal should not print raw.
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > MAX_REPLICA:
+            raise ValueError(f"at most {MAX_REPLICA} characters")
+        if not value.isprintable():
+            raise ValueError("must be printable (no control characters)")
+        return value
 
 
 # Which matchers make sense for which event; anything else is a configuration error.
@@ -195,6 +340,7 @@ class Match(Section):
     run_type: StrList = Field(default_factory=list)
     template: StrList = Field(default_factory=list)
     started_by: StrList = Field(default_factory=list)
+    account: StrList = Field(default_factory=list)  # names of configured accounts
     consecutive: int | None = Field(None, ge=1)
     repeat: Literal["once", "every"] = "once"
     status: StrList = Field(default_factory=list)
@@ -308,8 +454,12 @@ class Settings(BaseSettings):
     )
 
     api: ApiSettings
+    # name -> its api settings, merged over the top-level api block and validated; empty
+    # when not given (then the one account is `api`, named "default": accounts_resolved)
+    accounts: dict[str, ApiSettings] = Field(default_factory=dict)
     poll: PollSettings = Field(default_factory=PollSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     channels: dict[str, StrList] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
@@ -328,6 +478,62 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML document arrives as init arguments; WATCHER_* variables win over it.
         return (env_settings, init_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_accounts(cls, data: Any) -> Any:
+        """With `accounts`, each account block is laid over the top-level api block before
+        it is validated (so a missing realm is `accounts.<name>.realm`), and the top-level
+        block is checked for what it says only; `api` then becomes the first account."""
+        if not isinstance(data, dict):
+            return data
+        accounts, shared = data.get("accounts"), data.get("api") or {}
+        if not isinstance(accounts, dict) or not accounts or not isinstance(shared, dict):
+            return data
+        # Valid, the block is passed on validated; if not, as it is, for pydantic to name
+        # its problems at api.<key>.
+        api: ApiSettings | dict[str, Any] = _shared_api(shared)
+        bad: set[str] = set()
+        try:
+            api = ApiSettings.model_validate(api)
+        except ValidationError as exc:
+            bad = _invalid_keys(exc)
+        inherited = {k: v for k, v in shared.items() if k not in bad}
+        merged = {
+            name: _account_block(inherited, block or {}) if _is_block(block) else block
+            for name, block in accounts.items()
+        }
+        return {**data, "accounts": merged, "api": api}
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _account_names(cls, value: object) -> object:
+        # Counted before any block is validated: each may read secret files.
+        if not isinstance(value, dict):
+            return value
+        if len(value) > MAX_ACCOUNTS:
+            raise ValueError(f"{len(value)} accounts; at most {MAX_ACCOUNTS} are supported")
+        for name in value:
+            if problem := _account_name_problem(name):
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _api_is_the_first_account(self) -> Settings:
+        if "accounts" in self.model_fields_set and not self.accounts:
+            raise ValueError(
+                "accounts: name at least one account, or leave accounts out (then the"
+                f" top-level api block is the one account, {DEFAULT_ACCOUNT!r})"
+            )
+        # Code that serves one account keeps reading `api`; the stand-in never escapes.
+        if self.accounts:
+            object.__setattr__(self, "api", next(iter(self.accounts.values())))
+        return self
+
+    def accounts_resolved(self) -> dict[str, ApiSettings]:
+        """Every account by name, in the configuration's order, with its merged and
+        validated api settings: the `accounts` mapping, or {"default": api} without it."""
+        return dict(self.accounts) if self.accounts else {DEFAULT_ACCOUNT: self.api}
 
     @field_validator("channels")
     @classmethod
@@ -368,6 +574,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _rules_refer_to_channels(self) -> Settings:
         seen: set[str] = set()
+        accounts = self.accounts_resolved()
         for index, rule in enumerate(self.rules):
             if rule.name in seen:
                 raise ValueError(f"rules[{index}].name: {rule.name!r} is used by an earlier rule")
@@ -377,5 +584,11 @@ class Settings(BaseSettings):
                     known = ", ".join(sorted(self.channels)) or "none defined"
                     raise ValueError(
                         f"rules[{index}].notify: {channel!r} is not a channel ({known})"
+                    )
+            for account in rule.match.account:
+                if account not in accounts:
+                    raise ValueError(
+                        f"rules[{index}].match.account: {account!r} is not a configured account"
+                        f" ({', '.join(sorted(accounts))})"
                     )
         return self

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from watcher import config
 from watcher.config import ConfigError
@@ -684,3 +687,275 @@ def test_1000_rules_and_channel_urls_are_fine(tmp_path: Path) -> None:
     )
     settings = load(write(tmp_path, doc))
     assert (len(settings.channels), len(settings.rules)) == (1000, 1000)
+
+
+# -- scale-out: the store, ha, accounts ------------------------------------------------------
+
+PG_PASSWORD = "pg-PASS-0d9e8f"
+
+
+def test_state_url_takes_its_password_from_the_environment(tmp_path: Path) -> None:
+    """`${PGPASSWORD}` in the URL is replaced like any variable; the store is PostgreSQL."""
+    url = "postgresql://watcher:${PGPASSWORD}@db.internal:5432/watcher"
+    settings = load(write(tmp_path, document(state={"url": url})), {"PGPASSWORD": PG_PASSWORD})
+    assert settings.state.backend == "postgresql"
+    assert settings.state.url is not None
+    assert settings.state.url.get_secret_value() == (
+        f"postgresql://watcher:{PG_PASSWORD}@db.internal:5432/watcher"
+    )
+
+
+def test_state_path_and_url_together_name_the_section(tmp_path: Path) -> None:
+    """Exactly one store: both given is an error at `state`."""
+    doc = document(state={"path": "x.db", "url": f"postgresql://w:{PG_PASSWORD}@db/w"})
+    assert error(write(tmp_path, doc)) == "state: give path (SQLite) or url (PostgreSQL), not both"
+
+
+def test_state_url_from_the_environment_beside_a_path_is_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WATCHER_STATE__URL counts as given: with a path in the file, that is both."""
+    monkeypatch.setenv("WATCHER_STATE__URL", f"postgresql://w:{PG_PASSWORD}@db/w")
+    doc = document(state={"path": "x.db"})
+    assert error(write(tmp_path, doc)) == "state: give path (SQLite) or url (PostgreSQL), not both"
+    settings = load(write(tmp_path, document()))
+    assert settings.state.backend == "postgresql"
+
+
+def test_a_state_url_of_another_scheme_names_the_key(tmp_path: Path) -> None:
+    """A URL that is not PostgreSQL's is an error at state.url, without the URL."""
+    doc = document(state={"url": "mysql://watcher:${PGPASSWORD}@db/watcher"})
+    text = error(write(tmp_path, doc), {"PGPASSWORD": PG_PASSWORD})
+    assert text.startswith("state.url: not a PostgreSQL URL: it starts with postgresql://")
+    assert PG_PASSWORD not in text
+
+
+@pytest.mark.parametrize(
+    ("ha", "expected"),
+    [
+        ({"lease": "1s"}, "ha.lease: 1s: must be at least 3s and at most 1h"),
+        ({"lease": "2h"}, "ha.lease: 7200s: must be at least 3s and at most 1h"),
+        ({"lease": "soon"}, "ha.lease: 'soon' is not a duration"),
+        ({"replica": ""}, "ha.replica: must not be empty"),
+        ({"replica": "r" * 101}, "ha.replica: at most 100 characters"),
+        ({"replica": "web\x1b[2J"}, "ha.replica: must be printable (no control characters)"),
+        ({"leese": "30s"}, "ha.leese: unknown key (did you mean 'lease'?)"),
+    ],
+)
+def test_ha_problems_name_the_key(tmp_path: Path, ha: dict[str, Any], expected: str) -> None:
+    """Each ha problem is reported at its key."""
+    assert error(write(tmp_path, document(ha=ha))).startswith(expected)
+
+
+def test_ha_is_accepted_with_sqlite(tmp_path: Path) -> None:
+    """With SQLite, ha is accepted (and ignored by the daemon)."""
+    settings = load(write(tmp_path, document(ha={"lease": "45s", "replica": "web-1"})))
+    assert (settings.state.backend, settings.ha.lease, settings.ha.replica) == (
+        "sqlite",
+        45.0,
+        "web-1",
+    )
+
+
+def test_ha_replica_from_the_environment(tmp_path: Path) -> None:
+    """`replica: ${HOSTNAME}`, as in a Kubernetes pod."""
+    doc = document(ha={"replica": "${HOSTNAME}"})
+    assert load(write(tmp_path, doc), {"HOSTNAME": "watcher-7d9f-x2"}).ha.replica == (
+        "watcher-7d9f-x2"
+    )
+
+
+def accounts_document(**accounts: dict[str, Any]) -> dict[str, Any]:
+    """BASE with a top-level api block that holds what the accounts share, and `accounts`."""
+    doc = document(accounts=accounts)
+    doc["api"] = {"client_id": "shared-id", "page_size": 50}
+    return doc
+
+
+def test_accounts_merge_over_the_api_block(tmp_path: Path) -> None:
+    """The SPEC's example: each account gives its realm and secret; the rest is the api
+    block's (or the default)."""
+    (tmp_path / "uk").write_text("uk-secret-value\n", encoding="utf-8")
+    doc = accounts_document(
+        **{
+            "shop-uk": {"realm": "shop-uk-realm", "client_secret_file": str(tmp_path / "uk")},
+            "shop-de": {"realm": "shop-de-realm", "client_id": "${DE_ID}", "client_secret": "x1y2"},
+        }
+    )
+    text = yaml.safe_dump(doc, sort_keys=False)
+    settings = load(write(tmp_path, text), {"DE_ID": "de-id"})
+    accounts = settings.accounts_resolved()
+    assert list(accounts) == ["shop-uk", "shop-de"]  # the file's order
+    uk, de = accounts["shop-uk"], accounts["shop-de"]
+    assert (uk.realm, uk.client_id, uk.page_size) == ("shop-uk-realm", "shared-id", 50)
+    assert (de.realm, de.client_id, de.page_size) == ("shop-de-realm", "de-id", 50)
+    assert uk.client_secret is not None
+    assert uk.client_secret.get_secret_value() == "uk-secret-value"
+    assert settings.api == uk
+
+
+def test_a_realm_missing_everywhere_names_the_account(tmp_path: Path) -> None:
+    """realm is required of each resulting account: the error names the account's key."""
+    doc = accounts_document(**{"shop-uk": {"realm": "uk", "client_secret": "s1"}, "shop-de": {}})
+    assert error(write(tmp_path, doc)).splitlines() == [
+        "accounts.shop-de.realm: required key is missing"
+    ]
+
+
+def test_credentials_missing_everywhere_name_the_account(tmp_path: Path) -> None:
+    """So are credentials: neither the account nor the api block gives a secret."""
+    doc = accounts_document(**{"shop-uk": {"realm": "uk"}})
+    assert error(write(tmp_path, doc)) == (
+        "accounts.shop-uk.client_id: set client_id and client_secret (or client_secret_file),"
+        " or access_token"
+    )
+
+
+def test_a_realm_in_the_api_block_serves_every_account(tmp_path: Path) -> None:
+    """A key in the api block is every account's unless the account gives its own."""
+    doc = accounts_document(a={"client_secret": "s1"}, b={"realm": "b", "access_token": "t1"})
+    doc["api"]["realm"] = "shared-realm"
+    accounts = load(write(tmp_path, doc)).accounts_resolved()
+    assert [api.realm for api in accounts.values()] == ["shared-realm", "b"]
+
+
+def test_a_bad_value_in_the_api_block_is_reported_once_at_api(tmp_path: Path) -> None:
+    """A wrong value that accounts inherit is named where it is written, once, not once
+    per account; an account's own mistakes are named at the account."""
+    doc = accounts_document(
+        **{
+            "shop-uk": {"realm": "uk", "client_secret": "s1"},
+            "shop-de": {"realm": "de", "client_secret": "s2", "timeout": "soon"},
+        }
+    )
+    doc["api"].update(page_size="many", relm="x")
+    assert error(write(tmp_path, doc)).splitlines() == [
+        "api.page_size: Input should be a valid integer, unable to parse string as an integer",
+        "api.relm: unknown key (did you mean 'realm'?)",
+        "accounts.shop-de.timeout: 'soon' is not a duration (use seconds, or 90s, 5m, 2h, 1d)",
+    ]
+
+
+def test_a_bad_secret_file_in_the_api_block_is_reported_once(tmp_path: Path) -> None:
+    """An unreadable client_secret_file in the api block is its error, and an account that
+    gives its own secret is fine."""
+    doc = accounts_document(**{"shop-uk": {"realm": "uk", "client_secret": "s1"}})
+    doc["api"]["client_secret_file"] = str(tmp_path / "missing")
+    assert error(write(tmp_path, doc)) == (
+        f"api.client_secret_file: cannot read {tmp_path / 'missing'}: No such file or directory"
+    )
+
+
+def test_an_unknown_key_in_an_account_is_named_with_a_suggestion(tmp_path: Path) -> None:
+    """An account accepts the keys of the api block, and only those."""
+    doc = accounts_document(**{"shop-uk": {"relm": "uk", "client_secret": "s1"}})
+    assert "accounts.shop-uk.relm: unknown key (did you mean 'realm'?)" in (
+        error(write(tmp_path, doc)).splitlines()
+    )
+
+
+@pytest.mark.parametrize("name", ["Shop-UK", "shop uk", "-shop", "x" * 64])
+def test_a_bad_account_name_is_named(tmp_path: Path, name: str) -> None:
+    """Names become metric labels and database keys: the rule is in the message."""
+    doc = accounts_document(**{name: {"realm": "r", "client_secret": "s1"}})
+    assert error(write(tmp_path, doc)) == (
+        f"accounts: {name!r} is not an account name (1 to 63 of a-z, 0-9, _ and -,"
+        " starting with a letter or digit)"
+    )
+
+
+def test_an_empty_accounts_section_is_an_error(tmp_path: Path) -> None:
+    """`accounts: {}` is a mistake, not a way to say "the api block"."""
+    assert error(write(tmp_path, document(accounts={}))) == (
+        "accounts: name at least one account, or leave accounts out (then the top-level api"
+        " block is the one account, 'default')"
+    )
+
+
+def test_an_account_with_an_empty_block_takes_everything_from_api(tmp_path: Path) -> None:
+    """`shop-uk:` with nothing under it is the api block under that name."""
+    settings = load(write(tmp_path, document(accounts={"shop-uk": None})))
+    assert list(settings.accounts_resolved()) == ["shop-uk"]
+    assert settings.accounts_resolved()["shop-uk"] == settings.api
+
+
+def test_more_than_100_accounts_are_refused(tmp_path: Path) -> None:
+    """Each account reads its secret files and is polled: at most 100."""
+    doc = document(accounts={f"a{n}": {} for n in range(101)})
+    assert error(write(tmp_path, doc)) == "accounts: 101 accounts; at most 100 are supported"
+
+
+def test_an_account_override_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WATCHER_ACCOUNTS__<NAME>__<KEY> overrides an account's key, for names that a
+    variable can spell (lower case, digits and _): shop_uk, not shop-uk."""
+    monkeypatch.setenv("WATCHER_ACCOUNTS__SHOP_UK__CLIENT_SECRET", "env-secret-value")
+    doc = accounts_document(shop_uk={"realm": "uk", "client_secret": "file-secret"})
+    api = load(write(tmp_path, doc)).accounts_resolved()["shop_uk"]
+    assert api.client_secret is not None
+    assert api.client_secret.get_secret_value() == "env-secret-value"
+
+
+def test_an_account_override_for_a_name_with_a_hyphen_is_another_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable cannot spell shop-uk: WATCHER_ACCOUNTS__SHOP_UK__... names shop_uk, an
+    account that the file does not have, and is reported as such."""
+    monkeypatch.setenv("WATCHER_ACCOUNTS__SHOP_UK__CLIENT_SECRET", "env-secret-value")
+    doc = accounts_document(**{"shop-uk": {"realm": "uk", "client_secret": "file-secret"}})
+    assert error(write(tmp_path, doc)) == "accounts.shop_uk.realm: required key is missing"
+
+
+def test_match_account_must_name_a_configured_account(tmp_path: Path) -> None:
+    """A rule for an account that is not configured is an error listing the accounts."""
+    doc = accounts_document(
+        **{"shop-uk": {"realm": "uk", "client_secret": "s1"}, "shop-de": {"realm": "de"}}
+    )
+    doc["api"]["client_secret"] = "s2"
+    doc["rules"][0]["match"]["account"] = ["shop-uk", "shop-fr"]
+    assert error(write(tmp_path, doc)) == (
+        "rules[0].match.account: 'shop-fr' is not a configured account (shop-de, shop-uk)"
+    )
+    doc["rules"][0]["match"]["account"] = "shop-de"
+    assert load(write(tmp_path, doc)).rules[0].match.account == ["shop-de"]
+
+
+def test_without_accounts_the_only_account_is_default(tmp_path: Path) -> None:
+    """With no accounts section, `default` is the one name a rule may give."""
+    doc = document()
+    doc["rules"][0]["match"]["account"] = "shop-uk"
+    assert error(write(tmp_path, doc)) == (
+        "rules[0].match.account: 'shop-uk' is not a configured account (default)"
+    )
+    doc["rules"][0]["match"]["account"] = "default"
+    assert load(write(tmp_path, doc)).rules[0].match.account == ["default"]
+
+
+# -- the example configuration --------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "watcher.example.yaml"
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Every key of the configuration tree below `model`, as a dotted path."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        yield key
+        # A section, an optional one, a list or a mapping of them (rules, accounts).
+        shapes = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        for shape in shapes:
+            if isinstance(shape, type) and issubclass(shape, BaseModel):
+                yield from _keys(shape, f"{key}.")
+
+
+def test_the_example_documents_every_key() -> None:
+    """watcher.example.yaml names every key (commented out where there is no one default
+    to show), so that a new key cannot be added without documenting it there."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    missing = [
+        key
+        for key in dict.fromkeys(_keys(Settings))
+        if not re.search(rf"(?<![\w.-]){re.escape(key.rsplit('.', 1)[-1])}:", text)
+    ]
+    assert not missing, f"not in watcher.example.yaml: {missing}"

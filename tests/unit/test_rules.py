@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.models import NEW, Event, EventKind, Job, MatchReason
-from watcher.rules import Router, evaluate, match
+from watcher.rules import Router, evaluate, match, rules_for
 from watcher.settings import Rule
 
 AT = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -164,6 +164,44 @@ def test_rules_before_the_stop_are_unaffected() -> None:
 def test_no_rules_no_decisions() -> None:
     """An empty rule list decides nothing."""
     assert evaluate(event(), []) == []
+
+
+# -- rules per account ---------------------------------------------------------------------
+
+
+def test_rules_for_keeps_rules_without_an_account_and_those_naming_it() -> None:
+    """A rule without match.account is every account's; one with it, only theirs; the
+    configuration's order is kept."""
+    rules = [
+        rule("all"),
+        rule("uk", account="shop-uk"),
+        rule("de", account=["shop-de"]),
+        rule("both", account=["shop-de", "shop-uk"]),
+        rule("all-again"),
+    ]
+    names = {a: [r.name for r in rules_for(rules, a)] for a in ("shop-uk", "shop-de", "shop-fr")}
+    assert names == {
+        "shop-uk": ["all", "uk", "both", "all-again"],
+        "shop-de": ["all", "de", "both", "all-again"],
+        "shop-fr": ["all", "all-again"],
+    }
+
+
+def test_rules_for_returns_the_rules_themselves() -> None:
+    """The same Rule objects, so that routing and the outbox see the configured rules."""
+    rules = [rule("a"), rule("b", account="default")]
+    assert all(x is y for x, y in zip(rules_for(rules, "default"), rules, strict=True))
+    assert rules_for([], "default") == []
+
+
+def test_another_account_s_stop_does_not_end_the_search() -> None:
+    """A stopping rule of another account is not among this account's rules, so the rules
+    after it are still tried."""
+    rules = [rule("uk-only", stop=True, account="shop-uk"), rule("everyone")]
+    fired = [d.rule.name for d in evaluate(event(), rules_for(rules, "shop-de")) if d.fires]
+    assert fired == ["everyone"]
+    fired = [d.rule.name for d in evaluate(event(), rules_for(rules, "shop-uk")) if d.fires]
+    assert fired == ["uk-only"]
 
 
 _KINDS = st.sampled_from([EventKind.TRANSITION, EventKind.RECOVERED])

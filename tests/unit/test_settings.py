@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +13,12 @@ from pydantic import ValidationError
 from watcher.settings import (
     ApiSettings,
     DeliverySettings,
+    HaSettings,
     Match,
     PollSettings,
     Rule,
+    Settings,
+    StateSettings,
     parse_duration,
 )
 
@@ -165,3 +171,216 @@ def test_api_url_that_does_not_parse_is_an_error() -> None:
     """A broken URL is a validation error, not a crash."""
     with pytest.raises(ValidationError, match="not a usable URL"):
         ApiSettings.model_validate({"realm": "r", "access_token": "t", "base_url": "https://[::1"})
+
+
+# -- the store: SQLite at path, or PostgreSQL at url ---------------------------------------
+
+DB_PASSWORD = "db-PASS-4c8e2a"
+
+
+def test_state_defaults_to_sqlite_at_watcher_state_db() -> None:
+    """Neither path nor url: SQLite at the default path, as before."""
+    state = StateSettings()
+    assert (state.backend, state.path, state.url) == ("sqlite", Path("watcher-state.db"), None)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_state_url_selects_postgresql(scheme: str) -> None:
+    """A PostgreSQL URL alone selects PostgreSQL; path keeps its default, unused."""
+    url = f"{scheme}://watcher:{DB_PASSWORD}@db.internal:5432/watcher"
+    state = StateSettings.model_validate({"url": url})
+    assert state.backend == "postgresql"
+    assert state.url is not None
+    assert state.url.get_secret_value() == url
+    assert DB_PASSWORD not in repr(state)
+
+
+def test_state_path_alone_is_sqlite() -> None:
+    """A path alone is SQLite there."""
+    state = StateSettings.model_validate({"path": "/var/lib/watcher/state.db"})
+    assert (state.backend, state.path) == ("sqlite", Path("/var/lib/watcher/state.db"))
+
+
+def test_state_path_and_url_together_are_refused() -> None:
+    """Exactly one store: both given is an error of the state section."""
+    with pytest.raises(ValidationError) as caught:
+        StateSettings.model_validate({"path": "x.db", "url": "postgresql://db/watcher"})
+    (problem,) = caught.value.errors()
+    assert problem["loc"] == ()
+    assert problem["msg"].endswith("give path (SQLite) or url (PostgreSQL), not both")
+
+
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_state_url_is_not_given(url: str) -> None:
+    """`url: ${DATABASE_URL:-}` with the variable unset leaves SQLite in place, beside a path."""
+    state = StateSettings.model_validate({"path": "x.db", "url": url})
+    assert (state.backend, state.url) == ("sqlite", None)
+
+
+@pytest.mark.parametrize(
+    ("url", "case"),
+    [
+        (f"mysql://watcher:{DB_PASSWORD}@db/watcher", ""),
+        (f"POSTGRESQL://watcher:{DB_PASSWORD}@db/watcher", " (in lower case)"),
+        (f"postgresql+psycopg://watcher:{DB_PASSWORD}@db/w", ""),
+        (f"host=db user=watcher password={DB_PASSWORD}", ""),
+        (f"watcher:{DB_PASSWORD}@db/watcher", ""),
+        (f"{DB_PASSWORD}://db/watcher", ""),
+    ],
+)
+def test_a_url_that_is_not_postgresql_is_refused_without_echo(url: str, case: str) -> None:
+    """Only postgresql:// and postgres://, as libpq spells them; the error says so and
+    shows nothing of the URL (what stands before :// may be a password too)."""
+    with pytest.raises(ValidationError) as caught:
+        StateSettings.model_validate({"url": url})
+    (problem,) = caught.value.errors()
+    assert problem["loc"] == ("url",)
+    assert problem["msg"] == (
+        f"Value error, not a PostgreSQL URL: it starts with postgresql:// or postgres://{case},"
+        " e.g. postgresql://user:password@host:5432/database"
+    )
+    assert DB_PASSWORD not in str(caught.value)
+
+
+# -- ha: leases and the replica's name --------------------------------------------------------
+
+
+def test_ha_defaults() -> None:
+    """A 30 s lease; the replica is named after the host and the process."""
+    ha = HaSettings()
+    assert ha.lease == 30.0
+    assert ha.replica == f"{socket.gethostname()}-{os.getpid()}"
+
+
+@pytest.mark.parametrize(("lease", "seconds"), [("3s", 3.0), ("90s", 90.0), ("1h", 3600.0)])
+def test_ha_lease_within_bounds(lease: str, seconds: float) -> None:
+    """From 3 s to 1 h, in the duration forms."""
+    assert HaSettings.model_validate({"lease": lease}).lease == seconds
+
+
+@pytest.mark.parametrize("lease", ["2s", "2.9", 0, "61m", "1d"])
+def test_ha_lease_out_of_bounds_is_refused(lease: object) -> None:
+    """Shorter than 3 s or longer than an hour is an error that gives the bounds."""
+    with pytest.raises(ValidationError, match="must be at least 3s and at most 1h"):
+        HaSettings.model_validate({"lease": lease})
+
+
+def test_ha_replica_is_kept_without_surrounding_space() -> None:
+    """A name from ${HOSTNAME} with a stray newline is the name."""
+    assert HaSettings.model_validate({"replica": " web-1\n"}).replica == "web-1"
+
+
+@pytest.mark.parametrize(
+    ("replica", "problem"),
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("r" * 101, "at most 100 characters"),
+        ("web\x1b[2J", "must be printable"),
+        ("web\u202e1", "must be printable"),
+    ],
+)
+def test_ha_replica_must_be_a_printable_name(replica: str, problem: str) -> None:
+    """Empty, longer than 100 characters or holding control characters is refused."""
+    with pytest.raises(ValidationError, match=problem):
+        HaSettings.model_validate({"replica": replica})
+
+
+def test_ha_replica_of_100_characters_is_fine() -> None:
+    """The bound itself is allowed."""
+    assert HaSettings.model_validate({"replica": "r" * 100}).replica == "r" * 100
+
+
+# -- accounts -------------------------------------------------------------------------------
+
+API = {"realm": "my-realm", "client_id": "cid", "client_secret": "secret-value"}
+
+
+def test_without_accounts_the_api_block_is_the_account_default() -> None:
+    """No accounts: one account, named default, which is the api block itself."""
+    settings = Settings(api=API)
+    assert settings.accounts == {}
+    assert settings.accounts_resolved() == {"default": settings.api}
+    assert settings.api.realm == "my-realm"
+
+
+def test_an_account_takes_unset_keys_from_the_api_block() -> None:
+    """Every key an account does not give is the top-level api block's (or the default)."""
+    settings = Settings(
+        api={"base_url": "https://pa.example.com/pa/v1", "client_id": "shared", "page_size": 50},
+        accounts={
+            "shop-uk": {"realm": "uk", "client_secret": "uk-secret"},
+            "shop-de": {"realm": "de", "client_id": "de-id", "access_token": "de-token"},
+        },
+    )
+    uk, de = settings.accounts_resolved().values()
+    assert list(settings.accounts_resolved()) == ["shop-uk", "shop-de"]
+    assert (uk.realm, uk.client_id, uk.base_url, uk.page_size) == (
+        "uk",
+        "shared",
+        "https://pa.example.com/pa/v1",
+        50,
+    )
+    assert (de.realm, de.client_id, de.page_size, de.timeout) == ("de", "de-id", 50, 30.0)
+    assert de.access_token is not None
+    assert de.access_token.get_secret_value() == "de-token"
+
+
+def test_with_accounts_api_is_the_first_account() -> None:
+    """Code that serves one account reads `api`: it is the first account, merged."""
+    settings = Settings(
+        api={"client_id": "cid", "client_secret": "s3cret"},
+        accounts={"b": {"realm": "b-realm"}, "a": {"realm": "a-realm"}},
+    )
+    assert settings.api == settings.accounts["b"]
+    assert settings.api.realm == "b-realm"
+
+
+def test_an_account_s_secret_file_replaces_an_inherited_secret(tmp_path: Path) -> None:
+    """A secret an account gives, in either form, replaces the top-level one in both
+    forms: client_secret_file beside an inherited client_secret is not "both"."""
+    secret_file = tmp_path / "uk"
+    secret_file.write_text("uk-file-secret\n", encoding="utf-8")
+    settings = Settings(
+        api={"client_id": "cid", "client_secret": "shared-secret"},
+        accounts={
+            "shop-uk": {"realm": "uk", "client_secret_file": str(secret_file)},
+            "shop-de": {"realm": "de"},
+        },
+    )
+    uk, de = settings.accounts_resolved().values()
+    assert uk.client_secret is not None
+    assert de.client_secret is not None
+    assert uk.client_secret.get_secret_value() == "uk-file-secret"
+    assert de.client_secret.get_secret_value() == "shared-secret"
+
+
+@pytest.mark.parametrize("name", ["shop-uk", "a", "0", "shop_uk_2", "9-lives", "x" * 63])
+def test_account_names_that_are_fine(name: str) -> None:
+    """1 to 63 of a-z, 0-9, _ and -, starting with a letter or a digit."""
+    assert list(Settings(api=API, accounts={name: {}}).accounts_resolved()) == [name]
+
+
+@pytest.mark.parametrize("name", ["", "Shop-UK", "-shop", "_shop", "shop uk", "shop.uk", "x" * 64])
+def test_account_names_that_are_refused(name: str) -> None:
+    """Anything else is refused at `accounts`, the name shown so that it can be found."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(api=API, accounts={name: {}})
+    (problem,) = caught.value.errors()
+    assert problem["loc"] == ("accounts",)
+    assert f"{name!r} is not an account name (1 to 63 of a-z, 0-9, _ and -" in problem["msg"]
+
+
+def test_at_most_100_accounts() -> None:
+    """100 accounts are fine; 101 are refused before any is validated."""
+    hundred = {f"a{i}": {} for i in range(100)}
+    assert len(Settings(api=API, accounts=hundred).accounts_resolved()) == 100
+    with pytest.raises(ValidationError, match="101 accounts; at most 100 are supported"):
+        Settings(api=API, accounts={**hundred, "one-more": {}})
+
+
+def test_match_account_takes_one_name_or_a_list() -> None:
+    """Like the other matchers, a single name is a list of one."""
+    assert Match.model_validate({"account": "shop-uk"}).account == ["shop-uk"]
+    assert Match.model_validate({"account": ["a", "b"]}).account == ["a", "b"]
+    assert Match().account == []
