@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +22,14 @@ import structlog
 from watcher import cycle, fast, logs, report, schedule
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
+from watcher.leadership import Elector, Leadership, Solo
 from watcher.metrics import Metrics
 from watcher.notifier import Notifier
+from watcher.rules import rules_for
 from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
-from watcher.store import SqliteStore, StoreError
+from watcher.store import Fenced, Lease, SqliteStore, Store, StoreError
 from watcher.systemd import ServiceManager
 
 log = structlog.get_logger("watcher.app")
@@ -40,7 +43,7 @@ def utcnow() -> datetime:
 
 
 def open_store(settings: Settings, *, dry_run: bool) -> SqliteStore:
-    """The state store; for a dry run, an in-memory copy, so nothing is recorded."""
+    """The SQLite store; for a dry run, an in-memory copy, so nothing is recorded."""
     store = SqliteStore(settings.state.path if not dry_run else Path(":memory:"))
     if dry_run and settings.state.path.exists():
         try:
@@ -53,20 +56,48 @@ def open_store(settings: Settings, *, dry_run: bool) -> SqliteStore:
     return store
 
 
+async def open_state(settings: Settings, *, dry_run: bool) -> Store:
+    """The configured store. A dry run against PostgreSQL starts from an empty store in
+    memory (it must not write to the shared database, nor copy it whole)."""
+    if settings.state.url is None:
+        return open_store(settings, dry_run=dry_run)
+    if dry_run:
+        log.warning("dry_run_starts_empty", reason="state.url: a dry run never writes to it")
+        return SqliteStore(Path(":memory:"))
+    from watcher.store.postgres import PgStore  # psycopg is loaded only for PostgreSQL
+
+    return await PgStore.open(settings.state.url.get_secret_value())
+
+
+@dataclass(slots=True)
+class Account:
+    """One Performance Analyzer account as the daemon polls it."""
+
+    name: str
+    client: Client
+    store: Store  # scoped to this account
+    settled: Settled = field(default_factory=Settled)  # what the next listing need not parse
+    last_success: float | None = None  # monotonic time of its last good poll
+    last_error: str | None = None
+    led_since: float | None = None  # monotonic time this replica began polling it
+
+
 class Daemon:
     def __init__(
         self,
         settings: Settings,
         *,
+        store: Store | None = None,
         dry_run: bool = False,
         clock: Clock | None = None,
         local_clock: Clock = utcnow,
         reload: Callable[[], Settings] | None = None,
         explain: bool = False,
     ) -> None:
-        """`clock` fixes the time outright (tests); by default it is the API's clock (its
-        last Date header plus monotonic time since), and `local_clock` until one came.
-        `explain` logs every rule's decision on every event, at debug."""
+        """`store` is the opened state (`open_state`; SQLite from the settings if not
+        given). `clock` fixes the time outright (tests); by default it is the API's clock
+        (its last Date header plus monotonic time since), and `local_clock` until one
+        came. `explain` logs every rule's decision on every event, at debug."""
         logs.protect(*report.secrets(settings))
         self._reload = reload
         self._reloading: asyncio.Future[None] | None = None
@@ -74,11 +105,27 @@ class Daemon:
         self.dry_run = dry_run
         self._local_clock = local_clock
         self.metrics = Metrics()
-        self.store = open_store(settings, dry_run=dry_run)
-        self.client = Client(settings.api, metrics=self.metrics)
-        self.settled = Settled()  # what the next cycle's listing need not parse
+        self.store = store if store is not None else open_store(settings, dry_run=dry_run)
+        self.accounts = {
+            name: Account(name, Client(api, metrics=self.metrics), self.store.scoped(name))
+            for name, api in settings.accounts_resolved().items()
+        }
+        self.client = next(iter(self.accounts.values())).client  # whose Date sets the clock
         self.explain = explain
         self.clock: Clock = clock or self._api_time
+        self.replica = settings.ha.replica
+        shared = settings.state.url is not None and not dry_run
+        self.leadership: Leadership = (
+            Elector(
+                self.store,
+                list(self.accounts),
+                self.replica,
+                settings.ha.lease,
+                on_change=self._leaders_changed,
+            )
+            if shared
+            else Solo(list(self.accounts))
+        )
         self.notifier = Notifier(
             self.store,
             settings.channels,
@@ -86,21 +133,36 @@ class Daemon:
             self.clock,
             metrics=self.metrics,
             dry_run=dry_run,
+            holder=self.replica,
         )
         self.stop = asyncio.Event()
-        self.last_success: float | None = None  # monotonic time of the last good poll
-        self.last_error: str | None = None
         self._cycle: asyncio.Task[bool] | None = None
         self._scheduler: schedule.PollSchedule | None = None
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        for name in self.accounts:
+            self.metrics.leader.labels(name).set(0)
         fast.freeze_loaded()
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())
 
+    @property
+    def last_success(self) -> float | None:
+        """Monotonic time of the last poll that succeeded for every account it polled."""
+        times = [a.last_success for a in self._led()]
+        return None if not times or None in times else min(t for t in times if t is not None)
+
+    @property
+    def last_error(self) -> str | None:
+        return next((a.last_error for a in self._led() if a.last_error), None)
+
+    def _led(self) -> list[Account]:
+        return [self.accounts[name] for name in self.leadership.leads()]
+
     async def close(self) -> None:
-        await self.client.close()
+        for account in self.accounts.values():
+            await account.client.close()
         if self._checkpointing is not None:
             await asyncio.gather(self._checkpointing, return_exceptions=True)
         await self.store.close()
@@ -108,39 +170,57 @@ class Daemon:
     # -- one cycle ----------------------------------------------------------------------
 
     async def poll_once(self) -> bool:
-        """Run one poll cycle; True on success. Never raises for API trouble."""
-        started = time.monotonic()
+        """Poll every account this replica leads, one after the other; True if each
+        succeeded. Never raises for API or database trouble."""
         self._cycles += 1
         # Every line logged while this cycle runs carries its number (contextvars: the
         # delivery task keeps its own context).
         structlog.contextvars.bind_contextvars(cycle=self._cycles)
         try:
-            report = await cycle.run_cycle(self._context())
+            results = [await self._poll(account) for account in self._led()]
+        finally:
+            structlog.contextvars.unbind_contextvars("cycle")
+        if any(results):
+            await self._prune()
+            self._checkpoint()
+            counts = await self.store.outbox_counts(sent=False)
+            self.metrics.outbox(counts.pending, counts.given_up)
+            self.notifier.wake.set()
+        return all(results)
+
+    async def _poll(self, account: Account) -> bool:
+        fence = self.leadership.fence(account.name)
+        if fence is None and not isinstance(self.leadership, Solo):
+            return False  # the lease lapsed since the list was made
+        started = time.monotonic()
+        try:
+            report = await cycle.run_cycle(self._context(account, fence))
+        except Fenced as exc:
+            account.last_error = str(exc)
+            self.metrics.polls.labels(account.name, "fenced").inc()
+            log.warning("cycle_fenced", account=account.name, error=str(exc), state="unchanged")
+            return False
         except (ApiError, StoreError) as exc:
-            self.last_error = str(exc)
-            self.metrics.polls.labels("failed").inc()
-            log.warning("poll_failed", error=str(exc), state="unchanged")
+            account.last_error = str(exc)
+            self.metrics.polls.labels(account.name, "failed").inc()
+            log.warning("poll_failed", account=account.name, error=str(exc), state="unchanged")
             return False
         except Exception:
             # A bug must not kill the daemon: the cycle committed nothing, the next retries.
-            self.last_error = "internal error (see the log)"
-            self.metrics.polls.labels("crashed").inc()
-            log.exception("poll_crashed", state="unchanged")
+            account.last_error = "internal error (see the log)"
+            self.metrics.polls.labels(account.name, "crashed").inc()
+            log.exception("poll_crashed", account=account.name, state="unchanged")
             return False
         finally:
             self.metrics.poll_duration.observe(time.monotonic() - started)
-            structlog.contextvars.unbind_contextvars("cycle")
-        self.last_success = time.monotonic()
-        self.last_error = None
-        await self._prune()
-        self._checkpoint()
-        self.metrics.polls.labels("ok").inc()
-        self.metrics.poll_succeeded()
-        self.metrics.jobs_followed.set(report.followed)
-        counts = await self.store.outbox_counts(sent=False)
-        self.metrics.outbox(counts.pending, counts.given_up)
+        account.last_success = time.monotonic()
+        account.last_error = None
+        self.metrics.polls.labels(account.name, "ok").inc()
+        self.metrics.poll_succeeded(account.name)
+        self.metrics.jobs_followed.labels(account.name).set(report.followed)
         log.info(
             "poll_done",
+            account=account.name,
             cycle=self._cycles,
             window_start=report.window.start.isoformat(),
             window_end=report.window.end.isoformat(),
@@ -153,34 +233,67 @@ class Daemon:
             followed=report.followed,
             seconds=round(report.seconds, 3),
         )
-        if report.alerts:
-            self.notifier.wake.set()
         return True
 
     async def readiness(self) -> Readiness:
-        """Ready once a poll succeeded within the last READY_INTERVALS intervals, on the
-        monotonic clock (a step of the wall clock changes nothing), and the store is usable."""
+        """Ready while the store is usable and every account this replica polls had a
+        good poll within the last READY_INTERVALS intervals (since it began polling it),
+        on the monotonic clock (a step of the wall clock changes nothing). Alone on
+        SQLite, it needs a first good poll; a standby replica that polls nothing is
+        ready: it delivers."""
         limit = READY_INTERVALS * self.settings.poll.interval
+        now = time.monotonic()
         reason: str | None = None
+        shared = not isinstance(self.leadership, Solo)
+        led = self._led()
+        late = [
+            a.name
+            for a in led
+            if now - (a.last_success or a.led_since or now) > limit
+            or (not shared and a.last_success is None)
+        ]
         if not await self.store.usable():
             reason = "the state store is unusable"
-        elif self.last_success is None:
+        elif late and not shared and self.last_success is None:
             reason = "no poll has succeeded yet"
-        elif time.monotonic() - self.last_success > limit:
-            reason = f"no poll has succeeded for more than {limit:.0f}s"
-        return Readiness(reason=reason, last_error=None if reason is None else self.last_error)
+        elif late:
+            reason = f"no poll of {', '.join(late)} has succeeded for more than {limit:.0f}s"
+        return Readiness(
+            reason=reason,
+            last_error=None if reason is None else self.last_error,
+            replica=self.replica if shared else None,
+            leads=tuple(a.name for a in led) if shared else (),
+        )
 
-    def _context(self) -> cycle.Context:
+    def _context(self, account: Account, fence: Lease | None) -> cycle.Context:
         return cycle.Context(
-            client=self.client,
-            store=self.store,
+            client=account.client,
+            store=account.store,
             poll=self.settings.poll,
-            rules=self.settings.rules,
-            settled=self.settled,
+            rules=rules_for(self.settings.rules, account.name),
+            settled=account.settled,
             clock=self.clock,
             metrics=self.metrics,
             explain=self.explain,
+            account=account.name,
+            fence=fence,
         )
+
+    def _leaders_changed(self) -> None:
+        """The elector took or lost an account: poll a newly taken one at once."""
+        led = set(self.leadership.leads())
+        now = time.monotonic()
+        taken = False
+        for name, account in self.accounts.items():
+            self.metrics.leader.labels(name).set(1 if name in led else 0)
+            if name not in led:
+                account.led_since = None
+            elif account.led_since is None:
+                account.led_since, taken = now, True
+                account.settled = Settled()  # another replica may have moved it meanwhile
+        idle = self._cycle is None or self._cycle.done()
+        if taken and idle and not self.stop.is_set():
+            self._cycle = asyncio.create_task(self.poll_once())
 
     def _checkpoint(self) -> None:
         """Start a checkpoint of the state file in a worker thread, unless one runs."""
@@ -214,13 +327,43 @@ class Daemon:
     # -- commands -----------------------------------------------------------------------
 
     async def once(self) -> int:
-        """`watcher once`: one cycle, then one try of every pending alert."""
+        """`watcher once`: one cycle, then one try of every pending alert. Beside
+        replicas it takes part in the election: it polls the accounts whose lease it can
+        take, names the replica leading each of the others, and polls nothing (exit 2)
+        when they all have a leader."""
         try:
+            if isinstance(self.leadership, Elector) and not await self._elected_once():
+                return 2
             polled = await self.poll_once()
             delivered = await self.notifier.flush(budget=self.settings.shutdown_timeout)
         finally:
+            if isinstance(self.leadership, Elector):
+                await self.leadership.release_all()
             await self.close()
         return 0 if polled and delivered else 1
+
+    async def _elected_once(self) -> bool:
+        elector = self.leadership
+        assert isinstance(elector, Elector)  # for the type checker
+        try:
+            await elector.take_all()
+            leaders = {leader.account: leader for leader in await self.store.leaders()}
+        except StoreError as exc:
+            log.error("once_refused", error=str(exc))
+            return False
+        led = set(elector.leads())
+        for name in sorted(set(self.accounts) - led):
+            leader = leaders.get(name)
+            log.warning(
+                "account_led_elsewhere",
+                account=name,
+                leader=leader.holder if leader else None,
+                hint="a running replica polls it; this once does not",
+            )
+        if not led:
+            log.error("once_refused", reason="every account is led by a running replica")
+            return False
+        return True
 
     async def run(self, systemd: ServiceManager | None = None) -> int:
         """`watcher run`: poll every interval and deliver, until SIGTERM or SIGINT."""
@@ -238,12 +381,20 @@ class Daemon:
         scheduler.start()
         self._scheduler = scheduler
         delivery = asyncio.create_task(self.notifier.run(self.stop))
+        released = asyncio.Event()  # set once the cycle in flight is over: then release
+        electing = (
+            asyncio.create_task(self.leadership.run(released))
+            if isinstance(self.leadership, Elector)
+            else None
+        )
         log.info(
             "watcher_started",
             interval=self.settings.poll.interval,
             channels=sorted(self.settings.channels),
             rules=len(self.settings.rules),
-            state=str(self.settings.state.path),
+            accounts=sorted(self.accounts),
+            state=report.state_label(self.settings),
+            replica=self.replica if electing else None,
             dry_run=self.dry_run,
         )
         watchdog = asyncio.create_task(systemd.watchdog()) if systemd else None
@@ -254,7 +405,7 @@ class Daemon:
         finally:
             if systemd:
                 systemd.stopping()
-            await self._shutdown(scheduler, delivery, server)
+            await self._shutdown(scheduler, delivery, server, electing, released)
             if watchdog:
                 watchdog.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -300,7 +451,12 @@ class Daemon:
         self.stop.set()
 
     async def _shutdown(
-        self, scheduler: schedule.PollSchedule, delivery: asyncio.Task[None], server: HealthServer
+        self,
+        scheduler: schedule.PollSchedule,
+        delivery: asyncio.Task[None],
+        server: HealthServer,
+        electing: asyncio.Task[None] | None,
+        released: asyncio.Event,
     ) -> None:
         deadline = time.monotonic() + self.settings.shutdown_timeout
         scheduler.pause()
@@ -309,6 +465,11 @@ class Daemon:
             if not done:
                 self._cycle.cancel()
                 log.warning("cycle_abandoned", reason="shutdown_timeout", state="unchanged")
+        # Only now, with no commit in flight, are the leases released: a standby takes over.
+        released.set()
+        if electing is not None:
+            await asyncio.wait({electing}, timeout=self._left(deadline))
+            electing.cancel()
         await asyncio.wait({delivery}, timeout=self._left(deadline))
         delivery.cancel()
         await self.notifier.drain(budget=self._left(deadline))

@@ -214,7 +214,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if command == "status":
-        data = report.status(settings.state.path)
+        data = report.status(settings)
         print(json.dumps(data, indent=2) if args.json else report.status_text(data))
         return EXIT_OK
     if command == "notify-test":
@@ -237,7 +237,7 @@ def _writer(
     """The state file's lock, for the whole life of `run` or `once` (taken before the file
     is opened, so before its first migration). A dry run records nothing, so, like
     `status`, it reads beside a running daemon without the lock."""
-    if dry_run:
+    if dry_run or settings.state.url is not None:  # with PostgreSQL, leases decide
         return contextlib.nullcontext()
     return lock.hold(settings.state.path, f"watcher {command}")
 
@@ -246,10 +246,13 @@ async def _daemon(
     settings: Settings, *, once: bool, dry_run: bool, path: str | None, explain: bool
 ) -> int:
     """`run` or `once`; at log level debug, every rule's decision on every event is logged."""
-    from watcher.app import Daemon
+    from watcher.app import Daemon, open_state
     from watcher.systemd import ServiceManager
 
-    daemon = Daemon(settings, dry_run=dry_run, reload=lambda: config.load(path), explain=explain)
+    store = await open_state(settings, dry_run=dry_run)
+    daemon = Daemon(
+        settings, store=store, dry_run=dry_run, reload=lambda: config.load(path), explain=explain
+    )
     if not settings.api.verify_tls:
         structlog.get_logger("watcher").warning(
             "tls_verification_disabled", hint="api.verify_tls is false"

@@ -22,6 +22,7 @@ from watcher import fast, poller, render, rules, timers, tracker
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.models import (
+    DEFAULT_ACCOUNT,
     FAILURE_STATUSES,
     TERMINAL_STATUSES,
     TIMER_KINDS,
@@ -36,7 +37,7 @@ from watcher.models import (
 )
 from watcher.settings import PollSettings, Rule
 from watcher.settled import Settled
-from watcher.store import CycleCommit, Store
+from watcher.store import CycleCommit, Lease, Store
 
 log = structlog.get_logger("watcher.cycle")
 MAX_ENRICHED = 50  # test-run lookups per cycle; a storm beyond this goes out without them
@@ -56,6 +57,8 @@ class Context:
     clock: Callable[[], datetime]
     metrics: Metrics | None = None
     explain: bool = False  # make every event and log every rule's decision on it (debug)
+    account: str = DEFAULT_ACCOUNT  # whose jobs (`store` is scoped to it, `rules` for it)
+    fence: Lease | None = None  # with PostgreSQL: the commit holds only while this lease does
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +270,14 @@ async def enrich(ctx: Context, routed: Routed) -> TestRuns:
 
 
 def alerts_for(
-    event: Event, fired: Sequence[Rule], test_runs: list[dict[str, object]] | None = None
+    event: Event,
+    fired: Sequence[Rule],
+    test_runs: list[dict[str, object]] | None = None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> list[Alert]:
     """The alerts an event causes: one per firing rule and channel, queued with the
     event's variables and rendered when sent (`render.finish`)."""
-    return fast.alerts(event, fired, render.queued(event, test_runs)) if fired else []
+    return fast.alerts(event, fired, render.queued(event, test_runs), account) if fired else []
 
 
 async def commit(
@@ -285,11 +291,12 @@ async def commit(
             states=changes.found.states,
             events=[e for e, _ in ledger],
             # made while they are written, not all at once: each carries its variables
-            alerts=(a for e, f in ledger for a in alerts_for(e, f, runs.get(e.key))),
+            alerts=(a for e, f in ledger for a in alerts_for(e, f, runs.get(e.key), ctx.account)),
             watermark=seen.observation.window.end,
             now=seen.now,
             unfollowed=seen.observation.unfollow,
             templates=list(changes.found.templates.values()),
+            fence=ctx.fence,
         )
     )
 
@@ -314,7 +321,7 @@ def account(
     _log_events(pairs, debug=ctx.explain)
     if ctx.metrics:
         for kind, count in kinds.items():
-            ctx.metrics.events.labels(str(kind)).inc(count)
+            ctx.metrics.events.labels(ctx.account, str(kind)).inc(count)
         ctx.metrics.records_skipped.inc(seen.observation.skipped)
     return kinds
 

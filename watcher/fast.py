@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
 
-from watcher.models import Alert, Event, EventKind, Job, JobState
+from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job, JobState
 
 if TYPE_CHECKING:
     from watcher.payload import Record
@@ -57,7 +57,9 @@ def first_state(job: Job, now: datetime) -> JobState:
     )
 
 
-def alerts(event: Event, fired: Sequence[Rule], variables: str) -> list[Alert]:
+def alerts(
+    event: Event, fired: Sequence[Rule], variables: str, account: str = DEFAULT_ACCOUNT
+) -> list[Alert]:
     """One alert per firing rule and channel, queued with the event's `variables`."""
     job, kind = event.job, event.kind
     resolvable = kind is EventKind.STUCK
@@ -75,6 +77,7 @@ def alerts(event: Event, fired: Sequence[Rule], variables: str) -> list[Alert]:
             variables,
             rule.title,
             rule.body,
+            account=account,
         )
         for rule in fired
         for channel in rule.notify

@@ -163,6 +163,12 @@ class Elector:
         self._renewed.pop(account, None)
         getattr(log, level)("lease_lost", account=account, epoch=lease.epoch, reason=reason)
 
+    async def take_all(self) -> None:
+        """`watcher once`: take every account nobody leads (no share: it is alone in
+        wanting them for this one cycle)."""
+        self._share = len(self._accounts)
+        await self._take_free()
+
     async def release_all(self) -> None:
         """On a clean stop: let standbys take over at once."""
         for account, lease in list(self._held.items()):

@@ -15,7 +15,12 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._last_success = 0.0
         r = self.registry
-        self.polls = Counter("watcher_polls", "Poll cycles by outcome", ["outcome"], registry=r)
+        self.polls = Counter(
+            "watcher_polls",
+            "Poll cycles by account and outcome",
+            ["account", "outcome"],
+            registry=r,
+        )
         self.poll_duration = Histogram(
             "watcher_poll_duration_seconds",
             "Duration of poll cycles",
@@ -29,9 +34,11 @@ class Metrics:
             registry=r,
         )
         self.jobs_followed = Gauge(
-            "watcher_jobs_followed", "Unfinished jobs being followed", registry=r
+            "watcher_jobs_followed", "Unfinished jobs being followed", ["account"], registry=r
         )
-        self.events = Counter("watcher_events", "Events by kind", ["kind"], registry=r)
+        self.events = Counter(
+            "watcher_events", "Events by account and kind", ["account", "kind"], registry=r
+        )
         self.records_skipped = Counter(
             "watcher_api_records_skipped", "Malformed job records left out", registry=r
         )
@@ -49,7 +56,14 @@ class Metrics:
         )
         self.last_success = Gauge(
             "watcher_last_successful_poll_timestamp_seconds",
-            "Unix time of the last successful poll",
+            "Unix time of the last successful poll of an account",
+            ["account"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "watcher_leader",
+            "1 for each account this replica polls (holds the lease of), else 0",
+            ["account"],
             registry=r,
         )
         self.since_success = Gauge(
@@ -60,9 +74,9 @@ class Metrics:
         self.since_success.set_function(self._since_success)
         Info("watcher_build", "Build information", registry=r).info({"version": __version__})
 
-    def poll_succeeded(self) -> None:
+    def poll_succeeded(self, account: str) -> None:
         self._last_success = time.time()
-        self.last_success.set(self._last_success)
+        self.last_success.labels(account).set(self._last_success)
 
     def _since_success(self) -> float:
         return time.time() - self._last_success if self._last_success else -1.0

@@ -292,6 +292,12 @@ class Notifier:
     async def _send(self, channel: str, items: list[OutboxItem]) -> bool:
         # Rules' templates render in a child process within a budget; waiting for it
         # happens in a thread so the event loop keeps answering meanwhile.
+        # Claimed again just before it goes: a replica that was paused past its claim
+        # finds the alert another's and does not send it too.
+        mine = await self._store.claim([i.id for i in items], self._holder, CLAIM_SECONDS)
+        items = [i for i in items if i.id in mine]
+        if not items:
+            return True
         message = await asyncio.to_thread(compose, items)
         bound = log.bind(channel=channel, alerts=len(items), title=message.title)
         if self._dry_run:

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from watcher import fast, render_worker, sandbox
-from watcher.models import Alert, Event, EventKind, Job
+from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job
 
 log = structlog.get_logger("watcher.render")
 
@@ -88,8 +88,11 @@ def context(
     return _read(queued(event, test_runs), rule_name, severity)
 
 
-def _read(queued_variables: str, rule_name: str, severity: str) -> dict[str, Any]:
+def _read(
+    queued_variables: str, rule_name: str, severity: str, account: str = DEFAULT_ACCOUNT
+) -> dict[str, Any]:
     found: dict[str, Any] = {**fast.named_variables(json.loads(queued_variables))}
+    found["job"]["account"] = account  # the alert's, not queued with the job
     found["rule"] = {"name": rule_name, "severity": severity}
     return found
 
@@ -171,7 +174,7 @@ def _title(alert: Alert, variables: Mapping[str, object]) -> str:
 
 
 def _variables(alert: Alert) -> dict[str, Any]:
-    return _read(alert.variables, alert.rule, str(alert.severity))
+    return _read(alert.variables, alert.rule, str(alert.severity), alert.account)
 
 
 def title(alert: Alert) -> str:

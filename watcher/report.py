@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -89,6 +88,12 @@ def _account(name: str, api: ApiSettings) -> str:
     return f"  {name}: {api.base_url} realm={api.realm} auth={auth} tls_verify={api.verify_tls}"
 
 
+def state_label(settings: Settings) -> str:
+    """Where the state is, for a log line: the SQLite path or the masked URL."""
+    url = settings.state.url
+    return str(settings.state.path) if url is None else masked_database_url(url.get_secret_value())
+
+
 def _store(settings: Settings) -> list[str]:
     state, ha = settings.state, settings.ha
     if state.url is None:
@@ -157,26 +162,53 @@ async def _outbox(store: Store, state: str) -> list[dict[str, object]]:
     return [{**item, "title": render.title(alert)} for alert, item in items]
 
 
-def status(path: Path) -> dict[str, Any]:
-    """What the state file knows; raises StoreError if it is not a usable state file."""
+def status(settings: Settings) -> dict[str, Any]:
+    """What the state store knows; raises StoreError if it is not usable."""
+    accounts = list(settings.accounts_resolved())
+    if settings.state.url is not None:
+        return asyncio.run(_database_status(settings.state.url.get_secret_value(), accounts))
+    path = settings.state.path
     # Empty: made by a daemon that has not written its schema yet (SQLite, too, takes an
     # empty file for a new database).
     if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return {"state": str(path), "exists": False}
     store = SqliteStore(path, readonly=True)
     try:
-        return {"state": str(path), "exists": True, **asyncio.run(_read_status(store))}
+        return {"state": str(path), "exists": True, **asyncio.run(_read_status(store, accounts))}
     except sqlite3.Error as exc:
         raise StoreError(f"state.path: {path} is not a usable state file: {exc}") from None
 
 
-async def _read_status(store: Store) -> dict[str, Any]:
+async def _database_status(url: str, accounts: list[str]) -> dict[str, Any]:
+    from watcher.store.postgres import PgStore  # psycopg is loaded only for PostgreSQL
+
+    store = await PgStore.open(url)
+    return {
+        "state": masked_database_url(url),
+        "exists": True,
+        **await _read_status(store, accounts),
+    }
+
+
+async def _read_status(store: Store, accounts: list[str]) -> dict[str, Any]:
     try:
-        watermark = await store.watermark()
+        leaders = {leader.account: leader for leader in await store.leaders()}
+        each = []
+        for name in accounts:
+            watermark = await store.scoped(name).watermark()
+            leader = leaders.get(name)
+            each.append(
+                {
+                    "name": name,
+                    "last_poll": watermark.isoformat() if watermark else None,
+                    "leader": leader.holder if leader and leader.expires_in > 0 else None,
+                }
+            )
         known, followed = await store.known_jobs()
         counts = await store.outbox_counts()
         return {
-            "last_poll": watermark.isoformat() if watermark else None,
+            "last_poll": each[0]["last_poll"],
+            "accounts": each,
             "jobs_known": known,
             "jobs_followed": followed,
             "recent_events": await store.recent_events(),
@@ -186,6 +218,18 @@ async def _read_status(store: Store) -> dict[str, Any]:
         }
     finally:
         await store.close()
+
+
+def _account_lines(data: dict[str, Any]) -> list[str]:
+    """A line per account when there are several or replicas share the state."""
+    accounts, shared = data.get("accounts", []), data.get("shared", False)
+    if len(accounts) < 2 and not shared:
+        return []
+    return [
+        f"  account {a['name']}: last poll {a['last_poll'] or 'never'}"
+        + (f", polled by {a['leader'] or 'no replica now'}" if shared else "")
+        for a in accounts
+    ]
 
 
 def status_text(data: dict[str, Any]) -> str:
@@ -201,6 +245,7 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     lines = [
         f"state: {data['state']}",
         f"last successful poll: {data['last_poll'] or 'never'}",
+        *_account_lines(data),
         f"jobs known: {data['jobs_known']}, being followed: {data['jobs_followed']}",
         f"outbox: {outbox['pending']} pending, {outbox['sent']} sent, "
         f"{outbox['given_up']} given up",

@@ -28,7 +28,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher import files, render
-from watcher.models import KNOWN_STATUSES, NEW, TERMINAL_STATUSES, EventKind, Severity
+from watcher.models import (
+    DEFAULT_ACCOUNT,
+    KNOWN_STATUSES,
+    NEW,
+    TERMINAL_STATUSES,
+    EventKind,
+    Severity,
+)
 from watcher.quiet import QuietWindow
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -162,7 +169,6 @@ class ApiSettings(Section):
         return self
 
 
-DEFAULT_ACCOUNT = "default"  # the one account when `accounts` is not given: the api block
 MAX_ACCOUNTS = 100
 _ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a metric label and a database key
 _CREDENTIALS = frozenset(

@@ -82,7 +82,10 @@ def test_status_of_an_empty_state_file_is_no_state_yet(tmp_path: Path) -> None:
     unusable file."""
     path = tmp_path / "watcher.db"
     path.touch()
-    assert report.status(path) == {"state": str(path), "exists": False}
+    settings = Settings.model_validate(
+        {"api": {"realm": "r", "access_token": "t"}, "state": {"path": str(path)}}
+    )
+    assert report.status(settings) == {"state": str(path), "exists": False}
 
 
 def test_status_text_escapes_what_the_api_named() -> None:
