@@ -25,7 +25,7 @@ import structlog
 from watcher import __version__, config, explain, logs, report
 from watcher.server import ListenError
 from watcher.settings import Settings
-from watcher.store import StoreError, lock
+from watcher.store import StoreError, Unreachable, lock
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 64
 BEFORE = "also accepted after the command, which wins if given in both places"
@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"watcher: invalid configuration\n{_indent(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
+    except Unreachable as exc:
+        print(f"watcher: {exc} (will be tried again when restarted)", file=sys.stderr)
+        return EXIT_FAILED
     except (StoreError, ListenError) as exc:
         print(f"watcher: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -11,6 +11,7 @@ from watcher.store.base import (
     OutboxCounts,
     Store,
     StoreError,
+    Unreachable,
 )
 from watcher.store.schema import SCHEMA_VERSION
 from watcher.store.sqlite import SqliteStore
@@ -25,4 +26,5 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "Unreachable",
 ]

@@ -20,6 +20,11 @@ class StoreError(Exception):
     """The state store cannot be used; the message says which file or database and why."""
 
 
+class Unreachable(StoreError):
+    """The database did not answer at start: perhaps for a while only (exit 1, so that a
+    service manager tries again), unlike refused credentials or a foreign schema."""
+
+
 class Fenced(StoreError):
     """This replica's lease on the account ended: its cycle commits nothing."""
 

@@ -33,6 +33,7 @@ from watcher.store.base import (
     Lease,
     Store,
     StoreError,
+    Unreachable,
     dt,
     need_dt,
     once_each,
@@ -119,7 +120,10 @@ class PgStore(PgOutbox):
             async with await AsyncConnection.connect(url, **_connect_args()) as conn:
                 await _migrate(conn, url)
         except psycopg.Error as exc:
-            raise StoreError(f"state.url: cannot use {where(url)}: {_reason(exc)}") from None
+            message = f"state.url: cannot use {where(url)}: {_reason(exc)}"
+            if isinstance(exc, psycopg.OperationalError) and not _refused(exc):
+                raise Unreachable(message) from None
+            raise StoreError(message) from None
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             url,
             min_size=1,
@@ -465,6 +469,15 @@ async def _version(conn: AsyncConnection[Any], url: str) -> int:
             f"(schema {version}, this one knows {PG_SCHEMA_VERSION})"
         )
     return version
+
+
+def _refused(exc: psycopg.Error) -> bool:
+    """The server answered and said no (credentials, a database or role that does not
+    exist): trying again cannot help."""
+    text = str(exc)
+    return exc.sqlstate is not None or any(
+        words in text for words in ("authentication failed", "does not exist", "no pg_hba.conf")
+    )
 
 
 def _reason(exc: BaseException) -> str:
