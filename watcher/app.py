@@ -141,7 +141,7 @@ class Daemon:
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
         for name in self.accounts:
-            self.metrics.leader.labels(name).set(0)
+            self.metrics.leader.labels(name).set(1 if name in self.leadership.leads() else 0)
         fast.freeze_loaded()
 
     def _api_time(self) -> datetime:
@@ -257,7 +257,8 @@ class Daemon:
         elif late and not shared and self.last_success is None:
             reason = "no poll has succeeded yet"
         elif late:
-            reason = f"no poll of {', '.join(late)} has succeeded for more than {limit:.0f}s"
+            which = f" ({', '.join(late)})" if len(self.accounts) > 1 else ""
+            reason = f"no poll has succeeded for more than {limit:.0f}s{which}"
         return Readiness(
             reason=reason,
             last_error=None if reason is None else self.last_error,
@@ -437,7 +438,11 @@ class Daemon:
         """
         old = self.settings
         logs.protect(*report.secrets(fresh))
-        fixed = [s for s in ("api", "state", "server") if getattr(old, s) != getattr(fresh, s)]
+        fixed = [
+            s
+            for s in ("api", "accounts", "state", "ha", "server")
+            if getattr(old, s) != getattr(fresh, s)
+        ]
         if fixed:
             log.warning("reload_needs_restart", sections=fixed)
         self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})

@@ -64,10 +64,11 @@ async def test_health_readiness_and_metrics_follow_the_daemon(
     await asyncio.sleep(0.5)  # let the delivery's metrics land
     status, text = await get(port, "/metrics")
     assert status == 200
-    assert metric(text, 'watcher_polls_total{outcome="ok"}') >= 2
-    assert metric(text, 'watcher_events_total{kind="transition"}') == 2
+    assert metric(text, 'watcher_polls_total{account="default",outcome="ok"}') >= 2
+    assert metric(text, 'watcher_events_total{account="default",kind="transition"}') == 2
     assert metric(text, 'watcher_alerts_total{channel="hook",outcome="sent"}') == 1
-    assert metric(text, "watcher_last_successful_poll_timestamp_seconds") > 0
+    assert metric(text, 'watcher_last_successful_poll_timestamp_seconds{account="default"}') > 0
+    assert metric(text, 'watcher_leader{account="default"}') == 1
     assert 0 <= metric(text, "watcher_seconds_since_last_successful_poll") < 60
     assert metric(text, "watcher_outbox_pending") == 0
     assert all(line.startswith(("#", "watcher_")) for line in text.splitlines() if line)
