@@ -117,6 +117,15 @@ def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     test.add_argument("channel")
     status = sub.add_parser("status", parents=[common], help="what the state store knows")
     status.add_argument("--json", action="store_true")
+    move = sub.add_parser(
+        "migrate", parents=[common], help="copy the SQLite state into an empty PostgreSQL database"
+    )
+    move.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the target database, postgresql://user:password@host:port/database",
+    )
 
 
 def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after: _Parser) -> None:
@@ -222,6 +231,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
+    if command == "migrate":
+        return _migrate(settings, args.to)
     with _writer(settings, command, dry_run=args.dry_run):
         return asyncio.run(
             _daemon(
@@ -232,6 +243,21 @@ def _dispatch(args: argparse.Namespace) -> int:
                 explain=(args.log_level or settings.log.level) == "debug",
             )
         )
+
+
+def _migrate(settings: Settings, url: str) -> int:
+    from watcher.store import migrate  # psycopg is loaded only for PostgreSQL
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise StoreError("--to: not a PostgreSQL URL (postgresql://user:password@host/db)")
+    if settings.state.url is not None:
+        raise StoreError("migrate copies a SQLite state: state.path is the source, not state.url")
+    logs.protect(*report.database_secrets(url))
+    with lock.hold(settings.state.path, "watcher migrate"):
+        copied = asyncio.run(migrate.migrate(settings.state.path, url))
+    print(copied)
+    print("next: set state.url to that database, remove state.path, start the replicas")
+    return EXIT_OK
 
 
 def _writer(

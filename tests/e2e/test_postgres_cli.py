@@ -92,3 +92,26 @@ async def test_once_alone_polls_and_delivers(
     code, out = await proc.run("once", "-c", path)
     assert code == 0, out
     assert hook.titles() == ["Search failed"]
+
+
+async def test_migrate_moves_a_sqlite_installation_and_the_replica_goes_on(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook, pg_url: str
+) -> None:
+    """A failure alerted on SQLite is not alerted again after the move; a new one is."""
+    doc = config_document(sim, tmp_path, {"hook": hook.url}, poll={"interval": "0.3s"})
+    sqlite_cfg = str(write_config(tmp_path / "sqlite.yaml", doc))
+    assert (await proc.run("once", "-c", sqlite_cfg))[0] == 0
+    world.add_job(name="Checkout", status="failed")
+    assert (await proc.run("once", "-c", sqlite_cfg))[0] == 0
+    assert (await proc.run("migrate", "-c", sqlite_cfg))[0] == 64  # --to is required
+    code, out = await proc.run("migrate", "--to", "mysql://x@y/z", "-c", sqlite_cfg)
+    assert (code, "--to: not a PostgreSQL URL" in out) == (2, True), out
+    code, out = await proc.run("migrate", "--to", pg_url, "-c", sqlite_cfg)
+    assert code == 0, out
+    assert "copied 1 jobs, 1 templates, 1 events, 1 alerts (0 pending)" in out
+    assert PASSWORD not in out
+    code, out = await proc.run("migrate", "--to", pg_url, "-c", sqlite_cfg)
+    assert (code, "already holds watcher state" in out) == (2, True), out
+    world.add_job(name="Search", status="failed")
+    assert (await proc.run("once", "-c", pg_config(tmp_path, sim, hook, pg_url)))[0] == 0
+    assert hook.titles() == ["Checkout failed", "Search failed"]

@@ -69,7 +69,7 @@ def where(url: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def _connect_args() -> dict[str, Any]:
+def connect_args() -> dict[str, Any]:
     # TCP keepalives and a user timeout: a server that went silent (a partition, a
     # proxy that lost it) fails the call instead of hanging it.
     return {
@@ -117,7 +117,7 @@ class PgStore(PgOutbox):
         (unreachable, refused credentials, a foreign or newer database) without the URL's
         credentials."""
         try:
-            async with await AsyncConnection.connect(url, **_connect_args()) as conn:
+            async with await AsyncConnection.connect(url, **connect_args()) as conn:
                 await _migrate(conn, url)
         except psycopg.Error as exc:
             message = f"state.url: cannot use {where(url)}: {_reason(exc)}"
@@ -128,7 +128,7 @@ class PgStore(PgOutbox):
             url,
             min_size=1,
             max_size=POOL_SIZE,
-            kwargs=_connect_args(),
+            kwargs=connect_args(),
             open=False,
             timeout=WAIT_SECONDS,
             name="watcher",
