@@ -170,10 +170,10 @@ async def follow(spec: Spec) -> Spec:
     daemon = _daemon(spec)
     try:
         first = await _one_cycle(daemon, _plain)
-        open_jobs = daemon.store.open_jobs()
-        since = daemon.store.watermark() - timedelta(seconds=daemon.settings.poll.overlap)
+        open_jobs = await daemon.store.open_jobs()
+        since = await daemon.store.watermark() - timedelta(seconds=daemon.settings.poll.overlap)
         second = await _one_cycle(daemon, _plain)
-        until = daemon.store.watermark()
+        until = await daemon.store.watermark()
     finally:
         await daemon.close()
     size = int(spec["doc"]["api"]["page_size"])
@@ -220,11 +220,11 @@ async def deliver(spec: Spec) -> Spec:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await _one_cycle(daemon, _plain)
-        queued = daemon.store.outbox_counts().pending
+        queued = (await daemon.store.outbox_counts()).pending
         _emit({"queued": queued, "at": datetime.now(UTC).timestamp()})
         with Meter() as meter:
             await daemon.notifier.run(stop)
-        counts = daemon.store.outbox_counts()
+        counts = await daemon.store.outbox_counts()
     finally:
         await daemon.close()
     return {**meter.as_dict(), "pending": counts.pending, "sent": counts.sent}
