@@ -9,6 +9,7 @@ the outbox for the next start.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sqlite3
 import time
@@ -114,6 +115,9 @@ class Daemon:
         self.explain = explain
         self.clock: Clock = clock or self._api_time
         self.replica = settings.ha.replica
+        # Delivery claims belong to this process: a replica restarted under the same name
+        # does not take its predecessor's claims for its own.
+        self.instance = f"{self.replica}/{secrets.token_hex(3)}"
         shared = settings.state.url is not None and not dry_run
         self.leadership: Leadership = (
             Elector(
@@ -121,6 +125,7 @@ class Daemon:
                 list(self.accounts),
                 self.replica,
                 settings.ha.lease,
+                instance=self.instance,
                 on_change=self._leaders_changed,
             )
             if shared
@@ -133,7 +138,7 @@ class Daemon:
             self.clock,
             metrics=self.metrics,
             dry_run=dry_run,
-            holder=self.replica,
+            holder=self.instance,
         )
         self.stop = asyncio.Event()
         self._cycle: asyncio.Task[bool] | None = None

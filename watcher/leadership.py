@@ -58,11 +58,14 @@ class Elector:
         replica: str,
         lease: float,
         *,
+        instance: str | None = None,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._accounts = sorted(accounts)
         self.replica = replica
+        # this process, alive while it renews: what its delivery claims are held by
+        self.instance = instance or replica
         self.lease = lease
         self._held: dict[str, Lease] = {}
         self._renewed: dict[str, float] = {}  # account -> monotonic start of its last renewal
@@ -105,7 +108,7 @@ class Elector:
         try:
             async with asyncio.timeout(self.lease / 3):
                 if renew:
-                    live = await self._store.replicas(self.replica, self.lease)
+                    live = await self._store.replicas(self.instance, self.lease)
                     self._share = math.ceil(len(self._accounts) / max(1, live))
                     await self._renew_all()
                     await self._shed()

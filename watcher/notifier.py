@@ -39,9 +39,11 @@ _NOTIFY_TYPE = {
 }
 _SEVERITY_ORDER = list(Severity)
 IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
-# How long a claimed batch is this replica's to send: longer than any send takes (each
-# URL's own timeouts are seconds), short enough that a dead replica's alerts go soon.
-CLAIM_SECONDS = 120.0
+# How long a claimed batch is this replica's to send, from the claim renewed right
+# before the send: longer than a send takes (each URL's own timeouts are seconds),
+# short enough that a dead replica's alerts go soon. A replica paused longer than this
+# in the middle of a send may repeat that one message (the documented window).
+CLAIM_SECONDS = 30.0
 
 
 def target(url: str) -> apprise.Apprise:

@@ -2,8 +2,10 @@
 
 Delivery: any replica sends; it first claims a batch (`claim`: FOR UPDATE SKIP LOCKED,
 so two replicas never wait on each other or take the same alert) until a time on the
-database's clock. A replica that dies mid-send leaves a claim that expires, and the
-alert goes from another replica.
+database's clock, renewed right before the send. A replica that dies mid-send leaves a
+claim that expires, and the alert goes from another replica. Claimers are process
+instances (`replica/nonce`): a replica restarted under the same name does not take
+its predecessor's claims for its own.
 
 Leases: a row per account with its holder, its expiry (the database's clock) and an
 epoch that grows with every change of holder; a cycle's commit checks its epoch in the
