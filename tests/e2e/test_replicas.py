@@ -270,6 +270,8 @@ async def test_postgresql_restarted_and_stopped_under_the_replicas(
     cluster = Cluster(tmp_path, sim, hook, own_postgres.create_database(), lease=LEASE)
     for _ in range(3):
         await cluster.add()
+    for replica in cluster.replicas.values():  # all up before the database goes away
+        await replica.wait_for_line('"watcher_started"')
     async with failing_all_along({"D": world}) as expected:
         await proc.eventually(lambda: any(polls_of(d) for d in cluster.replicas.values()))
         await all_arrived(hook, expected[:2])
@@ -282,7 +284,10 @@ async def test_postgresql_restarted_and_stopped_under_the_replicas(
         mark = len(expected)
         await all_arrived(hook, expected[: mark + 2])  # resumed after the outage
     await all_arrived(hook, expected)
-    assert all(d.proc is not None and d.proc.returncode is None for d in cluster.replicas.values())
+    exited = [
+        d for d in cluster.replicas.values() if d.proc is None or d.proc.returncode is not None
+    ]
+    assert exited == [], [d.output()[-2000:] for d in exited]
     await cluster.stop_all()
     received = Counter(hook.titles())
     assert set(received) == set(expected)
