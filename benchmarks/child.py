@@ -100,6 +100,10 @@ async def limit(spec: Spec) -> dict[str, Any]:
 # -- the watcher ------------------------------------------------------------------------
 
 
+def _devnull() -> Any:
+    return open(os.devnull, "w", encoding="utf-8")
+
+
 async def _daemon(spec: Spec) -> Any:
     """The daemon of `spec["doc"]`, its store opened (SQLite or PostgreSQL); on
     PostgreSQL it takes every account's lease first, as a lone replica would."""
@@ -108,8 +112,7 @@ async def _daemon(spec: Spec) -> Any:
     from watcher.leadership import Elector
     from watcher.settings import Settings
 
-    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-    logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=sink)
+    logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=_devnull())
     settings = Settings(**spec["doc"])
     daemon = Daemon(settings, store=await open_state(settings, dry_run=False))
     if isinstance(daemon.leadership, Elector):
