@@ -100,22 +100,53 @@ async def limit(spec: Spec) -> dict[str, Any]:
 # -- the watcher ------------------------------------------------------------------------
 
 
-def _daemon(spec: Spec) -> Any:
+def _devnull() -> Any:
+    return open(os.devnull, "w", encoding="utf-8")
+
+
+async def _daemon(spec: Spec) -> Any:
+    """The daemon of `spec["doc"]`, its store opened (SQLite or PostgreSQL); on
+    PostgreSQL it takes every account's lease first, as a lone replica would."""
     from watcher import logs
-    from watcher.app import Daemon
+    from watcher.app import Daemon, open_state
+    from watcher.leadership import Elector
     from watcher.settings import Settings
 
-    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-    logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=sink)
-    return Daemon(Settings(**spec["doc"]))
+    logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=_devnull())
+    settings = Settings(**spec["doc"])
+    daemon = Daemon(settings, store=await open_state(settings, dry_run=False))
+    if isinstance(daemon.leadership, Elector):
+        await daemon.leadership.take_all()
+        if not daemon.leadership.leads():
+            raise RuntimeError("the benchmark replica could not take the lease")
+    return daemon
 
 
-def _store_counts(path: str) -> dict[str, int]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+async def _release(daemon: Any) -> None:
+    from watcher.leadership import Elector
+
+    if isinstance(daemon.leadership, Elector):
+        await daemon.leadership.release_all()
+    await daemon.close()
+
+
+_COUNTED = ("jobs", "events", "outbox")
+
+
+def _store_counts(state: dict[str, Any]) -> dict[str, int]:
+    if "url" in state:
+        import psycopg
+
+        with psycopg.connect(state["url"]) as conn:
+            return {
+                table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]  # noqa: S608
+                for table in _COUNTED
+            }
+    db = sqlite3.connect(f"file:{state['path']}?mode=ro", uri=True)
     try:
         return {
             table: int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
-            for table in ("jobs", "events", "outbox")
+            for table in _COUNTED
         }
     finally:
         db.close()
@@ -136,18 +167,18 @@ async def _plain(step: Awaitable[bool]) -> bool:
 
 async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] = _plain) -> Spec:
     """`spec["cycles"]` poll cycles of one daemon, each timed on its own."""
-    daemon = _daemon(spec)
+    daemon = await _daemon(spec)
     base = rss_mb()
     reset_peak()
     try:
         results = [await _one_cycle(daemon, wrap) for _ in range(int(spec.get("cycles", 1)))]
     finally:
-        await daemon.close()
+        await _release(daemon)
     return {
         "cycles": results,
         "base_rss_mb": base,
         "peak_rss_mb": peak_rss_mb(),
-        "store": _store_counts(spec["doc"]["state"]["path"]),
+        "store": _store_counts(spec["doc"]["state"]),
     }
 
 
@@ -167,7 +198,7 @@ async def _total(spec: Spec, start: datetime, end: datetime) -> int:
 async def follow(spec: Spec) -> Spec:
     """Cycle 1 learns the unfinished jobs (long window); cycle 2 runs with the window the
     watcher chooses (short) and is counted against the least it could have asked."""
-    daemon = _daemon(spec)
+    daemon = await _daemon(spec)
     try:
         first = await _one_cycle(daemon, _plain)
         open_jobs = await daemon.store.open_jobs()
@@ -175,7 +206,7 @@ async def follow(spec: Spec) -> Spec:
         second = await _one_cycle(daemon, _plain)
         until = await daemon.store.watermark()
     finally:
-        await daemon.close()
+        await _release(daemon)
     size = int(spec["doc"]["api"]["page_size"])
     outside = [s.started_at or s.first_seen for s in open_jobs.values()]
     outside = [t for t in outside if t < since]
@@ -214,7 +245,7 @@ async def profile(spec: Spec) -> Spec:
 
 async def deliver(spec: Spec) -> Spec:
     """One cycle queues the alerts; then the notifier delivers until SIGTERM."""
-    daemon = _daemon(spec)
+    daemon = await _daemon(spec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -226,7 +257,7 @@ async def deliver(spec: Spec) -> Spec:
             await daemon.notifier.run(stop)
         counts = await daemon.store.outbox_counts()
     finally:
-        await daemon.close()
+        await _release(daemon)
     return {**meter.as_dict(), "pending": counts.pending, "sent": counts.sent}
 
 

@@ -7,6 +7,7 @@ executemany in one transaction. Each measurement gets a fresh copy of its store.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 import sqlite3
@@ -56,7 +57,7 @@ def _rows(count: int, now: float) -> Iterator[tuple[object, ...]]:
 def create(path: Path, history: int) -> float:
     """A state store with the watcher's schema, a watermark of now, and `history` ended
     jobs; returns the seconds the history took to insert."""
-    SqliteStore(path).close()
+    asyncio.run(SqliteStore(path).close())
     now = datetime.now(UTC)
     db = sqlite3.connect(path, isolation_level=None)
     try:

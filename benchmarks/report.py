@@ -12,6 +12,10 @@ RATIO_SIZES = (10_000, 100_000)
 RSS_TARGET_MB = 150.0  # peak RSS at 100k jobs
 STEADY_TARGET = 1.2  # second cycle (nothing new) / limit, at 100k jobs
 STEADY_SIZES = (100_000,)
+PG_FIRST_TARGET = 2.0  # PostgreSQL store's first cycle / SQLite store's, at 100k jobs
+PG_STEADY_TARGET = 1.2  # the same for the steady cycle
+PG_SIZES = (100_000,)
+CLEAN_STOP_TARGET = 2.0  # seconds from SIGTERM of the leader to the new leader's poll
 
 
 def verdict(ok: bool) -> str:
@@ -30,6 +34,25 @@ def targets(poll: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append(_target(f"peak RSS at {jobs} jobs", value, RSS_TARGET_MB, " MB", "<"))
             value = row["steady"]["ratio"]
             out.append(_target(f"steady cycle/limit at {jobs} jobs", value, STEADY_TARGET, "x"))
+        pg = row.get("postgres")
+        if pg and jobs in PG_SIZES:
+            value = pg["first"]["vs_sqlite"]
+            out.append(_target(f"PostgreSQL/SQLite first at {jobs}", value, PG_FIRST_TARGET, "x"))
+            value = pg["steady"]["vs_sqlite"]
+            out.append(_target(f"PostgreSQL/SQLite steady at {jobs}", value, PG_STEADY_TARGET, "x"))
+    return out
+
+
+def failover_targets(failover: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Crash: at most lease + one interval; clean stop: at most 2 s (the max of the runs)."""
+    out: list[dict[str, Any]] = []
+    for row in (failover or {}).get("settings", []):
+        name = f"lease {row['lease']:g}s, interval {row['interval']:g}s"
+        bound = row["lease"] + row["interval"]
+        out.append(_target(f"crash takeover max ({name})", row["crash"]["max"], bound, " s"))
+        out.append(
+            _target(f"clean stop max ({name})", row["clean"]["max"], CLEAN_STOP_TARGET, " s")
+        )
     return out
 
 
@@ -114,6 +137,85 @@ def poll_table(poll: Sequence[dict[str, Any]]) -> str:
         "<=1.2x",
     ]
     return table(headers, rows)
+
+
+def poll_text(poll: Sequence[dict[str, Any]]) -> str:
+    """The SQLite table, then PostgreSQL beside SQLite when it was measured."""
+    parts = [poll_table(poll)]
+    rows = []
+    for r in poll:
+        pg = r.get("postgres")
+        if not pg:
+            continue
+        first, steady = pg["first"], pg["steady"]
+        rows.append(
+            [
+                r["jobs"],
+                first["sqlite_wall"],
+                first["wall"],
+                f"{first['vs_sqlite']:.2f}x",
+                _mark(r["jobs"], PG_SIZES, first["vs_sqlite"] <= PG_FIRST_TARGET),
+                steady["sqlite_wall"],
+                steady["wall"],
+                f"{steady['vs_sqlite']:.2f}x",
+                _mark(r["jobs"], PG_SIZES, steady["vs_sqlite"] <= PG_STEADY_TARGET),
+                round(pg["peak_rss_mb"], 1),
+            ]
+        )
+    if rows:
+        headers = [
+            "jobs",
+            "first SQLite s",
+            "first PG s",
+            "PG/SQLite",
+            "<=2x",
+            "steady SQLite s",
+            "steady PG s",
+            "PG/SQLite",
+            "<=1.2x",
+            "PG peak MB",
+        ]
+        parts += ["", "PostgreSQL store (durable: fsync on), paired with the SQLite run:"]
+        parts.append(table(headers, rows))
+    return "\n".join(parts)
+
+
+def failover_text(f: dict[str, Any] | None) -> str:
+    if not f:
+        return "(skipped: no PostgreSQL)"
+    rows = []
+    for row in f["settings"]:
+        bound = row["lease"] + row["interval"]
+        crash, clean = row["crash"], row["clean"]
+        rows.append(
+            [
+                f"{row['lease']:g} s",
+                f"{row['interval']:g} s",
+                len(crash["runs"]),
+                crash["median"],
+                crash["max"],
+                f"<= {bound:g} s {verdict(crash['max'] <= bound)}",
+                clean["median"],
+                clean["max"],
+                f"<= {CLEAN_STOP_TARGET:g} s {verdict(clean['max'] <= CLEAN_STOP_TARGET)}",
+            ]
+        )
+    headers = [
+        "lease",
+        "interval",
+        "runs",
+        "crash median s",
+        "crash max s",
+        "target",
+        "clean median s",
+        "clean max s",
+        "target",
+    ]
+    intro = (
+        f"{f['replicas']} `watcher run` replicas on one PostgreSQL; seconds from the signal"
+        " to the new leader's first poll_done line"
+    )
+    return intro + "\n" + table(headers, rows)
 
 
 def follow_text(f: dict[str, Any]) -> str:

@@ -2,18 +2,24 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [--sizes 1000,10000,100000] [--repeat 5]
                                        [--json out.json] [--parts poll,follow,...]
+                                       [--no-postgres] [--leases 10,30]
 
 Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
 per window size), `follow` (requests per cycle for unfinished jobs outside the window),
 `history` (a 1M-job state store vs an empty one), `burst` (1,000 alerts over five
 webhooks, one slow), `latency` (status change -> webhook, `watcher run` polling every
-second) and `profile` (cProfile of the cycle). Prints tables with PASS/MISS beside each
-target (never fails on a number) and writes JSON (default benchmarks/results/latest.json).
+second), `failover` (three replicas on PostgreSQL: SIGKILL or SIGTERM the leader, time
+to the new leader's first poll) and `profile` (cProfile of the cycle). With PostgreSQL
+binaries present, `poll` measures the PostgreSQL store beside SQLite on a throwaway
+server started here (benchmarks/pgserver.py); without them it says so and skips. Prints
+tables with PASS/MISS beside each target (never fails on a number) and writes JSON
+(default benchmarks/results/latest.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,9 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the `benchmarks` package importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import burst, follow, history, latency, poll, report  # noqa: E402
+from benchmarks import (  # noqa: E402
+    burst,
+    failover,
+    follow,
+    history,
+    latency,
+    pgserver,
+    poll,
+    report,
+)
 
-PARTS = ("poll", "follow", "history", "burst", "latency", "profile")
+PARTS = ("poll", "follow", "history", "burst", "latency", "failover", "profile")
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -50,6 +65,9 @@ class Plan:
     slow_delay: float
     latency_changes: int
     profile_sizes: list[int]
+    postgres: bool
+    failover_settings: list[tuple[float, float]]  # (ha.lease, poll.interval) in seconds
+    failover_repeat: int
 
     @property
     def history_window(self) -> int:
@@ -82,6 +100,13 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
     parser.add_argument("--parts", type=_parts, default=list(PARTS), help=",".join(PARTS))
     parser.add_argument("--page-size", type=int, default=100, help="api.page_size (default 100)")
     parser.add_argument("--history-jobs", type=int, help="ended jobs in the history store")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="skip the PostgreSQL store and failover"
+    )
+    parser.add_argument(
+        "--leases", type=_sizes, help="failover: ha.lease values in s (default 10,30)"
+    )
+    parser.add_argument("--interval", type=float, help="failover: poll.interval in s (default 5)")
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = args.sizes or ([200] if quick else [1_000, 10_000, 100_000])
@@ -98,6 +123,12 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
         slow_delay=0.1 if quick else 0.5,
         latency_changes=20 if quick else 200,
         profile_sizes=big or [max(sizes)],
+        postgres=not args.no_postgres,
+        failover_settings=[
+            (float(lease), args.interval or (1.0 if quick else 5.0))
+            for lease in (args.leases or ([3] if quick else [10, 30]))
+        ],
+        failover_repeat=args.repeat or (1 if quick else 5),
     )
     return plan, args.json
 
@@ -116,14 +147,22 @@ def _section(title: str, work: Callable[[], Any], text: Callable[[Any], str]) ->
 
 
 def run(plan: Plan) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        pg = None
+        if plan.postgres and {"poll", "failover"} & set(plan.parts):
+            pg = stack.enter_context(pgserver.server())
+        return _run(plan, pg)
+
+
+def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(PARTS)
     p = plan
     if "poll" in p.parts:
         out["poll"] = _section(
             f"Poll cycle vs limit (bare aiohttp + json.loads), median of {p.repeat},"
             f" page size {p.page_size}",
-            lambda: poll.measure(p.sizes, p.repeat, p.page_size),
-            report.poll_table,
+            lambda: poll.measure(p.sizes, p.repeat, p.page_size, pg),
+            report.poll_text,
         )
     if "follow" in p.parts:
         out["follow"] = _section(
@@ -149,13 +188,22 @@ def run(plan: Plan) -> dict[str, Any]:
             lambda: latency.measure(p.latency_changes),
             report.latency_text,
         )
+    if "failover" in p.parts and pg is not None:
+        server = pg
+        out["failover"] = _section(
+            "Failover: the leader killed (SIGKILL) or stopped (SIGTERM)",
+            lambda: failover.measure(server, p.failover_settings, p.failover_repeat),
+            report.failover_text,
+        )
+    elif "failover" in p.parts:
+        _say("\n== Failover: skipped (no PostgreSQL server; see above)")
     if "profile" in p.parts:
         out["profile"] = _section(
             "Profile of the cycle (cProfile; own time inflated for small Python functions)",
             lambda: poll.profile(p.profile_sizes, p.page_size),
             report.profile_text,
         )
-    out["targets"] = report.targets(out["poll"] or [])
+    out["targets"] = report.targets(out["poll"] or []) + report.failover_targets(out["failover"])
     _say("\n== Targets")
     _say(report.targets_text(out["targets"]))
     return out
