@@ -336,8 +336,8 @@ class PgStore(PgOutbox):
 _UPSERT_JOBS = (
     "INSERT INTO jobs (account, sref, status, status_since, first_seen, updated_at,"
     " started_at, template, name, ended)"
-    " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::float8[],"
-    " %s::float8[], %s::float8[], %s::text[], %s::text[], %s::bool[])"
+    " SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::float8[], %b::float8[],"
+    " %b::float8[], %b::float8[], %b::text[], %b::text[], %b::bool[])"
     " ON CONFLICT (account, sref) DO UPDATE SET status = excluded.status,"
     " status_since = excluded.status_since, updated_at = excluded.updated_at,"
     " started_at = excluded.started_at, template = excluded.template,"
@@ -345,22 +345,22 @@ _UPSERT_JOBS = (
 )
 _UPSERT_TEMPLATES = (
     "INSERT INTO templates (account, template, watching_since, streak, last_start, last_name)"
-    " SELECT %s, * FROM unnest(%s::text[], %s::float8[], %s::int[], %s::float8[], %s::text[])"
+    " SELECT %s, * FROM unnest(%b::text[], %b::float8[], %b::int[], %b::float8[], %b::text[])"
     " ON CONFLICT (account, template) DO UPDATE SET streak = excluded.streak,"
     " last_start = excluded.last_start, last_name = excluded.last_name"
 )
 _RECORD = (
     "INSERT INTO events (account, key, kind, sref, from_status, to_status, at, recorded_at)"
-    " SELECT %s, *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::float8[]) ON CONFLICT (account, key) DO NOTHING RETURNING key"
+    " SELECT %s, *, %s FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::float8[]) ON CONFLICT (account, key) DO NOTHING RETURNING key"
 )
 _QUEUE = (
     "INSERT INTO outbox (account, created_at, next_attempt_at, event_key, rule, channel,"
     " severity, title, body, sref, kind, template, resolvable, vars, title_source,"
     " body_source, status, seq)"
-    " SELECT %s, %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bool[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[], %s::int[])"
+    " SELECT %s, %s, %s, * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bool[], %b::text[],"
+    " %b::text[], %b::text[], %b::text[], %b::int[])"
 )
 
 
