@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from watcher.models import Alert, Event, JobState, OutboxItem, TemplateState
 
@@ -53,6 +53,51 @@ def once_each(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[tuple[
             if key not in queued:
                 queued.add(key)
                 yield event, alert
+
+
+# -- rows read back, the same from either store (the SELECTs name the columns in this order)
+STATE_COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
+TEMPLATE_COLUMNS = "template, watching_since, streak, last_start, last_name"
+EVENT_COLUMNS = "kind, sref, from_status, to_status, at, account"
+
+
+def job_states(rows: Iterable[Sequence[Any]]) -> dict[str, JobState]:
+    """sref -> JobState from rows of STATE_COLUMNS."""
+    return {
+        row[0]: JobState(
+            sref=row[0],
+            status=row[1],
+            status_since=need_dt(row[2]),
+            first_seen=need_dt(row[3]),
+            updated_at=dt(row[4]),
+            started_at=dt(row[5]),
+            template=row[6],
+            name=row[7],
+        )
+        for row in rows
+    }
+
+
+def template_states(rows: Iterable[Sequence[Any]]) -> dict[str, TemplateState]:
+    """template -> TemplateState from rows of TEMPLATE_COLUMNS."""
+    return {
+        row[0]: TemplateState(
+            template=row[0],
+            watching_since=need_dt(row[1]),
+            streak=row[2],
+            last_start=dt(row[3]),
+            last_name=row[4],
+        )
+        for row in rows
+    }
+
+
+def event_reports(rows: Iterable[Sequence[Any]]) -> list[dict[str, object]]:
+    """What `status` shows of each event, from rows of EVENT_COLUMNS."""
+    return [
+        {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat(), "account": a}
+        for k, s, f, t, at, a in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,15 +28,19 @@ from psycopg import AsyncConnection, conninfo
 
 from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, TemplateState
 from watcher.store.base import (
+    EVENT_COLUMNS,
+    STATE_COLUMNS,
+    TEMPLATE_COLUMNS,
     CycleCommit,
     Fenced,
     Lease,
     Store,
     StoreError,
     Unreachable,
-    dt,
-    need_dt,
+    event_reports,
+    job_states,
     once_each,
+    template_states,
     ts,
 )
 from watcher.store.pg_outbox import PgOutbox
@@ -54,10 +58,7 @@ _TIMEOUTS = (
     "SELECT set_config('statement_timeout', %s, true),"
     " set_config('idle_in_transaction_session_timeout', %s, true)"
 )
-_SELECT_STATES = (
-    "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
-    " FROM jobs WHERE account = %s"
-)
+_SELECT_STATES = f"SELECT {STATE_COLUMNS} FROM jobs WHERE account = %s"  # noqa: S608  # constant column names
 
 
 def where(url: str) -> str:
@@ -81,22 +82,6 @@ def connect_args() -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": int(WAIT_SECONDS * 1000),
         "application_name": "watcher",
-    }
-
-
-def _states(rows: Sequence[Sequence[Any]]) -> dict[str, JobState]:
-    return {
-        row[0]: JobState(
-            sref=row[0],
-            status=row[1],
-            status_since=need_dt(row[2]),
-            first_seen=need_dt(row[3]),
-            updated_at=dt(row[4]),
-            started_at=dt(row[5]),
-            template=row[6],
-            name=row[7],
-        )
-        for row in rows
     }
 
 
@@ -200,7 +185,7 @@ class PgStore(PgOutbox):
     async def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
         if not srefs:
             return {}
-        return _states(
+        return job_states(
             await self._rows(_SELECT_STATES + " AND sref = ANY(%s)", (self.account, list(srefs)))
         )
 
@@ -216,19 +201,15 @@ class PgStore(PgOutbox):
                 ended[row[0]] = row[1]
             else:
                 unended.append(row)
-        return ended, _states(unended)
+        return ended, job_states(unended)
 
     async def open_jobs(self) -> dict[str, JobState]:
         sql = _SELECT_STATES + " AND NOT ended AND followed"
-        return _states(await self._rows(sql, (self.account,)))
+        return job_states(await self._rows(sql, (self.account,)))
 
     async def templates(self) -> dict[str, TemplateState]:
-        rows = await self._rows(
-            "SELECT template, watching_since, streak, last_start, last_name FROM templates"
-            " WHERE account = %s",
-            (self.account,),
-        )
-        return {r[0]: TemplateState(r[0], need_dt(r[1]), r[2], dt(r[3]), r[4]) for r in rows}
+        sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = %s"  # noqa: S608  # constant column names
+        return template_states(await self._rows(sql, (self.account,)))
 
     async def known_events(self, keys: Sequence[str]) -> set[str]:
         if not keys:
@@ -323,14 +304,11 @@ class PgStore(PgOutbox):
 
     async def recent_events(self, limit: int = 20) -> list[dict[str, object]]:
         rows = await self._rows(
-            "SELECT kind, sref, from_status, to_status, at, account FROM events"
+            f"SELECT {EVENT_COLUMNS} FROM events"  # noqa: S608  # constant column names
             " ORDER BY recorded_at DESC, key DESC LIMIT %s",
             (limit,),
         )
-        return [
-            {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat(), "account": a}
-            for k, s, f, t, at, a in rows
-        ]
+        return event_reports(rows)
 
 
 _UPSERT_JOBS = (

@@ -27,24 +27,25 @@ from watcher import fast
 from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, TemplateState
 from watcher.store import files
 from watcher.store.base import (
+    EVENT_COLUMNS,
+    STATE_COLUMNS,
+    TEMPLATE_COLUMNS,
     CycleCommit,
     Leader,
     Lease,
     Store,
     StoreError,
-    dt,
-    need_dt,
+    event_reports,
+    job_states,
     once_each,
+    template_states,
     ts,
 )
 from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-_SELECT_STATES = (
-    "SELECT sref, status, status_since, first_seen, updated_at, started_at, template, name"
-    " FROM jobs WHERE account = ?"
-)
+_SELECT_STATES = f"SELECT {STATE_COLUMNS} FROM jobs WHERE account = ?"  # noqa: S608  # constant column names
 _ROWS_A_STATEMENT = 500  # of a multi-row INSERT (see SqliteStore._insert)
 _CHUNK = 900  # values per IN (...) query, under SQLite's oldest variable limit (999)
 
@@ -201,25 +202,9 @@ class SqliteStore(OutboxTables, HistoryTables):
             marks = ",".join("?" * len(chunk))
             yield from self._db.execute(sql.format(marks=marks), (self.account, *chunk))
 
-    @staticmethod
-    def _states(rows: Iterable[Any]) -> dict[str, JobState]:
-        return {
-            row[0]: JobState(
-                sref=row[0],
-                status=row[1],
-                status_since=need_dt(row[2]),
-                first_seen=need_dt(row[3]),
-                updated_at=dt(row[4]),
-                started_at=dt(row[5]),
-                template=row[6],
-                name=row[7],
-            )
-            for row in rows
-        }
-
     async def states(self, srefs: Sequence[str]) -> dict[str, JobState]:
         """The stored state of each of `srefs` that the store knows."""
-        return self._states(self._in(_SELECT_STATES + " AND sref IN ({marks})", srefs))
+        return job_states(self._in(_SELECT_STATES + " AND sref IN ({marks})", srefs))
 
     async def known_events(self, keys: Sequence[str]) -> set[str]:
         """Which of these event keys are recorded already."""
@@ -240,12 +225,12 @@ class SqliteStore(OutboxTables, HistoryTables):
                 ended[row[0]] = row[1]
             else:
                 unended.append(row)
-        return ended, self._states(unended)
+        return ended, job_states(unended)
 
     async def open_jobs(self) -> dict[str, JobState]:
         """Jobs last seen unfinished that are still being followed."""
         sql = _SELECT_STATES + " AND ended = 0 AND followed = 1"
-        return self._states(self._db.execute(sql, (self.account,)))
+        return job_states(self._db.execute(sql, (self.account,)))
 
     def _insert(self, head: str, tail: str, rows: Iterable[tuple[object, ...]]) -> None:
         """`head` VALUES (...), (...), ... `tail` for all `rows`, `_ROWS_A_STATEMENT` rows
@@ -397,20 +382,8 @@ class SqliteStore(OutboxTables, HistoryTables):
         return self._db.total_changes - before
 
     async def templates(self) -> dict[str, TemplateState]:
-        return {
-            row[0]: TemplateState(
-                template=row[0],
-                watching_since=need_dt(row[1]),
-                streak=row[2],
-                last_start=dt(row[3]),
-                last_name=row[4],
-            )
-            for row in self._db.execute(
-                "SELECT template, watching_since, streak, last_start, last_name FROM templates"
-                " WHERE account = ?",
-                (self.account,),
-            )
-        }
+        sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = ?"  # noqa: S608  # constant column names
+        return template_states(self._db.execute(sql, (self.account,)))
 
     # -- reports (watcher status) -----------------------------------------------------
 
@@ -423,14 +396,11 @@ class SqliteStore(OutboxTables, HistoryTables):
 
     async def recent_events(self, limit: int = 20) -> list[dict[str, object]]:
         rows = self._db.execute(
-            "SELECT kind, sref, from_status, to_status, at, account FROM events"
+            f"SELECT {EVENT_COLUMNS} FROM events"  # noqa: S608  # constant column names
             " ORDER BY recorded_at DESC, rowid DESC LIMIT ?",
             (limit,),
         )
-        return [
-            {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat(), "account": a}
-            for k, s, f, t, at, a in rows
-        ]
+        return event_reports(rows)
 
     # -- leadership: one process holds the file (`lock`), so it leads every account ---
 
