@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.postgres import HOST, Installation, PostgresError, PostgresServer, find_bindir
+from tests.postgres import Installation, PostgresError, PostgresServer, find_bindir
 
 
 class DiskInstallation(Installation):
@@ -33,17 +33,7 @@ class DiskInstallation(Installation):
 class DurableServer(PostgresServer):
     """PostgreSQL's defaults for durability: fsync, full_page_writes, synchronous_commit."""
 
-    def _options(self) -> str:
-        settings = (
-            "-c", f"listen_addresses={HOST}",
-            "-p", str(self.port),
-            "-k", str(self.folder),
-            "-c", f"max_connections={self.max_connections}",
-            "-c", "synchronous_commit=on",
-            "-c", "fsync=on",
-            "-c", "full_page_writes=on",
-        )  # fmt: skip
-        return " ".join(settings)
+    durability = ("-c", "fsync=on", "-c", "full_page_writes=on")
 
 
 def unavailable() -> str | None:

@@ -185,6 +185,8 @@ class PostgresServer:
     """One throwaway cluster: `start()`, `url(database)`, `create_database()`, `restart()`,
     `stop()`, `cleanup()`. Its folder holds `data/`, the Unix socket and `server.log`."""
 
+    durability: tuple[str, ...] = FAST  # server settings for a crash of the machine
+
     def __init__(
         self,
         installation: Installation,
@@ -324,7 +326,7 @@ class PostgresServer:
             "-k", str(self.folder),
             "-c", f"max_connections={self.max_connections}",
             "-c", f"synchronous_commit={'on' if self.synchronous_commit else 'off'}",
-            *FAST,
+            *self.durability,
         )  # fmt: skip
         return " ".join(settings)
 

@@ -62,17 +62,12 @@ async def migrate(path: Path, url: str) -> Copied:
             await conn.execute(
                 "SELECT setval('outbox_id_seq', GREATEST((SELECT MAX(id) FROM outbox), 1))"
             )
+        pending = source.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+        return Copied(rows, int(pending.fetchone()[0]), where(url))
     except psycopg.Error as exc:
         raise StoreError(f"--to: {where(url)}: {' '.join(str(exc).split())}") from None
     finally:
         source.close()
-    pending = source_pending(path)
-    return Copied(rows, pending, where(url))
-
-
-def source_pending(path: Path) -> int:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return int(db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
 
 
 async def _refuse_non_empty(conn: AsyncConnection[Any], url: str) -> None:
