@@ -163,6 +163,13 @@ async def failing_all_along(
 ARRIVAL_TIMEOUT = 120
 
 
+def assert_each_once(hook: Hook, expected: list[str]) -> None:
+    """Every expected alert arrived, and none twice."""
+    received = Counter(hook.titles())
+    assert set(received) == set(expected)
+    assert [t for t, n in received.items() if n > 1] == []
+
+
 async def all_arrived(hook: Hook, expected: list[str], timeout: float = ARRIVAL_TIMEOUT) -> None:
     want = set(expected)
     await proc.eventually(
@@ -256,9 +263,7 @@ async def test_a_leader_paused_past_its_lease_neither_commits_nor_sends_on_wakin
     woken = paused.lines[mark:]
     first_taken = next((i for i, line in enumerate(woken) if '"lease_taken"' in line), len(woken))
     assert not any('"poll_done"' in line for line in woken[:first_taken])
-    received = Counter(hook.titles())
-    assert set(received) == set(expected)
-    assert [t for t, n in received.items() if n > 1] == []
+    assert_each_once(hook, expected)
 
 
 async def test_postgresql_restarted_and_stopped_under_the_replicas(
@@ -289,9 +294,7 @@ async def test_postgresql_restarted_and_stopped_under_the_replicas(
     ]
     assert exited == [], [d.output()[-2000:] for d in exited]
     await cluster.stop_all()
-    received = Counter(hook.titles())
-    assert set(received) == set(expected)
-    assert [t for t, n in received.items() if n > 1] == []
+    assert_each_once(hook, expected)
 
 
 async def test_accounts_divide_and_replicas_come_and_go(
@@ -336,6 +339,4 @@ async def test_accounts_divide_and_replicas_come_and_go(
             await all_arrived(hook, expected[: mark + 3])
         await all_arrived(hook, expected)
         await cluster.stop_all()
-    received = Counter(hook.titles())
-    assert set(received) == set(expected)
-    assert [t for t, n in received.items() if n > 1] == []
+    assert_each_once(hook, expected)
