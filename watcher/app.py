@@ -194,9 +194,9 @@ class Daemon:
         return all(results)
 
     async def _poll(self, account: Account) -> bool:
-        fence = self.leadership.fence(account.name)
-        if fence is None and not isinstance(self.leadership, Solo):
+        if account.name not in self.leadership.leads():
             return False  # the lease lapsed since the list was made
+        fence = self.leadership.fence(account.name)
         started = time.monotonic()
         try:
             report = await cycle.run_cycle(self._context(account, fence))
