@@ -256,6 +256,15 @@ def protect(*secrets: str) -> None:
             processor.add(*secrets)
 
 
+def redact(text: str) -> str:
+    """`text` with every secret that the configured pipeline knows masked (for text
+    kept beyond the logs: an alert's delivery error in its history)."""
+    for processor in structlog.get_config()["processors"]:
+        if isinstance(processor, Redactor):
+            return processor.text(text)
+    return Redactor().text(text)
+
+
 # Where a stdlib record comes from -> its event name; any other logger's is "library".
 _FOREIGN_EVENTS = (
     ("apscheduler", "scheduler"),

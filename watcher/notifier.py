@@ -13,7 +13,9 @@ replica that dies mid-send leaves a claim that expires rather than a stranded al
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -23,9 +25,10 @@ from datetime import datetime, timedelta
 import apprise
 import structlog
 
-from watcher import quiet, render
+from watcher import logs, people, quiet, render
 from watcher.metrics import Metrics
 from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
+from watcher.people import Step
 from watcher.settings import DeliverySettings
 from watcher.store import Store, StoreError
 
@@ -44,6 +47,40 @@ IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
 # short enough that a dead replica's alerts go soon. A replica paused longer than this
 # in the middle of a send may repeat that one message (the documented window).
 CLAIM_SECONDS = 30.0
+
+
+_MAX_ERROR = 500  # characters of a delivery error kept in an alert's history
+# What apprise says while one URL is tried (its warnings name the HTTP status or the
+# connection error), collected per send: each send runs in its own task and context.
+_HEARD: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("heard", default=None)
+
+
+class _Listener(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        heard = _HEARD.get()
+        if heard is not None:
+            heard.append(record.getMessage())
+
+
+logging.getLogger("apprise").addHandler(_Listener(logging.WARNING))
+
+
+def _covered(
+    alert: Alert, silences: Sequence[people.Silence], acks: Sequence[people.Ack], now: datetime
+) -> Step | None:
+    """The step that keeps an alert from being sent (silenced, acked), or None."""
+    fields = people.alert_fields(alert) if silences else {}
+    for silence in silences:
+        if silence.covers(fields, now):
+            return Step(now, "silenced", _said("silence", silence.id, silence.comment))
+    for ack in acks:
+        if ack.covers(alert):
+            return Step(now, "acked", _said("ack", ack.id, ack.comment))
+    return None
+
+
+def _said(what: str, number: int, comment: str) -> str:
+    return f"{what} {number}: {comment}" if comment else f"{what} {number}"
 
 
 def target(url: str) -> apprise.Apprise:
@@ -237,11 +274,37 @@ class Notifier:
             task.cancel()
         return [t.result() for t in done if not t.cancelled() and t.exception() is None]
 
+    async def _heeded(self, items: list[OutboxItem], now: datetime) -> list[OutboxItem]:
+        """What people said, read from the store on every pass (so a silence added by the
+        CLI, the API or another replica counts from the next one): an alert that a
+        silence covers is recorded as silenced, one that an acknowledgement covers as
+        acked; neither is sent. The rest, to send."""
+        silences = [s for s in await self._store.silences(since=now) if s.state(now) == "active"]
+        acks = [a for a in await self._store.acks() if a.holds]
+        if not silences and not acks:
+            return items
+        keep: list[OutboxItem] = []
+        dropped: dict[Step, list[int]] = defaultdict(list)
+        for item in items:
+            step = _covered(item.alert, silences, acks, now)
+            if step is None:
+                keep.append(item)
+            else:
+                dropped[step].append(item.id)
+        for step, ids in dropped.items():
+            await self._store.mark_dropped(ids, step)
+            log.info(f"alerts_{step.what}", alerts=len(ids), by=step.detail)
+            if self._metrics:
+                channel = items[0].alert.channel
+                self._metrics.alerts.labels(channel, step.what).inc(len(ids))
+        return keep
+
     async def _quiet(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], bool]:
-        """Apply quiet hours: hold what falls in a window, drop held alerts whose cause
-        is over (when the rule allows). Returns what to send now, and whether any of it
-        was held (then it goes as one digest)."""
+        """Apply what people said (`_heeded`), then quiet hours: hold what falls in a
+        window, drop held alerts whose cause is over (when the rule allows). Returns what
+        to send now, and whether any of it was held (then it goes as one digest)."""
         now = self._clock()
+        items = await self._heeded(items, now)
         windows = self._delivery.quiet_hours
         send: list[OutboxItem] = []
         resolved: list[int] = []
@@ -255,7 +318,7 @@ class Notifier:
             else:
                 send.append(item)
         for until, ids in holds.items():
-            await self._store.mark_held(ids, until)
+            await self._store.mark_held(ids, until, now=now)
             log.info("alerts_held", alerts=len(ids), until=until.isoformat(), reason="quiet_hours")
         if resolved:
             await self._store.mark_resolved(resolved, now)
@@ -310,7 +373,8 @@ class Notifier:
         skip = frozenset.intersection(*(i.done_targets for i in items))
         targets = [(n, t) for n, t in enumerate(self._targets[channel]) if n not in skip]
         results = await asyncio.gather(*(self._notify(t, message) for _, t in targets))
-        done = skip | {n for (n, _), ok in zip(targets, results, strict=True) if ok}
+        done = skip | {n for (n, _), (ok, _) in zip(targets, results, strict=True) if ok}
+        error = "; ".join(dict.fromkeys(why for ok, why in results if not ok))
         now = self._clock()
         outcome = decide(items, len(done) == len(self._targets[channel]), now, self._delivery)
         ids = [i.id for i in items]
@@ -318,15 +382,13 @@ class Notifier:
             await self._store.mark_sent(ids, now)
             bound.info("alert_sent", reason=outcome)
         elif outcome is DeliveryOutcome.GIVEN_UP:
-            await self._store.mark_given_up(ids, now, "channel kept failing")
+            await self._store.mark_given_up(ids, now, f"channel kept failing: {error}")
             bound.error(
                 "alert_given_up", reason=outcome, attempts=max(i.attempts for i in items) + 1
             )
         else:
             delay = backoff(max(i.attempts for i in items), self._delivery)
-            await self._store.mark_retry(
-                ids, now + timedelta(seconds=delay), "delivery failed", done
-            )
+            await self._store.mark_retry(ids, now + timedelta(seconds=delay), error, done, now=now)
             bound.warning(
                 "alert_retry",
                 reason=outcome,
@@ -336,15 +398,23 @@ class Notifier:
         self._count(channel, outcome, len(items))
         return outcome is DeliveryOutcome.SENT
 
-    async def _notify(self, target: apprise.Apprise, message: Message) -> bool:
+    async def _notify(self, target: apprise.Apprise, message: Message) -> tuple[bool, str]:
+        """Whether the URL accepted the message; if not, why, as apprise said it (its
+        last warning, secrets masked), for the alert's history."""
+        heard: list[str] = []
+        token = _HEARD.set(heard)
         try:
             result = await target.async_notify(
                 title=message.title, body=message.body, notify_type=_NOTIFY_TYPE[message.severity]
             )
         except Exception as exc:  # a plugin's bug must not kill the delivery loop
             log.error("channel_error", error=type(exc).__name__)
-            return False
-        return bool(result)
+            return False, f"{type(exc).__name__} in the channel's plugin"
+        finally:
+            _HEARD.reset(token)
+        if result:
+            return True, ""
+        return False, logs.redact(heard[-1])[:_MAX_ERROR] if heard else "not accepted"
 
     def _count(self, channel: str, outcome: DeliveryOutcome, n: int) -> None:
         if self._metrics:

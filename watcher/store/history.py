@@ -25,7 +25,8 @@ class HistoryTables:
 
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         """Forget ended jobs that started and were first seen, events recorded and alerts
-        finished before `before`, at most `limit` rows of each per call; return how many
+        finished before `before` (and their steps), at most `limit` rows of each per call,
+        and silences that ended and acknowledgements given before it; return how many
         rows went."""
         cutoff = before.timestamp()
         with self._write() as db:
@@ -46,6 +47,16 @@ class HistoryTables:
                 " AND state != 'pending' AND done_at < ? LIMIT ?)",
                 (cutoff, cutoff, limit),
             ).rowcount
+            removed += db.execute(
+                "DELETE FROM alert_steps WHERE rowid IN (SELECT rowid FROM alert_steps"
+                " WHERE at < ? LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM silences WHERE MIN(ends_at, COALESCE(expired_at, ends_at)) < ?",
+                (cutoff,),
+            ).rowcount
+            removed += db.execute("DELETE FROM acks WHERE created_at < ?", (cutoff,)).rowcount
         return removed
 
     async def count_started_between(self, start: datetime, end: datetime) -> int:

@@ -4,12 +4,14 @@ them. Rows change state only after the outcome is known (sent only once accepted
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from watcher.models import Alert, EventKind, OutboxItem, Severity
+from watcher.people import AlertRecord, Step
 from watcher.store.base import OutboxCounts, dt, need_dt
 
 SELECT_ALERTS = (
@@ -19,7 +21,10 @@ SELECT_ALERTS = (
 _ALERT_COLUMNS = 15
 
 
-DUE_COLUMNS = ", id, created_at, attempts, next_attempt_at, done_targets, held"
+# A requeued alert is due, and may be given up, as if it were queued when requeued.
+DUE_COLUMNS = (
+    ", id, COALESCE(requeued_at, created_at), attempts, next_attempt_at, done_targets, held"
+)
 
 
 def outbox_item(row: Sequence[Any]) -> OutboxItem:
@@ -55,6 +60,37 @@ def report_item(row: Sequence[Any]) -> tuple[Alert, dict[str, object]]:
 
 
 REPORT_COLUMNS = ", id, attempts, last_error, created_at"
+RECORD_COLUMNS = ", id, state, created_at, done_at, attempts, last_error"
+STEP_COLUMNS = "alert_id, at, what, detail"
+
+
+def record_id(row: Sequence[Any]) -> int:
+    """The alert id of a row of `SELECT_ALERTS + RECORD_COLUMNS`."""
+    return int(row[_ALERT_COLUMNS])
+
+
+def alert_records(
+    rows: Sequence[Sequence[Any]], step_rows: Iterable[Sequence[Any]]
+) -> list[AlertRecord]:
+    """AlertRecords from rows of `SELECT_ALERTS + RECORD_COLUMNS` and the rows of
+    STEP_COLUMNS of those alerts, in the order they happened (either store)."""
+    steps: dict[int, list[Step]] = defaultdict(list)
+    for alert_id, at, what, detail in step_rows:
+        steps[alert_id].append(Step(need_dt(at), what, detail))
+    n = _ALERT_COLUMNS
+    return [
+        AlertRecord(
+            id=row[n],
+            alert=_alert(row),
+            state=row[n + 1],
+            queued_at=need_dt(row[n + 2]),
+            done_at=dt(row[n + 3]),
+            attempts=row[n + 4],
+            last_error=row[n + 5],
+            steps=tuple(steps.get(row[n], ())),
+        )
+        for row in rows
+    ]
 
 
 def _alert(row: Sequence[Any]) -> Alert:
@@ -118,6 +154,15 @@ class OutboxTables:
         ).fetchone()
         return dt(row[0])
 
+    def _step(self, db: sqlite3.Connection, ids: Sequence[int], step: Step) -> None:
+        """Record a step of these alerts' lives (their history), in the caller's
+        transaction."""
+        at = step.at.timestamp()
+        db.executemany(
+            "INSERT INTO alert_steps (alert_id, at, what, detail) VALUES (?, ?, ?, ?)",
+            [(i, at, step.what, step.detail) for i in ids],
+        )
+
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         with self._write() as db:
             db.executemany(
@@ -125,9 +170,16 @@ class OutboxTables:
                 " last_error = '' WHERE id = ?",
                 [(now.timestamp(), i) for i in ids],
             )
+            self._step(db, ids, Step(now, "sent"))
 
     async def mark_retry(
-        self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
+        self,
+        ids: Sequence[int],
+        next_at: datetime,
+        error: str,
+        done_targets: frozenset[int],
+        *,
+        now: datetime,
     ) -> None:
         """Try again at `next_at`; `done_targets` (URL indices) accepted and are not resent."""
         done = ",".join(str(t) for t in sorted(done_targets))
@@ -137,14 +189,16 @@ class OutboxTables:
                 " last_error = ?, done_targets = ? WHERE id = ?",
                 [(next_at.timestamp(), error, done, i) for i in ids],
             )
+            self._step(db, ids, Step(now, "attempt", error))
 
-    async def mark_held(self, ids: Sequence[int], until: datetime) -> None:
+    async def mark_held(self, ids: Sequence[int], until: datetime, *, now: datetime) -> None:
         """Quiet hours: not before `until`; not an attempt, so no backoff grows."""
         with self._write() as db:
             db.executemany(
                 "UPDATE outbox SET held = 1, next_attempt_at = ? WHERE id = ?",
                 [(until.timestamp(), i) for i in ids],
             )
+            self._step(db, ids, Step(now, "held", f"quiet hours until {until.isoformat()}"))
 
     async def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
         with self._write() as db:
@@ -152,6 +206,73 @@ class OutboxTables:
                 "UPDATE outbox SET state = 'resolved', done_at = ? WHERE id = ?",
                 [(now.timestamp(), i) for i in ids],
             )
+            self._step(db, ids, Step(now, "resolved", "over before quiet hours ended"))
+
+    async def mark_dropped(self, ids: Sequence[int], step: Step) -> None:
+        """Not sent because a person said so: `step.what` is the state (silenced, acked),
+        `step.detail` which silence or acknowledgement."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET state = ?, done_at = ? WHERE id = ? AND state = 'pending'",
+                [(step.what, step.at.timestamp(), i) for i in ids],
+            )
+            self._step(db, ids, step)
+
+    async def requeue(self, ids: Sequence[int] | None, now: datetime) -> list[int]:
+        """Given-up alerts (`ids`, or all of them) pending again, from now; the ids
+        requeued (an alert in another state is left alone)."""
+        with self._write() as db:
+            if ids is None:
+                found = [r[0] for r in db.execute("SELECT id FROM outbox WHERE state = 'given_up'")]
+            else:
+                found = [
+                    i
+                    for i in ids
+                    if db.execute(
+                        "SELECT 1 FROM outbox WHERE id = ? AND state = 'given_up'", (i,)
+                    ).fetchone()
+                ]
+            db.executemany(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " requeued_at = ?, held = 0, done_at = NULL WHERE id = ?",
+                [(now.timestamp(), now.timestamp(), i) for i in found],
+            )
+            self._step(db, found, Step(now, "requeued"))
+        return found
+
+    async def alert_records(
+        self,
+        since: datetime,
+        *,
+        channel: str | None = None,
+        state: str | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+    ) -> list[AlertRecord]:
+        """Alerts queued (or requeued) since `since`, newest first, with their steps."""
+        sql = (
+            SELECT_ALERTS + RECORD_COLUMNS + " FROM outbox"
+            " WHERE COALESCE(requeued_at, created_at) >= ?"
+        )
+        params: list[Any] = [since.timestamp()]
+        for column, value in (("channel", channel), ("state", state)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if ids is not None:
+            sql += f" AND id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        found = [record_id(row) for row in rows]
+        steps: list[Any] = []
+        for start in range(0, len(found), 900):
+            chunk = found[start : start + 900]
+            steps += self._db.execute(
+                f"SELECT {STEP_COLUMNS} FROM alert_steps"  # noqa: S608  # constant columns
+                f" WHERE alert_id IN ({','.join('?' * len(chunk))}) ORDER BY at, rowid",
+                chunk,
+            ).fetchall()
+        return alert_records(rows, steps)
 
     async def resolved(self, alert: Alert) -> bool:
         """Whether what an alert reported is over: a stuck job moved on, or a failed
@@ -178,6 +299,7 @@ class OutboxTables:
                 " last_error = ? WHERE id = ?",
                 [(now.timestamp(), error, i) for i in ids],
             )
+            self._step(db, ids, Step(now, "given_up", error))
 
     async def outbox_counts(self, *, sent: bool = True) -> OutboxCounts:
         """Pending and given-up alerts (each from a partial index, cheap), and unless

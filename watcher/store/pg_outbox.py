@@ -23,12 +23,17 @@ from typing import Any, TypeVar
 from psycopg import AsyncConnection
 
 from watcher.models import Alert, EventKind, OutboxItem
+from watcher.people import AlertRecord, Step
 from watcher.store.base import Leader, Lease, OutboxCounts, dt
 from watcher.store.outbox import (
     DUE_COLUMNS,
+    RECORD_COLUMNS,
     REPORT_COLUMNS,
     SELECT_ALERTS,
+    STEP_COLUMNS,
+    alert_records,
     outbox_item,
+    record_id,
     report_item,
 )
 
@@ -89,43 +94,115 @@ class PgOutbox:
         )
         return dt(rows[0][0])
 
-    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+    async def _mark(self, sql: str, params: Sequence[Any], step: Step) -> None:
+        """An update of some alerts (returning their ids) and the step of their lives it
+        is, in one statement."""
         await self._update(
+            f"WITH done AS ({sql} RETURNING id) INSERT INTO alert_steps"  # noqa: S608  # ours
+            " (alert_id, at, what, detail) SELECT id, %s, %s, %s FROM done",
+            (*params, step.at.timestamp(), step.what, step.detail),
+        )
+
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        await self._mark(
             "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = %s,"
             " last_error = '', claimed_by = NULL, claim_until = NULL WHERE id = ANY(%s)",
             (now.timestamp(), list(ids)),
+            Step(now, "sent"),
         )
 
     async def mark_retry(
-        self, ids: Sequence[int], next_at: datetime, error: str, done_targets: frozenset[int]
+        self,
+        ids: Sequence[int],
+        next_at: datetime,
+        error: str,
+        done_targets: frozenset[int],
+        *,
+        now: datetime,
     ) -> None:
         done = ",".join(str(t) for t in sorted(done_targets))
-        await self._update(
+        await self._mark(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = %s, last_error = %s,"
             " done_targets = %s, claimed_by = NULL, claim_until = NULL WHERE id = ANY(%s)",
             (next_at.timestamp(), error, done, list(ids)),
+            Step(now, "attempt", error),
         )
 
-    async def mark_held(self, ids: Sequence[int], until: datetime) -> None:
-        await self._update(
+    async def mark_held(self, ids: Sequence[int], until: datetime, *, now: datetime) -> None:
+        await self._mark(
             "UPDATE outbox SET held = TRUE, next_attempt_at = %s, claimed_by = NULL,"
             " claim_until = NULL WHERE id = ANY(%s)",
             (until.timestamp(), list(ids)),
+            Step(now, "held", f"quiet hours until {until.isoformat()}"),
         )
 
     async def mark_resolved(self, ids: Sequence[int], now: datetime) -> None:
-        await self._update(
+        await self._mark(
             "UPDATE outbox SET state = 'resolved', done_at = %s, claimed_by = NULL,"
             " claim_until = NULL WHERE id = ANY(%s)",
             (now.timestamp(), list(ids)),
+            Step(now, "resolved", "over before quiet hours ended"),
         )
 
     async def mark_given_up(self, ids: Sequence[int], now: datetime, error: str) -> None:
-        await self._update(
+        await self._mark(
             "UPDATE outbox SET state = 'given_up', attempts = attempts + 1, done_at = %s,"
             " last_error = %s, claimed_by = NULL, claim_until = NULL WHERE id = ANY(%s)",
             (now.timestamp(), error, list(ids)),
+            Step(now, "given_up", error),
         )
+
+    async def mark_dropped(self, ids: Sequence[int], step: Step) -> None:
+        await self._mark(
+            "UPDATE outbox SET state = %s, done_at = %s, claimed_by = NULL,"
+            " claim_until = NULL WHERE state = 'pending' AND id = ANY(%s)",
+            (step.what, step.at.timestamp(), list(ids)),
+            step,
+        )
+
+    async def requeue(self, ids: Sequence[int] | None, now: datetime) -> list[int]:
+        chosen = None if ids is None else list(ids)
+        stamp = now.timestamp()
+        rows = await self._rows(
+            "WITH done AS (UPDATE outbox SET state = 'pending', attempts = 0,"
+            " next_attempt_at = %s, requeued_at = %s, held = FALSE, done_at = NULL,"
+            " claimed_by = NULL, claim_until = NULL WHERE state = 'given_up'"
+            " AND (%s::bigint[] IS NULL OR id = ANY(%s)) RETURNING id),"
+            " steps AS (INSERT INTO alert_steps (alert_id, at, what)"
+            " SELECT id, %s, 'requeued' FROM done) SELECT id FROM done ORDER BY id",
+            (stamp, stamp, chosen, chosen, stamp),
+        )
+        return [row[0] for row in rows]
+
+    async def alert_records(
+        self,
+        since: datetime,
+        *,
+        channel: str | None = None,
+        state: str | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+    ) -> list[AlertRecord]:
+        sql = (
+            SELECT_ALERTS + RECORD_COLUMNS + " FROM outbox"
+            " WHERE COALESCE(requeued_at, created_at) >= %s"
+        )
+        params: list[Any] = [since.timestamp()]
+        for column, value in (("channel", channel), ("state", state)):
+            if value is not None:
+                sql += f" AND {column} = %s"
+                params.append(value)
+        if ids is not None:
+            sql += " AND id = ANY(%s)"
+            params.append(list(ids))
+        rows = await self._rows(sql + " ORDER BY id DESC LIMIT %s", (*params, limit))
+        found = [record_id(row) for row in rows]
+        steps = await self._rows(
+            f"SELECT {STEP_COLUMNS} FROM alert_steps"  # noqa: S608  # constant columns
+            " WHERE alert_id = ANY(%s) ORDER BY at, ctid",
+            (found,),
+        )
+        return alert_records(rows, steps)
 
     async def resolved(self, alert: Alert) -> bool:
         """Whether what an alert reported is over (see the SQLite store's)."""

@@ -8,9 +8,20 @@ API's); only leases and delivery claims go by the database's clock, which every
 replica shares.
 """
 
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2
 MIGRATION_LOCK = 7_406_524_180  # the advisory lock key of schema migrations ("watcher")
-TABLES = ("meta", "jobs", "events", "templates", "outbox", "leases", "replicas")
+TABLES = (
+    "meta",
+    "jobs",
+    "events",
+    "templates",
+    "outbox",
+    "leases",
+    "replicas",
+    "silences",
+    "acks",
+    "alert_steps",
+)
 PG_MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,5 +101,41 @@ PG_MIGRATIONS: dict[int, str] = {
         expires_at TIMESTAMPTZ NOT NULL
     );
     CREATE TABLE replicas (name TEXT PRIMARY KEY, seen_until TIMESTAMPTZ NOT NULL);
+    """,
+    # People answer back: silences, acknowledgements, and each step of an alert's life
+    # after it was queued; a requeued alert's give-up clock starts from `requeued_at`.
+    2: """
+    CREATE TABLE silences (
+        id BIGSERIAL PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at DOUBLE PRECISION NOT NULL,
+        ends_at DOUBLE PRECISION NOT NULL,
+        author TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        expired_at DOUBLE PRECISION
+    );
+    CREATE TABLE acks (
+        id BIGSERIAL PRIMARY KEY,
+        account TEXT NOT NULL,
+        job TEXT NOT NULL DEFAULT '',
+        template TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start DOUBLE PRECISION,
+        author TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        expired_at DOUBLE PRECISION
+    );
+    CREATE TABLE alert_steps (
+        alert_id BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        what TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alert_steps_alert ON alert_steps (alert_id);
+    CREATE INDEX alert_steps_at ON alert_steps (at);
+    ALTER TABLE outbox ADD COLUMN requeued_at DOUBLE PRECISION;
     """,
 }

@@ -44,6 +44,7 @@ from watcher.store.base import (
     ts,
 )
 from watcher.store.pg_outbox import PgOutbox
+from watcher.store.pg_people import PgPeople
 from watcher.store.pg_schema import MIGRATION_LOCK, PG_MIGRATIONS, PG_SCHEMA_VERSION, TABLES
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-class PgStore(PgOutbox):
+class PgStore(PgOutbox, PgPeople):
     def __init__(self, url: str, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self.url = url
         self.account = DEFAULT_ACCOUNT
@@ -288,6 +289,13 @@ class PgStore(PgOutbox):
                     " AND state != 'pending' AND done_at < %s LIMIT %s)",
                     (cutoff, cutoff, limit),
                 ),
+                (
+                    "DELETE FROM alert_steps WHERE ctid IN (SELECT ctid FROM alert_steps"
+                    " WHERE at < %s LIMIT %s)",
+                    (cutoff, limit),
+                ),
+                ("DELETE FROM silences WHERE LEAST(ends_at, expired_at) < %s", (cutoff,)),
+                ("DELETE FROM acks WHERE created_at < %s", (cutoff,)),
             ):
                 removed += (await conn.execute(sql, params)).rowcount
             return removed

@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,5 +173,42 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE templates;
     ALTER TABLE templates_v5 RENAME TO templates;
     ALTER TABLE outbox ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
+    """,
+    # People answer back: silences, acknowledgements, and each step of an alert's life
+    # after it was queued (held, silenced, each attempt and its error, sent, requeued...).
+    # A requeued alert's give-up clock starts again from `requeued_at`.
+    6: """
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        author TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expired_at REAL
+    );
+    CREATE TABLE acks (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        job TEXT NOT NULL DEFAULT '',
+        template TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        streak INTEGER NOT NULL DEFAULT 0,
+        last_start REAL,
+        author TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expired_at REAL
+    );
+    CREATE TABLE alert_steps (
+        alert_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        what TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alert_steps_alert ON alert_steps (alert_id);
+    CREATE INDEX alert_steps_at ON alert_steps (at);
+    ALTER TABLE outbox ADD COLUMN requeued_at REAL;
     """,
 }

@@ -1,5 +1,6 @@
 """The SQLite state store: job states, templates, the watermark and events (the outbox
-half is in `outbox`, pruning and counting the history in `history`).
+half is in `outbox`, pruning and counting the history in `history`, silences and
+acknowledgements in `people`).
 
 One SQLite file opened once (WAL, busy timeout), created owner-only (`files`); which
 process may write it is decided before it is opened (`lock`), so this store leads
@@ -43,6 +44,7 @@ from watcher.store.base import (
 )
 from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
+from watcher.store.people import PeopleTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _SELECT_STATES = f"SELECT {STATE_COLUMNS} FROM jobs WHERE account = ?"  # noqa: S608  # constant column names
@@ -56,7 +58,7 @@ def _multi_row(head: str, tail: str, width: int) -> str:
     return f"{head} VALUES {','.join([marks] * _ROWS_A_STATEMENT)}{tail}"
 
 
-class SqliteStore(OutboxTables, HistoryTables):
+class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.account = DEFAULT_ACCOUNT

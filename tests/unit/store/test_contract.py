@@ -305,7 +305,7 @@ async def test_due_respects_next_attempt_time(store: Store) -> None:
     """An alert is due once its next attempt time has come, not before."""
     await failed_job(store)
     (item,) = await store.due(T0)
-    await store.mark_retry([item.id], T0 + timedelta(minutes=5), "down", frozenset())
+    await store.mark_retry([item.id], T0 + timedelta(minutes=5), "down", frozenset(), now=T0)
     assert await store.due(T0 + timedelta(minutes=4)) == []
     assert [i.id for i in await store.due(T0 + timedelta(minutes=5))] == [item.id]
 
@@ -323,8 +323,8 @@ async def test_next_due_is_the_earliest_pending_attempt(store: Store) -> None:
     await failed_job(store, "jobs/1")
     await failed_job(store, "jobs/2")
     first, second = await store.due(T0)
-    await store.mark_retry([first.id], T0 + timedelta(minutes=9), "down", frozenset())
-    await store.mark_retry([second.id], T0 + timedelta(minutes=3), "down", frozenset())
+    await store.mark_retry([first.id], T0 + timedelta(minutes=9), "down", frozenset(), now=T0)
+    await store.mark_retry([second.id], T0 + timedelta(minutes=3), "down", frozenset(), now=T0)
     assert await store.next_due() == T0 + timedelta(minutes=3)
 
 
@@ -341,7 +341,7 @@ async def test_mark_retry_counts_the_attempt_and_keeps_done_targets(store: Store
     """A retried alert stays pending with one more attempt and the URLs that accepted."""
     await failed_job(store)
     (item,) = await store.due(T0)
-    await store.mark_retry([item.id], T1, "delivery failed", frozenset({0, 2}))
+    await store.mark_retry([item.id], T1, "delivery failed", frozenset({0, 2}), now=T0)
     (again,) = await store.due(T1)
     assert (again.attempts, again.next_attempt_at, again.done_targets) == (
         1,
@@ -355,8 +355,8 @@ async def test_mark_retry_replaces_done_targets(store: Store) -> None:
     """Each retry records the full set of URLs that have accepted so far."""
     await failed_job(store)
     (item,) = await store.due(T0)
-    await store.mark_retry([item.id], T1, "x", frozenset({1}))
-    await store.mark_retry([item.id], T1, "x", frozenset({1, 3}))
+    await store.mark_retry([item.id], T1, "x", frozenset({1}), now=T0)
+    await store.mark_retry([item.id], T1, "x", frozenset({1, 3}), now=T0)
     (again,) = await store.due(T1)
     assert (again.attempts, again.done_targets) == (2, frozenset({1, 3}))
 
@@ -384,7 +384,7 @@ async def test_outbox_counts_by_state(store: Store) -> None:
     items = await store.due(T0)
     await store.mark_sent([items[0].id, items[1].id], T1)
     await store.mark_given_up([items[2].id], T1, "x")
-    await store.mark_retry([items[3].id], T1, "x", frozenset())
+    await store.mark_retry([items[3].id], T1, "x", frozenset(), now=T0)
     assert await store.outbox_counts() == OutboxCounts(pending=3, sent=2, given_up=1)
 
 
@@ -529,7 +529,7 @@ async def test_a_claimed_alert_is_the_claimers_until_its_outcome_is_recorded(sto
     (item,) = await store.due(T1)
     assert await store.claim([item.id], "replica-a", 60) == {item.id}
     assert await store.claim([item.id], "replica-a", 60) == {item.id}  # its own, again
-    await store.mark_retry([item.id], T0, "delivery failed", frozenset())
+    await store.mark_retry([item.id], T0, "delivery failed", frozenset(), now=T0)
     assert await store.claim([item.id], "replica-b", 60) == {item.id}
     await store.mark_sent([item.id], T1)
     assert await store.claim([item.id], "replica-a", 60) == set()  # sent: nobody's

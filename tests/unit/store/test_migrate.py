@@ -20,7 +20,7 @@ async def sqlite_state(path: Path) -> None:
     await failed_job(store, "jobs/2", "mail")
     (sent, retried) = await store.due(T1)
     await store.mark_sent([sent.id], T1)
-    await store.mark_retry([retried.id], T1, "delivery failed", frozenset({0}))
+    await store.mark_retry([retried.id], T1, "delivery failed", frozenset({0}), now=T1)
     await failed_job(store.scoped("shop-uk"), "jobs/1")
     await store.commit_cycle(make_cycle([state("jobs/9")], now=T1))  # a job still running
     await store.close()

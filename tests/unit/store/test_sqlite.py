@@ -57,7 +57,7 @@ async def test_reopening_keeps_everything(path: Path) -> None:
     await failed_job(first, "jobs/1")
     await first.commit_cycle(cycle([state("jobs/2")], now=T1))
     (item,) = await first.due(T1)
-    await first.mark_retry([item.id], T1, "down", frozenset({0}))
+    await first.mark_retry([item.id], T1, "down", frozenset({0}), now=T0)
     await first.close()
 
     second = SqliteStore(path)
@@ -227,7 +227,7 @@ async def test_a_version_1_file_is_migrated_and_its_queued_alerts_keep_their_tex
         "",
     )
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
 async def test_commits_leave_checkpoints_to_checkpoint(store: SqliteStore, path: Path) -> None:
@@ -292,7 +292,7 @@ async def test_a_version_2_file_keeps_its_jobs_events_and_alerts(path: Path) -> 
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"jobs_first_seen", "events_recorded", "outbox_created"} <= indexes
         assert "jobs_started" not in indexes
