@@ -38,7 +38,8 @@ def masked_database_url(url: str) -> str:
 
 def secrets(settings: Settings) -> list[str]:
     """Every configured value that must never be printed or logged: each account's client
-    secret and token (from files too), the database password, channels' credentials."""
+    secret and token (from files too), the database password, the API's token, channels'
+    credentials."""
     found: list[str] = []
     for api in settings.accounts_resolved().values():
         for secret in (api.client_secret, api.access_token):
@@ -46,6 +47,8 @@ def secrets(settings: Settings) -> list[str]:
                 found.append(secret.get_secret_value())
     if settings.state.url is not None:
         found.extend(database_secrets(settings.state.url.get_secret_value()))
+    if settings.server.api_token is not None:
+        found.append(settings.server.api_token.get_secret_value())
     for urls in settings.channels.values():
         for url in urls:
             found.extend(url_secrets(url))

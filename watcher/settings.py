@@ -419,8 +419,27 @@ class DeliverySettings(Section):
     quiet_hours: list[QuietWindow] = Field(default_factory=list)
 
 
+MIN_API_TOKEN = 16  # characters: a guessable token would open every write
+
+
 class ServerSettings(Section):
     listen: str = "127.0.0.1:9464"
+    # Writes through the API and the status page's forms need this bearer token; with
+    # none, they are refused. Reads are open to whoever reaches `listen`.
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _token(self) -> ServerSettings:
+        token = self.api_token
+        if self.api_token_file is not None:
+            if token is not None:
+                raise ValueError("api_token: set api_token or api_token_file, not both")
+            token = _read_secret_file(self.api_token_file, "api_token_file")
+        if token is not None and len(token.get_secret_value()) < MIN_API_TOKEN:
+            raise ValueError(f"api_token: must be at least {MIN_API_TOKEN} characters")
+        object.__setattr__(self, "api_token", token)
+        return self
 
     @field_validator("listen")
     @classmethod

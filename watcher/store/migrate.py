@@ -26,8 +26,15 @@ COLUMNS = {
     "events": "account, key, kind, sref, from_status, to_status, at, recorded_at",
     "outbox": "id, account, event_key, rule, channel, severity, title, body, sref,"
     " created_at, attempts, next_attempt_at, state, last_error, done_targets, kind,"
-    " template, resolvable, held, done_at, vars, title_source, body_source, status, seq",
+    " template, resolvable, held, done_at, vars, title_source, body_source, status, seq,"
+    " requeued_at",
+    "alert_steps": "alert_id, at, what, detail",
+    "silences": "id, matchers, starts_at, ends_at, author, comment, created_at, expired_at",
+    "acks": "id, account, job, template, status, streak, last_start, author, comment,"
+    " created_at, expired_at",
 }
+# The tables whose ids the target's sequences must continue after.
+SEQUENCES = ("outbox", "silences", "acks")
 BATCH = 5000
 
 
@@ -41,7 +48,8 @@ class Copied:
         r = self.rows
         return (
             f"copied {r['jobs']} jobs, {r['templates']} templates, {r['events']} events,"
-            f" {r['outbox']} alerts ({self.pending} pending) to {self.target}"
+            f" {r['outbox']} alerts ({self.pending} pending), {r['silences']} silences,"
+            f" {r['acks']} acknowledgements to {self.target}"
         )
 
 
@@ -59,9 +67,11 @@ async def migrate(path: Path, url: str) -> Copied:
             await _refuse_non_empty(conn, url)
             rows = {table: await _copy(source, conn, table) for table in COLUMNS}
             await _copy_watermarks(source, conn)
-            await conn.execute(
-                "SELECT setval('outbox_id_seq', GREATEST((SELECT MAX(id) FROM outbox), 1))"
-            )
+            for table in SEQUENCES:
+                await conn.execute(
+                    f"SELECT setval('{table}_id_seq',"  # noqa: S608  # constant names
+                    f" GREATEST((SELECT MAX(id) FROM {table}), 1))"
+                )
         pending = source.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
         return Copied(rows, int(pending.fetchone()[0]), where(url))
     except psycopg.Error as exc:
@@ -74,6 +84,7 @@ async def _refuse_non_empty(conn: AsyncConnection[Any], url: str) -> None:
     cursor = await conn.execute(
         "SELECT EXISTS (SELECT 1 FROM jobs) OR EXISTS (SELECT 1 FROM events)"
         " OR EXISTS (SELECT 1 FROM templates) OR EXISTS (SELECT 1 FROM outbox)"
+        " OR EXISTS (SELECT 1 FROM silences) OR EXISTS (SELECT 1 FROM acks)"
         " OR EXISTS (SELECT 1 FROM meta WHERE key LIKE 'watermark/%')"
     )
     row = await cursor.fetchone()
