@@ -32,6 +32,7 @@ from watcher.settings import Settings
 from watcher.settled import Settled
 from watcher.store import Fenced, Lease, SqliteStore, Store, StoreError
 from watcher.systemd import ServiceManager
+from watcher.web import Console
 
 log = structlog.get_logger("watcher.app")
 
@@ -148,6 +149,18 @@ class Daemon:
         for name in self.accounts:
             self.metrics.leader.labels(name).set(1 if name in self.leadership.leads() else 0)
         fast.freeze_loaded()
+
+    def console(self) -> Console:
+        """What the API and the status page work with."""
+        return Console(
+            store=self.store,
+            accounts=list(self.accounts),
+            clock=self.clock,
+            token=self.settings.server.api_token,
+            shared=not isinstance(self.leadership, Solo),
+            replica=self.replica,
+            wake=self.notifier.wake.set,
+        )
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())
@@ -377,7 +390,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
-        server = HealthServer(self.settings.server.listen, self.readiness, self.metrics.registry)
+        server = HealthServer(
+            self.settings.server.listen, self.readiness, self.metrics.registry, self.console()
+        )
         try:
             await server.start()
         except ListenError:

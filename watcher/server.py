@@ -1,4 +1,5 @@
-"""The operations endpoints: /healthz, /readyz and /metrics on `server.listen`.
+"""The server on `server.listen`: the operations endpoints /healthz, /readyz and
+/metrics, and, given a console, the API and the status page (`watcher.web`).
 
 Shows what it is handed (a readiness check and a metrics registry), never changes it;
 an empty `listen` disables the server.
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from watcher import web as web_console
+from watcher.web import Console
 
 log = structlog.get_logger("watcher.server")
 
@@ -48,8 +52,10 @@ class HealthServer:
         listen: str,
         readiness: Callable[[], Awaitable[Readiness]],
         registry: CollectorRegistry,
+        console: Console | None = None,
     ) -> None:
         self._listen = listen
+        self._console = console
         self._readiness = readiness
         self._registry = registry
         self._runner: web.AppRunner | None = None
@@ -62,6 +68,8 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        if self._console is not None:
+            web_console.mount(app, self._console)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = split_listen(self._listen)
