@@ -22,10 +22,12 @@ from typing import NoReturn, TextIO
 
 import structlog
 
-from watcher import __version__, config, explain, logs, report
+from watcher import __version__, config, explain, logs, people_cli, report
+from watcher.people import Refused
 from watcher.server import ListenError
 from watcher.settings import Settings
 from watcher.store import StoreError, Unreachable, lock
+from watcher.web.actions import Missing
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 64
 BEFORE = "also accepted after the command, which wins if given in both places"
@@ -117,6 +119,7 @@ def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     test.add_argument("channel")
     status = sub.add_parser("status", parents=[common], help="what the state store knows")
     status.add_argument("--json", action="store_true")
+    people_cli.add_arguments(sub, common)
     move = sub.add_parser(
         "migrate", parents=[common], help="copy the SQLite state into an empty PostgreSQL database"
     )
@@ -151,7 +154,8 @@ def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after
 
 # Commands whose standard output is what they print (`status --json | jq`): their log
 # lines go to standard error. The daemon's go to standard output, as SPEC says.
-REPORTING = frozenset({"check", "explain", "status"})
+PEOPLE = frozenset({"silence", "ack", "history", "retry"})  # people_cli
+REPORTING = frozenset({"check", "explain", "status"}) | PEOPLE
 
 
 def _log_stream(args: argparse.Namespace) -> TextIO:
@@ -233,6 +237,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_notify_test(settings, args.channel))
     if command == "migrate":
         return _migrate(settings, args.to)
+    if command in PEOPLE:
+        try:
+            print(asyncio.run(people_cli.run(settings, args)))
+        except (Refused, Missing) as exc:
+            print(f"watcher {command}: {exc.args[0]}", file=sys.stderr)
+            return EXIT_CONFIG
+        return EXIT_OK
     with _writer(settings, command, dry_run=args.dry_run):
         return asyncio.run(
             _daemon(

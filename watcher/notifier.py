@@ -13,9 +13,7 @@ replica that dies mid-send leaves a claim that expires rather than a stranded al
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
-import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -50,21 +48,7 @@ CLAIM_SECONDS = 30.0
 
 
 _MAX_ERROR = 500  # characters of a delivery error kept in an alert's history
-# What apprise says while one URL is tried (its warnings name the HTTP status or the
-# connection error), collected per send: each send runs in its own task and context.
-_HEARD: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("heard", default=None)
-
-
-class _Listener(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        heard = _HEARD.get()
-        if heard is not None:
-            heard.append(record.getMessage())
-
-
-logging.getLogger("apprise").addHandler(_Listener(logging.WARNING))
-
-
+_TROUBLE = frozenset({"WARNING", "ERROR", "CRITICAL"})
 def _covered(
     alert: Alert, silences: Sequence[people.Silence], acks: Sequence[people.Ack], now: datetime
 ) -> Step | None:
@@ -399,10 +383,8 @@ class Notifier:
         return outcome is DeliveryOutcome.SENT
 
     async def _notify(self, target: apprise.Apprise, message: Message) -> tuple[bool, str]:
-        """Whether the URL accepted the message; if not, why, as apprise said it (its
-        last warning, secrets masked), for the alert's history."""
-        heard: list[str] = []
-        token = _HEARD.set(heard)
+        """Whether the URL accepted the message; if not, why, as apprise recorded it
+        (its last warning or error for this call, secrets masked), for the history."""
         try:
             result = await target.async_notify(
                 title=message.title, body=message.body, notify_type=_NOTIFY_TYPE[message.severity]
@@ -410,11 +392,10 @@ class Notifier:
         except Exception as exc:  # a plugin's bug must not kill the delivery loop
             log.error("channel_error", error=type(exc).__name__)
             return False, f"{type(exc).__name__} in the channel's plugin"
-        finally:
-            _HEARD.reset(token)
         if result:
             return True, ""
-        return False, logs.redact(heard[-1])[:_MAX_ERROR] if heard else "not accepted"
+        said = [e.message for e in result.logs() if e.level in _TROUBLE]
+        return False, logs.redact(said[-1])[:_MAX_ERROR] if said else str(result.status)
 
     def _count(self, channel: str, outcome: DeliveryOutcome, n: int) -> None:
         if self._metrics:

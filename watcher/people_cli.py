@@ -1,0 +1,287 @@
+"""`watcher silence`, `ack`, `history` and `retry`: what people say back, from a shell.
+
+They open the configured store beside a running daemon (SQLite: a short write in WAL
+mode, without the daemon's lock; PostgreSQL: like any replica), go through the same
+checked writes as the API (`web.actions`), and go by the wall clock. A silence or an
+acknowledgement counts from the daemon's next delivery pass; a requeued alert goes
+within its idle wake (30 s)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from watcher import people
+from watcher.logs import escape_controls
+from watcher.people import Refused
+from watcher.settings import Duration, Settings
+from watcher.store import SqliteStore, Store
+from watcher.web import Console, actions, data
+
+_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
+
+
+def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
+    """The four commands' arguments (`sub` is the CLI's subparsers)."""
+    silence = sub.add_parser("silence", parents=[common], help="silences: add, list, expire")
+    verbs = silence.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add = verbs.add_parser("add", parents=[common], help="silence the alerts that match")
+    add.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        metavar="KEY=GLOB",
+        help=f"repeatable; keys: {', '.join(people.SILENCE_KEYS)}; a key twice matches either",
+    )
+    span = add.add_mutually_exclusive_group(required=True)
+    span.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 90m, 4h, 2d")
+    span.add_argument("--until", metavar="TIME", help="ISO 8601 with offset")
+    add.add_argument("--start", metavar="TIME", help="ISO 8601 with offset (default: now)")
+    add.add_argument("--comment", required=True, help="why: shown wherever the silence is")
+    add.add_argument("--by", help="author (default: your user name)")
+    listing = verbs.add_parser("list", parents=[common], help="active and coming silences")
+    listing.add_argument("--all", action="store_true", help="those that ended too")
+    listing.add_argument("--json", action="store_true")
+    expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
+    expire.add_argument("id", type=int)
+
+    ack = sub.add_parser(
+        "ack", parents=[common], help="stop reminders for a job or template until it moves on"
+    )
+    what = ack.add_mutually_exclusive_group(required=True)
+    what.add_argument("--job", metavar="SREF", help="e.g. jobs/123")
+    what.add_argument("--template", metavar="TEMPLATE", help="e.g. jobTemplates/6789")
+    what.add_argument("--list", action="store_true", help="acknowledgements in force")
+    what.add_argument("--expire", type=int, metavar="ID", help="withdraw an acknowledgement")
+    ack.add_argument("--account", help="the account (default: the only one configured)")
+    ack.add_argument("--comment", default="")
+    ack.add_argument("--by", help="author (default: your user name)")
+    ack.add_argument("--json", action="store_true")
+
+    history = sub.add_parser("history", parents=[common], help="every alert's life")
+    history.add_argument("--since", default="1d", help="a duration back (1d) or an ISO time")
+    history.add_argument("--channel")
+    history.add_argument("--state", help="pending, sent, given_up, silenced, acked, resolved")
+    history.add_argument("--limit", type=int, default=200)
+    history.add_argument("--json", action="store_true")
+
+    retry = sub.add_parser("retry", parents=[common], help="requeue given-up alerts")
+    retry.add_argument("ids", type=int, nargs="*", metavar="ID")
+    retry.add_argument("--given-up", action="store_true", help="every given-up alert")
+
+
+def _author(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "cli"
+
+
+@asynccontextmanager
+async def _console(settings: Settings) -> AsyncIterator[Console]:
+    if settings.state.url is not None:
+        from watcher.store.postgres import PgStore  # psycopg only for PostgreSQL
+
+        store: Store = await PgStore.open(settings.state.url.get_secret_value())
+    else:
+        store = SqliteStore(settings.state.path)
+    try:
+        yield Console(
+            store=store,
+            accounts=list(settings.accounts_resolved()),
+            clock=lambda: datetime.now(UTC),
+            token=None,
+            shared=settings.state.url is not None,
+            replica=settings.ha.replica,
+            wake=lambda: None,
+        )
+    finally:
+        await store.close()
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> str:
+    """What the command prints; Refused or actions.Missing for what cannot be done."""
+    async with _console(settings) as console:
+        if args.command == "silence":
+            return await _silence(console, args)
+        if args.command == "ack":
+            return await _ack(console, args)
+        if args.command == "history":
+            return await _history(console, args)
+        return await _retry(console, args)
+
+
+async def _silence(console: Console, args: argparse.Namespace) -> str:
+    now = console.clock()
+    if args.verb == "add":
+        body = {
+            "matchers": [
+                dict(zip(("key", "value"), people.parse_matcher(m), strict=True))
+                for m in args.match
+            ],
+            "starts_at": args.start,
+            "ends_at": args.until,
+            "duration": args.duration,
+            "comment": args.comment,
+            "author": _author(args.by),
+        }
+        return silence_lines([await actions.add_silence(console, body)], now)
+    if args.verb == "expire":
+        return silence_lines([await actions.expire_silence(console, args.id)], now)
+    shown = await data.silences(console.store, now, everything=args.all)
+    return json.dumps(shown, indent=2) if args.json else silence_lines(shown, now)
+
+
+async def _ack(console: Console, args: argparse.Namespace) -> str:
+    if args.expire is not None:
+        return ack_lines([await actions.expire_ack(console, args.expire)])
+    if args.list:
+        shown = await data.acks(console.store)
+        return json.dumps(shown, indent=2) if args.json else ack_lines(shown)
+    body = {
+        "job": args.job,
+        "template": args.template,
+        "account": args.account,
+        "comment": args.comment,
+        "author": _author(args.by),
+    }
+    return ack_lines([await actions.add_ack(console, body)])
+
+
+def since(text: str, now: datetime) -> datetime:
+    """`--since`: a duration back from now, or an ISO 8601 time (UTC if it has no offset)."""
+    try:
+        return now - timedelta(seconds=_DURATION.validate_python(text))
+    except ValidationError:
+        pass
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise Refused(
+            f"--since: {text[:40]!r} is neither a duration (1d) nor an ISO time"
+        ) from None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+async def _history(console: Console, args: argparse.Namespace) -> str:
+    now = console.clock()
+    if args.limit < 1:
+        raise Refused("--limit: must be 1 or more")
+    shown = await data.alerts(
+        console.store,
+        since(args.since, now),
+        channel=args.channel,
+        state=args.state,
+        limit=args.limit,
+    )
+    return json.dumps(shown, indent=2) if args.json else history_lines(shown)
+
+
+async def _retry(console: Console, args: argparse.Namespace) -> str:
+    if args.given_up == bool(args.ids):
+        raise Refused("retry: give alert IDs or --given-up, not both and not neither")
+    if args.given_up:
+        requeued = await console.store.requeue(None, console.clock())
+        return f"requeued {len(requeued)} given-up alert(s)" + (
+            f": {', '.join(map(str, requeued))}" if requeued else ""
+        )
+    for number in args.ids:
+        await actions.retry(console, number)
+    return f"requeued {', '.join(map(str, args.ids))}; the daemon sends them within 30 s"
+
+
+# -- what a terminal shows ----------------------------------------------------------------
+
+
+def _when(value: str | None) -> str:
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as aligned columns (the last one as long as it is); text from the API or
+    from a person is escaped for the terminal."""
+    cells = [[escape_controls(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in cells
+    ]
+
+
+def silence_lines(shown: Sequence[dict[str, Any]], now: datetime) -> str:
+    if not shown:
+        return "no silences"
+    rows = [["ID", "STATE", "FROM (UTC)", "UNTIL (UTC)", "BY", "MATCHERS / COMMENT"]]
+    for s in shown:
+        until = (
+            s["expired_at"] if s["expired_at"] and s["expired_at"] < s["ends_at"] else s["ends_at"]
+        )
+        matchers = " ".join(f"{m['key']}={m['value']}" for m in s["matchers"])
+        rows.append(
+            [
+                str(s["id"]),
+                s["state"],
+                _when(s["starts_at"]),
+                _when(until),
+                s["author"],
+                f"{matchers}  # {s['comment']}",
+            ]
+        )
+    return "\n".join(table(rows))
+
+
+def ack_lines(shown: Sequence[dict[str, Any]]) -> str:
+    if not shown:
+        return "no acknowledgements in force"
+    rows = [["ID", "ACCOUNT", "SUBJECT", "SINCE (UTC)", "BY", "IN FORCE", "COMMENT"]]
+    for a in shown:
+        subject = f"{a['job']} ({a['status']})" if a["job"] else a["template"]
+        rows.append(
+            [
+                str(a["id"]),
+                a["account"],
+                subject,
+                _when(a["created_at"]),
+                a["author"],
+                "yes" if a["holds"] else "no",
+                a["comment"],
+            ]
+        )
+    return "\n".join(table(rows))
+
+
+def history_lines(shown: Sequence[dict[str, Any]]) -> str:
+    """An alert a line (newest first), each step of its life indented under it."""
+    if not shown:
+        return "no alerts in that span"
+    lines = table(
+        [["ID", "QUEUED (UTC)", "CHANNEL", "RULE", "STATE", "TRIES", "ALERT"]]
+        + [
+            [
+                str(a["id"]),
+                _when(a["queued_at"]),
+                a["channel"],
+                a["rule"],
+                a["state"],
+                str(a["attempts"]),
+                a["title"],
+            ]
+            for a in shown
+        ]
+    )
+    out = [lines[0]]
+    for line, alert in zip(lines[1:], shown, strict=True):
+        out.append(line)
+        for step in alert["steps"]:
+            detail = f"  {escape_controls(step['detail'])}" if step["detail"] else ""
+            out.append(f"    {_when(step['at'])}  {step['what']}{detail}")
+    return "\n".join(out)
