@@ -392,11 +392,15 @@ def configure(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],
         )
     )
+    # The handler applies the level; libraries log from their floor whatever it is, so
+    # that apprise still records a channel's warnings in its result (an alert's history
+    # keeps them) when the log shows errors only.
+    handler.setLevel(level.upper())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name, floor in QUIET_LIBRARIES.items():
-        logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level.upper())))
+        logging.getLogger(name).setLevel(floor)
     logging.captureWarnings(True)
     structlog.configure(
         processors=[*shared, *last],

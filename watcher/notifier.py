@@ -395,7 +395,7 @@ class Notifier:
         if result:
             return True, ""
         said = [e.message for e in result.logs() if e.level in _TROUBLE]
-        return False, logs.redact(said[-1])[:_MAX_ERROR] if said else str(result.status)
+        return False, logs.redact(said[-1])[:_MAX_ERROR] if said else result.status.name.lower()
 
     def _count(self, channel: str, outcome: DeliveryOutcome, n: int) -> None:
         if self._metrics:
