@@ -27,6 +27,10 @@ class Missing(LookupError):
     """No such silence, acknowledgement or alert; the message says which."""
 
 
+class Conflict(Refused):
+    """The thing exists but is not in a state that allows it (retrying a sent alert)."""
+
+
 def authorized(console: Console, header: str | None) -> bool:
     """Whether `header` (an Authorization header's value, or a form's token) carries
     the configured token; False when none is configured. Constant time."""
@@ -120,7 +124,7 @@ async def add_ack(console: Console, body: Mapping[str, Any]) -> dict[str, Any]:
     _known(body, {"job", "template", "account", "comment", "author"})
     job, template = body.get("job") or "", body.get("template") or ""
     if bool(job) == bool(template):
-        raise Refused("job: give a job or a template, not both")
+        raise Refused(f"job: give a job or a template, {'not both' if job else 'one of them'}")
     account = body.get("account") or (console.accounts[0] if len(console.accounts) == 1 else "")
     if account not in console.accounts:
         raise Refused(f"account: {str(account)[:60]!r} is not a configured account")
@@ -164,6 +168,6 @@ async def retry(console: Console, number: int) -> dict[str, Any]:
         known = await console.store.alert_records(EPOCH, ids=[number])
         if not known:
             raise Missing(f"alert {number}: no such alert")
-        raise Refused(f"alert {number}: is {known[0].state}, only a given-up alert is requeued")
+        raise Conflict(f"alert {number}: is {known[0].state}, only a given-up alert is requeued")
     console.wake()
     return {"id": number, "state": "pending"}
