@@ -7,6 +7,8 @@ Needs no configuration and writes only to a temporary folder; ends by itself.
 from __future__ import annotations
 
 import asyncio
+import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -46,7 +48,15 @@ def _printer(started: float, shown: list[str]) -> web.Application:
     return app
 
 
-def _settings(base_url: str, token_url: str, hook_port: int, state: Path) -> Settings:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _settings(
+    base_url: str, token_url: str, hook_port: int, state: Path, listen: str, token: str
+) -> Settings:
     return Settings(
         api={
             "base_url": base_url,
@@ -94,7 +104,7 @@ def _settings(base_url: str, token_url: str, hook_port: int, state: Path) -> Set
             },
         ],
         delivery={"group_wait": 0, "retry_initial": 1},
-        server={"listen": ""},
+        server={"listen": listen, "api_token": token},
     )
 
 
@@ -108,11 +118,15 @@ async def run(*, log_level: str = "warning") -> int:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     hook_port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+    listen = f"127.0.0.1:{_free_port()}"
+    token = secrets.token_urlsafe(12)  # a throwaway, for the page's forms while it runs
     print("watcher demo: a simulated Performance Analyzer account; alerts appear below.")
+    print(f"The status page: http://{listen}/ (its forms' token: {token})")
     print("The first poll records the jobs that had already ended without alerting.\n")
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as folder:
         async with running_simulator(world) as sim:
-            settings = _settings(sim.base_url, sim.token_url, hook_port, Path(folder) / "s.db")
+            state = Path(folder) / "s.db"
+            settings = _settings(sim.base_url, sim.token_url, hook_port, state, listen, token)
             daemon = Daemon(settings)
             stop = asyncio.Event()
             story = asyncio.create_task(scenarios.demo(world, stop))
