@@ -49,6 +49,8 @@ CLAIM_SECONDS = 30.0
 
 _MAX_ERROR = 500  # characters of a delivery error kept in an alert's history
 _TROUBLE = frozenset({"WARNING", "ERROR", "CRITICAL"})
+
+
 def _covered(
     alert: Alert, silences: Sequence[people.Silence], acks: Sequence[people.Ack], now: datetime
 ) -> Step | None:
