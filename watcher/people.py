@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -151,23 +151,22 @@ class Ack:
     comment: str = ""
     created_at: datetime | None = None
     expired_at: datetime | None = None  # withdrawn by a person
-    now_status: str | None = None  # None: the job is no longer known
-    now_streak: int | None = None
-    now_last_start: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    now_status: str | None = None  # the job's status now; None: no longer known
+    now_runs: int = 0  # jobs of the template started since its last start when acknowledged
+    now_recoveries: int = 0  # of those, the ones that completed
 
     @property
     def holds(self) -> bool:
-        """Still in force: not withdrawn, and what was acknowledged has not moved on."""
+        """Still in force: not withdrawn, and what was acknowledged has not moved on. A
+        template that failed again after recovering is not covered any more: the
+        recovery ended the acknowledgement for good."""
         if self.expired_at is not None:
             return False
         if self.job:
             return self.now_status is not None and self.now_status == self.status
-        if self.now_streak is None:
-            return False
         if self.streak > 0:
-            return self.now_streak > 0  # until it recovers
-        return self.now_last_start == self.last_start  # until a job of it starts
+            return self.now_recoveries == 0  # until it recovers
+        return self.now_runs == 0  # until a job of it starts
 
     def covers(self, alert: Alert) -> bool:
         """Whether it stops this alert: a job's reminders while it keeps its status; a

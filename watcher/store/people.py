@@ -17,13 +17,18 @@ from watcher.people import Ack, Silence
 from watcher.store.base import STATE_COLUMNS, dt, job_states
 
 SILENCE_COLUMNS = "id, matchers, starts_at, ends_at, author, comment, created_at, expired_at"
-# An acknowledgement with the state of what it acknowledged, now (for `Ack.holds`).
+# An acknowledgement with what became of what it acknowledged: the job's status now;
+# for a template, how many of its jobs started after its last start when acknowledged,
+# and how many of those completed (jobs first seen after that start: an index range).
+_SINCE = (
+    "(SELECT COUNT(*) FROM jobs j WHERE j.account = a.account AND j.template = a.template"
+    " AND j.first_seen > COALESCE(a.last_start, 0) AND j.started_at > COALESCE(a.last_start, 0)"
+)
 ACK_SELECT = (
     "SELECT a.id, a.account, a.job, a.template, a.status, a.streak, a.last_start, a.author,"
-    " a.comment, a.created_at, a.expired_at, j.status, t.streak, t.last_start FROM acks a"
-    " LEFT JOIN jobs j ON a.job != '' AND j.account = a.account AND j.sref = a.job"
-    " LEFT JOIN templates t ON a.template != '' AND t.account = a.account"
-    " AND t.template = a.template"
+    " a.comment, a.created_at, a.expired_at,"
+    " (SELECT j.status FROM jobs j WHERE j.account = a.account AND j.sref = a.job),"
+    f" {_SINCE} AND j.status = 'completed'), {_SINCE}) FROM acks a"
 )
 # Each template's latest runs: the jobs of it that started, newest first.
 RUNS_SELECT = (
@@ -93,8 +98,8 @@ def acks_from(rows: Iterable[Sequence[Any]]) -> list[Ack]:
             created_at=dt(row[9]),
             expired_at=dt(row[10]),
             now_status=row[11],
-            now_streak=row[12],
-            now_last_start=row[13],
+            now_recoveries=row[12],
+            now_runs=row[13],
         )
         for row in rows
     ]

@@ -5,16 +5,17 @@ test_contract)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tests.unit.store.test_contract import T0, T1, alert, cycle, event, failed_job, state, store
-from watcher.models import TemplateState
+from watcher.models import JobState
 from watcher.people import Ack, Silence, Step
-from watcher.store import CycleCommit, Store
+from watcher.store import Store
 
 __all__ = ["store"]  # the parametrised fixture, shared with test_contract
 
 HOUR = timedelta(hours=1)
+TEMPLATE = "jobTemplates/6789"
 
 
 def silence(**given: object) -> Silence:
@@ -76,13 +77,30 @@ async def test_a_job_ack_holds_while_the_job_keeps_its_status(store: Store) -> N
     assert (moved.now_status, moved.holds) == ("failed", False)
 
 
+def run(sref: str, status: str, started: datetime) -> JobState:
+    """A job of the template that started (and was first seen) at `started`."""
+    return dataclasses.replace(state(sref, status), started_at=started, first_seen=started)
+
+
 async def test_a_template_ack_holds_until_the_template_recovers(store: Store) -> None:
-    failing = TemplateState("jobTemplates/6789", T0, streak=2, last_start=T0)
-    await store.commit_cycle(CycleCommit([], [], [], T0, T0, templates=[failing]))
-    await store.add_ack(Ack(0, "default", template="jobTemplates/6789", streak=2), T0)
+    """A failing template's acknowledgement holds through more failures and ends with
+    the first completed run after it, for good (a later failure is news)."""
+    await store.commit_cycle(cycle([run("jobs/1", "failed", T0)]))
+    stamp = T0.timestamp()
+    await store.add_ack(Ack(0, "default", template=TEMPLATE, streak=1, last_start=stamp), T0)
+    await store.commit_cycle(cycle([run("jobs/2", "failed", T0 + HOUR)]))
     assert [a.holds for a in await store.acks()] == [True]
-    recovered = TemplateState("jobTemplates/6789", T0, streak=0, last_start=T1)
-    await store.commit_cycle(CycleCommit([], [], [], T1, T1, templates=[recovered]))
+    await store.commit_cycle(cycle([run("jobs/3", "completed", T0 + 2 * HOUR)]))
+    await store.commit_cycle(cycle([run("jobs/4", "failed", T0 + 3 * HOUR)]))
+    assert [(a.now_runs, a.now_recoveries, a.holds) for a in await store.acks()] == [(3, 1, False)]
+
+
+async def test_a_quiet_templates_ack_holds_until_it_runs_again(store: Store) -> None:
+    await store.commit_cycle(cycle([run("jobs/1", "completed", T0)]))
+    stamp = T0.timestamp()
+    await store.add_ack(Ack(0, "default", template=TEMPLATE, last_start=stamp), T0)
+    assert [a.holds for a in await store.acks()] == [True]
+    await store.commit_cycle(cycle([run("jobs/2", "running", T0 + HOUR)]))
     assert [a.holds for a in await store.acks()] == [False]
 
 
