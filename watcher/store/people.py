@@ -25,7 +25,7 @@ _SINCE = (
     " AND j.first_seen > COALESCE(a.last_start, 0) AND j.started_at > COALESCE(a.last_start, 0)"
 )
 ACK_SELECT = (
-    "SELECT a.id, a.account, a.job, a.template, a.status, a.streak, a.last_start, a.author,"
+    "SELECT a.id, a.account, a.job, a.template, a.status, a.streak, a.last_start, a.author,"  # noqa: S608
     " a.comment, a.created_at, a.expired_at,"
     " (SELECT j.status FROM jobs j WHERE j.account = a.account AND j.sref = a.job),"
     f" {_SINCE} AND j.status = 'completed'), {_SINCE}) FROM acks a"
