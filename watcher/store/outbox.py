@@ -64,6 +64,24 @@ RECORD_COLUMNS = ", id, state, created_at, done_at, attempts, last_error"
 STEP_COLUMNS = "alert_id, at, what, detail"
 
 
+def records_query(
+    mark: str, since: datetime, channel: str | None, state: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The query of `alert_records` (either store: `mark` is its parameter mark), newest
+    first, with its parameters (the limit last)."""
+    sql = (
+        SELECT_ALERTS
+        + RECORD_COLUMNS
+        + f" FROM outbox WHERE COALESCE(requeued_at, created_at) >= {mark}"
+    )
+    params: list[Any] = [since.timestamp()]
+    for column, value in (("channel", channel), ("state", state)):
+        if value is not None:
+            sql += f" AND {column} = {mark}"
+            params.append(value)
+    return sql + f" ORDER BY id DESC LIMIT {mark}", [*params, limit]
+
+
 def record_id(row: Sequence[Any]) -> int:
     """The alert id of a row of `SELECT_ALERTS + RECORD_COLUMNS`."""
     return int(row[_ALERT_COLUMNS])
@@ -250,19 +268,11 @@ class OutboxTables:
         limit: int = 500,
     ) -> list[AlertRecord]:
         """Alerts queued (or requeued) since `since`, newest first, with their steps."""
-        sql = (
-            SELECT_ALERTS + RECORD_COLUMNS + " FROM outbox"
-            " WHERE COALESCE(requeued_at, created_at) >= ?"
-        )
-        params: list[Any] = [since.timestamp()]
-        for column, value in (("channel", channel), ("state", state)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
+        sql, params = records_query("?", since, channel, state, limit)
         if ids is not None:
-            sql += f" AND id IN ({','.join('?' * len(ids))})"
-            params.extend(ids)
-        rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+            sql = sql.replace(" ORDER BY", f" AND id IN ({','.join('?' * len(ids))}) ORDER BY")
+            params = [*params[:-1], *ids, params[-1]]
+        rows = self._db.execute(sql, params).fetchall()
         found = [record_id(row) for row in rows]
         steps: list[Any] = []
         for start in range(0, len(found), 900):

@@ -27,13 +27,13 @@ from watcher.people import AlertRecord, Step
 from watcher.store.base import Leader, Lease, OutboxCounts, dt
 from watcher.store.outbox import (
     DUE_COLUMNS,
-    RECORD_COLUMNS,
     REPORT_COLUMNS,
     SELECT_ALERTS,
     STEP_COLUMNS,
     alert_records,
     outbox_item,
     record_id,
+    records_query,
     report_item,
 )
 
@@ -183,19 +183,11 @@ class PgOutbox:
         ids: Sequence[int] | None = None,
         limit: int = 500,
     ) -> list[AlertRecord]:
-        sql = (
-            SELECT_ALERTS + RECORD_COLUMNS + " FROM outbox"
-            " WHERE COALESCE(requeued_at, created_at) >= %s"
-        )
-        params: list[Any] = [since.timestamp()]
-        for column, value in (("channel", channel), ("state", state)):
-            if value is not None:
-                sql += f" AND {column} = %s"
-                params.append(value)
+        sql, params = records_query("%s", since, channel, state, limit)
         if ids is not None:
-            sql += " AND id = ANY(%s)"
-            params.append(list(ids))
-        rows = await self._rows(sql + " ORDER BY id DESC LIMIT %s", (*params, limit))
+            sql = sql.replace(" ORDER BY", " AND id = ANY(%s) ORDER BY")
+            params = [*params[:-1], list(ids), params[-1]]
+        rows = await self._rows(sql, params)
         found = [record_id(row) for row in rows]
         steps = await self._rows(
             f"SELECT {STEP_COLUMNS} FROM alert_steps"  # noqa: S608  # constant columns
