@@ -341,3 +341,42 @@ async def test_the_openapi_document_names_exactly_the_routes(
         if r.resource is not None
     }
     assert mounted == {(m, web_api.PREFIX + p) for m, p, _ in routes}
+
+
+async def test_a_silence_added_through_one_replica_holds_on_the_other(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook, pg_url: str
+) -> None:
+    """Two `watcher run` replicas on one PostgreSQL: a silence added through the
+    standby's API is listed by the leader's, and the alert the leader queues for a job it
+    covers is recorded silenced, not delivered, while the others still are."""
+    from tests.e2e.test_replicas import ha_config
+
+    ports = {"a": free_port(), "b": free_port()}
+
+    def replica(name: str) -> proc.Daemon:
+        server = {"listen": f"127.0.0.1:{ports[name]}", "api_token": TOKEN}
+        path = ha_config(tmp_path, sim, hook, pg_url, name, first_run=True, server=server)
+        return proc.Daemon(["run", "-c", path])
+
+    leader = await replica("b").start()
+    await leader.wait_for_line('"poll_done"')
+    standby = await replica("a").start()
+    await standby.wait_for_line('"server_listening"')
+    async with aiohttp.ClientSession() as session:
+        on_a, on_b = Api(session, ports["a"]), Api(session, ports["b"])
+        assert [x["leader"] for x in await on_a.get("/accounts")] == ["b"]
+        code, silence, _ = await on_a.call("POST", "/silences", json=silence_body())
+        assert code == 201
+        assert [s["id"] for s in await on_b.get("/silences")] == [silence["id"]]
+        world.add_job(name="Nightly build", status="failed")
+        world.add_job(name="Daytime build", status="failed")
+        await proc.eventually(lambda: hook.titles() == ["Daytime build failed"])
+        silenced = await until(on_b, "/alerts?state=silenced", lambda b: len(b) == 1)
+        assert silenced[0]["title"] == "Nightly build failed"
+        step = next(s for s in silenced[0]["steps"] if s["what"] == "silenced")
+        assert f"silence {silence['id']}" in (step["detail"] or ""), step
+        assert await on_a.alerts(state="silenced") == silenced
+    assert "poll_done" not in standby.output()  # the standby never polled: B queued it
+    assert await standby.stop() == 0
+    assert await leader.stop() == 0
+    assert hook.titles() == ["Daytime build failed"]
