@@ -100,6 +100,14 @@ async def until(api: Api, path: str, check: Any, timeout: float = 30) -> Any:
         await asyncio.sleep(0.1)
 
 
+FAST_GIVE_UP = {
+    "group_wait": "0s",
+    "retry_initial": "0.2s",
+    "retry_max": "0.5s",
+    "give_up_after": "1s",
+}
+
+
 def silence_body(**extra: Any) -> dict[str, Any]:
     return {
         "matchers": [{"key": "name", "value": "Nightly *"}],
@@ -121,9 +129,8 @@ async def test_every_endpoint_against_a_running_daemon(
         sim,
         {"hook": hook.url, "broken": broken.url},
         TOKEN,
-        delivery={"group_wait": "0s", "retry_initial": "0.2s", "retry_max": "0.5s",
-                  "give_up_after": "1s"},
-    )  # fmt: skip
+        delivery=FAST_GIVE_UP,
+    )
     daemon = await proc.Daemon(["run", "-c", path]).start()
     await daemon.wait_for_line('"poll_done"')
     async with aiohttp.ClientSession() as session:
@@ -211,6 +218,7 @@ async def test_every_endpoint_against_a_running_daemon(
 
 
 JSON_TYPE = {"Content-Type": "application/json"}
+TEXT_TYPE = {"Content-Type": "text/plain"}
 
 
 async def ten_megabytes() -> AsyncIterator[bytes]:
@@ -220,50 +228,21 @@ async def ten_megabytes() -> AsyncIterator[bytes]:
 
 
 def bad_writes() -> list[tuple[str, dict[str, Any], int, str]]:
-    """Fresh each time: a body generator is read once."""
+    """(what, request keywords, status, a word the error must name); fresh each time, as
+    a body generator is read once."""
+    backwards = {"starts_at": "2030-01-02T00:00:00+00:00", "ends_at": "2030-01-01T00:00:00Z"}
+    wrong = {"Authorization": "Bearer not-the-token-at-all"}
     return [
-        # (what, request keywords, status, a word the error must name)
         ("unknown matcher key", {"json": silence_body(matchers={"colour": "red"})}, 422, "colour"),
-        (
-            "end before start",
-            {
-                "json": silence_body(
-                    duration=None,
-                    starts_at="2030-01-02T00:00:00+00:00",
-                    ends_at="2030-01-01T00:00:00+00:00",
-                )
-            },
-            422,
-            "ends_at",
-        ),
+        ("end before start", {"json": silence_body(duration=None, **backwards)}, 422, "ends_at"),
         ("unknown field", {"json": silence_body(colour="red")}, 422, "colour"),
         ("no comment", {"json": silence_body(comment="")}, 422, "comment"),
-        (
-            "malformed JSON",
-            {"data": b'{"matchers": [', "headers": {"Content-Type": "application/json"}},
-            400,
-            "JSON",
-        ),
+        ("malformed JSON", {"data": b'{"matchers": [', "headers": JSON_TYPE}, 400, "JSON"),
         ("not an object", {"json": [silence_body()]}, 400, "object"),
-        (
-            "not JSON at all",
-            {"data": b"a=b", "headers": {"Content-Type": "text/plain"}},
-            415,
-            "Content-Type",
-        ),
-        (
-            "a 10 MB body",
-            {"data": io.BytesIO(b" " * 10_000_000), "headers": JSON_TYPE},
-            413,
-            "body",
-        ),
-        ("a 10 MB chunked body", {"data": ten_megabytes(), "headers": JSON_TYPE}, 413, "body"),
-        (
-            "wrong token",
-            {"json": silence_body(), "headers": {"Authorization": "Bearer not-the-token-at-all"}},
-            401,
-            "token",
-        ),
+        ("not JSON", {"data": b"a=b", "headers": TEXT_TYPE}, 415, "Content-Type"),
+        ("10 MB", {"data": io.BytesIO(b" " * 10_000_000), "headers": JSON_TYPE}, 413, "body"),
+        ("10 MB chunked", {"data": ten_megabytes(), "headers": JSON_TYPE}, 413, "body"),
+        ("wrong token", {"json": silence_body(), "headers": wrong}, 401, "token"),
         ("no token", {"json": silence_body(), "headers": {"Authorization": ""}}, 401, "Bearer"),
     ]
 
@@ -362,3 +341,42 @@ async def test_the_openapi_document_names_exactly_the_routes(
         if r.resource is not None
     }
     assert mounted == {(m, web_api.PREFIX + p) for m, p, _ in routes}
+
+
+async def test_a_silence_added_through_one_replica_holds_on_the_other(
+    tmp_path: Path, sim: SimulatorHandle, world: World, hook: Hook, pg_url: str
+) -> None:
+    """Two `watcher run` replicas on one PostgreSQL: a silence added through the
+    standby's API is listed by the leader's, and the alert the leader queues for a job it
+    covers is recorded silenced, not delivered, while the others still are."""
+    from tests.e2e.test_replicas import ha_config
+
+    ports = {"a": free_port(), "b": free_port()}
+
+    def replica(name: str) -> proc.Daemon:
+        server = {"listen": f"127.0.0.1:{ports[name]}", "api_token": TOKEN}
+        path = ha_config(tmp_path, sim, hook, pg_url, name, first_run=True, server=server)
+        return proc.Daemon(["run", "-c", path])
+
+    leader = await replica("b").start()
+    await leader.wait_for_line('"poll_done"')
+    standby = await replica("a").start()
+    await standby.wait_for_line('"server_listening"')
+    async with aiohttp.ClientSession() as session:
+        on_a, on_b = Api(session, ports["a"]), Api(session, ports["b"])
+        assert [x["leader"] for x in await on_a.get("/accounts")] == ["b"]
+        code, silence, _ = await on_a.call("POST", "/silences", json=silence_body())
+        assert code == 201
+        assert [s["id"] for s in await on_b.get("/silences")] == [silence["id"]]
+        world.add_job(name="Nightly build", status="failed")
+        world.add_job(name="Daytime build", status="failed")
+        await proc.eventually(lambda: hook.titles() == ["Daytime build failed"])
+        silenced = await until(on_b, "/alerts?state=silenced", lambda b: len(b) == 1)
+        assert silenced[0]["title"] == "Nightly build failed"
+        step = next(s for s in silenced[0]["steps"] if s["what"] == "silenced")
+        assert f"silence {silence['id']}" in (step["detail"] or ""), step
+        assert await on_a.alerts(state="silenced") == silenced
+    assert "poll_done" not in standby.output()  # the standby never polled: B queued it
+    assert await standby.stop() == 0
+    assert await leader.stop() == 0
+    assert hook.titles() == ["Daytime build failed"]

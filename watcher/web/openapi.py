@@ -226,8 +226,8 @@ def _error(code: str) -> dict[str, Any]:
 
 
 def _param(name: str, where: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path", "schema": schema,
-            "description": text}  # fmt: skip
+    required = where == "path"
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": text}
 
 
 ID = _param("id", "path", {"type": "integer", "minimum": 0}, "the id")
