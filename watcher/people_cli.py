@@ -30,7 +30,9 @@ _DURATION: TypeAdapter[float] = TypeAdapter(Duration)
 
 def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
     """The four commands' arguments (`sub` is the CLI's subparsers)."""
-    silence = sub.add_parser("silence", parents=[common], help="silences: add, list, expire")
+    # Options go after the verb (`silence list -c FILE`): given before it too, the
+    # verb's defaults would silently replace them.
+    silence = sub.add_parser("silence", help="silences: add, list, expire")
     verbs = silence.add_subparsers(dest="verb", required=True, metavar="VERB")
     add = verbs.add_parser("add", parents=[common], help="silence the alerts that match")
     add.add_argument(

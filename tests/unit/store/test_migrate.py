@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.store.test_contract import T1, failed_job, state
+from tests.unit.store.test_contract import T0, T1, failed_job, state
 from tests.unit.store.test_contract import cycle as make_cycle
+from watcher.people import Ack, Silence
 from watcher.store import SqliteStore, StoreError
 from watcher.store.migrate import migrate
 from watcher.store.postgres import PgStore
@@ -23,6 +24,12 @@ async def sqlite_state(path: Path) -> None:
     await store.mark_retry([retried.id], T1, "delivery failed", frozenset({0}), now=T1)
     await failed_job(store.scoped("shop-uk"), "jobs/1")
     await store.commit_cycle(make_cycle([state("jobs/9")], now=T1))  # a job still running
+    silence = Silence(0, (("name", "Nightly *"),), T0, T1, author="ann", comment="maintenance")
+    await store.add_silence(silence, T0)
+    ended = await store.add_silence(silence, T0)
+    await store.expire_silence(ended, T0)
+    await store.add_ack(Ack(0, "default", job="jobs/9", status="running", comment="on it"), T1)
+    await store.add_ack(Ack(0, "shop-uk", job="jobs/1", status="failed"), T1)
     await store.close()
 
 
@@ -30,7 +37,15 @@ async def test_everything_reads_the_same_after_the_copy(tmp_path: Path, pg_url: 
     path = tmp_path / "watcher.db"
     await sqlite_state(path)
     copied = await migrate(path, pg_url)
-    assert copied.rows == {"jobs": 4, "templates": 0, "events": 3, "outbox": 3}
+    assert copied.rows == {
+        "jobs": 4,
+        "templates": 0,
+        "events": 3,
+        "outbox": 3,
+        "alert_steps": 2,  # the sent alert's and the retried one's
+        "silences": 2,
+        "acks": 2,
+    }
     assert copied.pending == 2
     source, target = SqliteStore(path, readonly=True), await PgStore.open(pg_url)
     try:
@@ -46,6 +61,12 @@ async def test_everything_reads_the_same_after_the_copy(tmp_path: Path, pg_url: 
         far = T1.replace(year=2100)
         assert await target.due(far) == await source.due(far)
         assert await target.outbox_items("sent") == await source.outbox_items("sent")
+        assert await target.alert_records(T0) == await source.alert_records(T0)
+        assert await target.silences() == await source.silences()
+        assert await target.acks() == await source.acks()
+        assert [a.holds for a in await target.acks()] == [True, True]
+        new = await target.add_silence(Silence(0, (("to", "*"),), T0, T1, comment="x"), T1)
+        assert new > max(s.id for s in await source.silences())  # ids go on past the copy
         assert await failed_job(target, "jobs/3") == 1
         newest = max(i.id for i in await target.due(far))
         assert newest > max(i.id for i in await source.due(far))  # ids go on past the copy
