@@ -8,6 +8,7 @@ README's picture)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from datetime import timedelta
@@ -32,12 +33,16 @@ from watcher.simulator.world import World
 API_TOKEN = "page-TOKEN-0c5e81f4a9"
 SECRETS.add(API_TOKEN)
 HOSTILE = "<script>alert(1)</script>"
-NIGHTLY = {"name": "Nightly checkout", "template": "jobTemplates/6789", "run_type": "scheduled"}
-HOMEPAGE = {"name": "Homepage", "template": "jobTemplates/1101"}
-SEARCH = {"name": "Product search", "template": "jobTemplates/2204"}
-CRAWL = {"name": "Site crawl", "template": "jobTemplates/4410", "type": "Crawl"}
-WEEKLY = {"name": "Weekly regression suite", "template": "jobTemplates/5120"}
-EVIL = {"name": HOSTILE, "template": "jobTemplates/666"}
+NIGHTLY: dict[str, Any] = {
+    "name": "Nightly checkout",
+    "template": "jobTemplates/6789",
+    "run_type": "scheduled",
+}
+HOMEPAGE: dict[str, Any] = {"name": "Homepage", "template": "jobTemplates/1101"}
+SEARCH: dict[str, Any] = {"name": "Product search", "template": "jobTemplates/2204"}
+CRAWL: dict[str, Any] = {"name": "Site crawl", "template": "jobTemplates/4410", "type": "Crawl"}
+WEEKLY: dict[str, Any] = {"name": "Weekly regression suite", "template": "jobTemplates/5120"}
+EVIL: dict[str, Any] = {"name": HOSTILE, "template": "jobTemplates/666"}
 
 # What a person sees, read from the page: the same with JavaScript on and off.
 SEEN = """(() => {
@@ -89,7 +94,12 @@ def config(tmp_path: Path, sim: SimulatorHandle, hook: Hook) -> tuple[str, int]:
     rules = [
         {"name": "failures", "match": {"to": "failed"}, "notify": ["hook"]},
         {"name": "expiries", "match": {"to": "expired"}, "notify": ["pager"]},
-        {"name": "cancels", "match": {"to": "cancelled"}, "notify": ["hook"], "severity": "warning"},
+        {
+            "name": "cancels",
+            "match": {"to": "cancelled"},
+            "notify": ["hook"],
+            "severity": "warning",
+        },
     ]
     doc = config_document(
         sim,
@@ -127,7 +137,7 @@ async def reload_until(tab: Tab, url: str, check: str, what: str) -> None:
         await tab.navigate(url)
         if await tab.evaluate(check):
             return
-        await proc.asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)
     raise AssertionError(f"the page never showed {what}")
 
 
@@ -208,7 +218,8 @@ async def test_the_status_page_in_a_browser(
         assert page["error"] is None
         (silence,) = page["silences"]
         assert "template=jobTemplates/2204 name=Product *" in silence
-        assert "search index rebuild" in silence and "by Ada" in silence
+        assert "search index rebuild" in silence
+        assert "by Ada" in silence
         await tab.submit(
             "#add-ack",
             {
@@ -258,9 +269,11 @@ async def test_the_status_page_in_a_browser(
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "no-store"
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE not in html
     assert_no_secret(html, "the status page")
-    assert "hookuser" not in html and "/pager" not in html  # no channel URL at all
+    assert "hookuser" not in html
+    assert "/pager" not in html
     assert (await fetch(url + "static/page.css"))[1]["Content-Type"].startswith("text/css")
     assert (await fetch(url + "static/../page.py"))[0] == 404
     assert await daemon.stop() == 0
@@ -289,20 +302,21 @@ async def test_the_forms_refuse_without_a_token_and_bad_input(
     assert (await post(f"{base}/silences", {**silence, "token": ""}))[0] == 401
     status, html = await post(f"{base}/silences", {**silence, "matchers": "colour=<b>red</b>"})
     assert status == 400
-    assert "matcher &#39;colour&#39;: unknown key" in html and "<b>red</b>" not in html
+    assert "matcher &#39;colour&#39;: unknown key" in html
+    assert "<b>red</b>" not in html
     assert (await post(f"{base}/silences", {**silence, "duration": "forever"}))[0] == 400
     assert (await post(f"{base}/silences/99/expire", {"token": API_TOKEN}))[0] == 404
     assert (await post(f"{base}/acks", {"target": "jobs/1", "token": API_TOKEN}))[0] == 400
     assert (await post(f"{base}/silences", silence))[0] == 303
     assert await daemon.stop() == 0
 
-    doc = config_document(
-        sim, tmp_path, {"hook": hook.url}, server={"listen": f"127.0.0.1:{port}"}
-    )
+    doc = config_document(sim, tmp_path, {"hook": hook.url}, server={"listen": f"127.0.0.1:{port}"})
     daemon = await proc.Daemon(["run", "-c", str(write_config(tmp_path / "w.yaml", doc))]).start()
     await daemon.wait_for_line('"poll_done"')
     status, html = await post(f"{base}/silences", silence)
-    assert status == 403 and "no server.api_token is configured" in html
+    assert status == 403
+    assert "no server.api_token is configured" in html
     _, _, html = await fetch(base + "/")
-    assert 'action="/silences"' not in html and "server.api_token" in html
+    assert 'action="/silences"' not in html
+    assert "server.api_token" in html
     assert await daemon.stop() == 0

@@ -99,7 +99,9 @@ async def render(
     store, names = console.store, console.accounts
     context = {
         "now": now,
-        "accounts": await data.accounts(store, names, shared=console.shared, replica=console.replica),
+        "accounts": await data.accounts(
+            store, names, shared=console.shared, replica=console.replica
+        ),
         "templates": await data.templates(store, names, now),
         "alerts": await data.alerts(store, now - data.DAY),
         "silences": await data.silences(store, now),
@@ -212,4 +214,3 @@ def mount(app: web.Application, console: Console) -> None:
         r"/acks/{id:\d{1,18}}/expire",
         write(lambda request, _f: actions.expire_ack(console, _number(request))),
     )
-
