@@ -158,7 +158,7 @@ async def test_the_status_page_in_a_browser(
     world.add_job(status="cancelled", started_by="Priya Natarajan", **SEARCH)
     world.add_job(status="expired", **CRAWL)  # to the pager that never answers
     world.add_job(status="completed", **HOMEPAGE)
-    world.set_status(weekly, "completed")
+    world.progress(weekly)  # still running: a blue cell, newest right
     await proc.eventually(lambda: len(hook.received) == 3, what="three alerts delivered")
     world.add_job(status="failed", **NIGHTLY)
     await proc.eventually(lambda: len(hook.received) == 4, what="the nightly's second failure")
@@ -173,6 +173,7 @@ async def test_the_status_page_in_a_browser(
         assert rows["Nightly checkout"]["runs"][-3:] == ["ok", "bad", "bad"]  # newest right
         assert rows["Nightly checkout"]["streak"] == "2 failures in a row"
         assert set(rows["Homepage"]["runs"]) == {"ok"}
+        assert rows["Weekly regression suite"]["runs"] == ["ok", "busy"]
         assert rows["Product search"]["runs"][-2:] == ["ok", "off"]
         assert "Nightly checkout · jobs/" in rows["Nightly checkout"]["titles"][-1]
         assert rows["Nightly checkout"]["titles"][-1].endswith("UTC")
