@@ -84,7 +84,7 @@ def yesterday_and_today(world: World) -> None:
         history(world, 15 - n * 2.5, status, SEARCH)
     for n in range(4):
         history(world, 22 - n * 5, "completed", CRAWL)
-    history(world, 30, "completed", WEEKLY)
+    history(world, 21, "completed", WEEKLY)
 
 
 def config(tmp_path: Path, sim: SimulatorHandle, hook: Hook) -> tuple[str, int]:
