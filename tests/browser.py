@@ -104,12 +104,12 @@ class Tab:
         return path
 
     async def viewport(self, width: int, height: int, *, mobile: bool = False) -> None:
-        scale = 3 if mobile else 1
+        """The window's size in CSS pixels; `mobile`: a phone's (touch, 3x pixels)."""
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             width=width,
             height=height,
-            deviceScaleFactor=scale if mobile else 1,
+            deviceScaleFactor=3 if mobile else 1,
             mobile=mobile,
         )
 
@@ -130,6 +130,9 @@ class Browser:
         self._waiting: list[tuple[str, str | None, asyncio.Future[dict[str, Any]]]] = []
         self._tabs: dict[str, Tab] = {}
         self._reader = asyncio.create_task(self._read())
+        assert proc.stderr is not None
+        # Chromium chatters on stderr: drain it, or a full pipe would block it.
+        self._drain = asyncio.create_task(_drain(proc.stderr))
 
     @classmethod
     async def start(cls, folder: Path, session: aiohttp.ClientSession) -> Browser:
@@ -212,14 +215,15 @@ class Browser:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.send("Browser.close"), 5)
         await self._ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
         except TimeoutError:
             _kill(self.proc)
             await self.proc.wait()
+        for task in (self._reader, self._drain):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @contextlib.asynccontextmanager
@@ -234,15 +238,13 @@ async def chromium(folder: Path) -> AsyncIterator[Browser]:
 
 
 async def _devtools_url(proc: asyncio.subprocess.Process) -> str:
-    """The browser's websocket, from its stderr; then keep draining stderr, so that
-    Chromium's chatter never fills the pipe and blocks it."""
+    """The browser's websocket, from its stderr."""
     assert proc.stderr is not None
     seen: list[bytes] = []
     async for line in proc.stderr:
         seen.append(line)
         found = _LISTENING.search(line)
         if found:
-            asyncio.get_running_loop().create_task(_drain(proc.stderr))
             return found.group(1).decode()
     raise BrowserError("chromium ended before listening: " + b"".join(seen[-5:]).decode())
 
