@@ -50,7 +50,8 @@ def test_template_has_stable_pages_and_browsers() -> None:
     assert all(k == keys[0] for k in keys)
     pages, browsers = world.perf.pages(T), world.perf.browsers(T)
     assert len(keys[0]) == len(pages) * len(browsers)
-    assert 2 <= len(pages) <= 5 and 1 <= len(browsers) <= 3
+    assert 2 <= len(pages) <= 5
+    assert 1 <= len(browsers) <= 3
     assert world.perf.pages("jobTemplates/1") != pages
 
 
@@ -66,7 +67,8 @@ def test_runs_have_every_documented_field() -> None:
     }  # fmt: skip
     assert run["jobUri"] == job.sref
     assert run["ranAt"] == "2024-03-01T12:00:00+00:00"
-    assert isinstance(run["pageSize"], int) and isinstance(run["objectCount"], int)
+    assert isinstance(run["pageSize"], int)
+    assert isinstance(run["objectCount"], int)
     assert 0 < float(run["onLoad"]) < 30
 
 
