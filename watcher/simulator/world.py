@@ -1,4 +1,6 @@
-"""The simulated account's state: its jobs, the fault knobs and request counters.
+"""The simulated account's state: its jobs, the fault knobs and request counters, the
+test-run model (``perf``), the flaky-template knobs and the jobs started through
+``POST /jobs``, which ``tick`` moves on with the clock.
 
 Owns the job store (a dict by id plus a started_at-sorted index for date windows);
 the HTTP layer in ``server.py`` only reads and renders it.
