@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from watcher.simulator import SimulatorHandle, World
@@ -109,3 +111,99 @@ async def test_admin_off_hides_routes(http: aiohttp.ClientSession, world: World)
         http.get(f"{sim.admin_url}/jobs") as resp,
     ):
         assert resp.status == 404
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: object) -> tuple[int, object]:
+    async with http.post(url, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_admin_shifts_and_recovers(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World
+) -> None:
+    """POST /_sim/perf/shift and /_sim/perf/recover change new jobs' levels; GET
+    /_sim/perf lists the shifts in force."""
+    shift = {"template": "jobTemplates/1", "metric": "onLoad", "factor": 1.3, "page": "Home"}
+    status, body = await post(http, f"{sim.admin_url}/perf/shift", shift)
+    assert status == 200
+    assert body["shifts"] == [  # type: ignore[index]
+        {"template": "jobTemplates/1", "metric": "onLoad", "page": "Home", "factor": 1.3}
+    ]
+    snap = world.add_job(template="jobTemplates/1").perf
+    assert snap is not None
+    assert snap.shifts == (("Home", "onLoad", 1.3),)
+    status, body = await post(http, f"{sim.admin_url}/perf/recover", {"template": "jobTemplates/1"})
+    assert (status, body["shifts"]) == (200, [])  # type: ignore[index]
+    async with http.get(f"{sim.admin_url}/perf") as resp:
+        assert (await resp.json())["noise"] == 0.05
+
+
+async def test_admin_refuses_bad_perf_changes(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World
+) -> None:
+    """Unknown metrics, bad factors, unknown knobs and rates past 1 answer 400."""
+    cases = [
+        ("perf/shift", {"template": "jobTemplates/1", "metric": "speed", "factor": 2}),
+        ("perf/shift", {"template": "jobTemplates/1", "metric": "onLoad", "factor": -1}),
+        ("perf/shift", {"template": "jobTemplates/1", "metric": "onLoad"}),
+        ("perf/recover", {"metric": "onLoad"}),
+        ("perf", {"noise": 0.1, "error_rate": 2}),
+        ("perf", {"colour": 1}),
+        ("flakes", {"template": "jobTemplates/1", "mode": "sometimes"}),
+        ("launches", {"run_for": -1}),
+    ]
+    for path, body in cases:
+        status, _ = await post(http, f"{sim.admin_url}/{path}", body)
+        assert status == 400, (path, body)
+    assert world.perf.noise == 0.05
+    assert world.perf.shifts() == []
+
+
+async def test_admin_sets_noise_and_pages(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World
+) -> None:
+    """POST /_sim/perf sets global knobs or one template's noise; /_sim/perf/pages
+    sets and reads a template's pages and browsers."""
+    await post(http, f"{sim.admin_url}/perf", {"noise": 0.1, "null_rate": 0})
+    await post(http, f"{sim.admin_url}/perf", {"template": "jobTemplates/1", "noise": 0.2})
+    assert (world.perf.noise, world.perf.null_rate) == (0.1, 0.0)
+    assert world.perf.snapshot("jobTemplates/1").noise == 0.2
+    pages = {"template": "jobTemplates/1", "pages": [{"title": "Home", "url": "https://e/"}]}
+    status, _ = await post(http, f"{sim.admin_url}/perf/pages", {**pages, "browsers": ["Edge"]})
+    assert status == 200
+    async with http.get(f"{sim.admin_url}/perf/pages?template=jobTemplates/1") as resp:
+        assert await resp.json() == {**pages, "browsers": ["Edge"]}
+
+
+async def test_admin_flakes_and_launches(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World, clock: Any
+) -> None:
+    """/_sim/flakes sets fail_next and heals; /_sim/launches tunes started jobs and
+    shows the POSTs and the jobs they created, per template."""
+    status, body = await post(
+        http, f"{sim.admin_url}/flakes", {"template": "jobTemplates/1", "mode": "broken"}
+    )
+    assert body == {"jobTemplates/1": {"fail_next": 1, "rerun_outcome": "failed"}}
+    assert world.add_job(template="jobTemplates/1", status="completed").status == "failed"
+    status, body = await post(http, f"{sim.admin_url}/launches", {"pending_for": 0, "run_for": 1})
+    assert (body["pending_for"], body["run_for"]) == (0.0, 1.0)  # type: ignore[index]
+    job = world.start_job("jobTemplates/1")
+    world.launches.posts["jobTemplates/1"] += 1
+    clock.advance(seconds=1)
+    async with http.get(f"{sim.admin_url}/launches") as resp:
+        launches = await resp.json()
+    assert launches["posts"] == {"jobTemplates/1": 1}
+    assert launches["created"] == {"jobTemplates/1": [job.sref]}
+    assert job.status == "failed"  # the admin request ticked the world
+    status, body = await post(http, f"{sim.admin_url}/flakes/heal", {"template": "jobTemplates/1"})
+    assert (status, body) == (200, {})
+
+
+async def test_admin_sets_post_faults(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World
+) -> None:
+    """create_fail_next and create_fail_status are fault knobs like the others."""
+    change = {"create_fail_next": 2, "create_fail_status": 404}
+    status, body = await post(http, f"{sim.admin_url}/faults", change)
+    assert (status, body["create_fail_next"]) == (200, 2)  # type: ignore[index]
+    assert world.faults.create_fail_status == 404

@@ -86,3 +86,24 @@ async def test_serve_refuses_unknown_scenario() -> None:
     """An unknown scenario name is a ValueError listing the known ones."""
     with pytest.raises(ValueError, match="demo"):
         await serve(port=0, scenario="nope")
+
+
+async def test_perf_tells_a_regression_a_recovery_and_a_flaky_failure() -> None:
+    """The perf scenario: 24 runs of history, then live runs of which the 3rd to 5th
+    are 40% slower on Checkout's onLoad, and the 8th fails (its template flaky)."""
+    world, stop = World(), asyncio.Event()
+    task = asyncio.create_task(SCENARIOS["perf"](world, stop, speed=100))
+    for _ in range(500):  # at most 10 s, on a busy machine
+        if len(world) >= 24 + 9:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 1)
+    jobs = list(reversed(world.jobs()))  # oldest first
+    live = jobs[24:]
+    assert all(job.status == "completed" for job in jobs[:24])
+    shifted = [job.perf.shifts if job.perf else None for job in live[:8]]
+    assert shifted == [(), (), *[(("Checkout", "onLoad", 1.4),)] * 3, (), (), ()]
+    assert [job.status for job in live[:8]] == ["completed"] * 7 + ["failed"]
+    assert world.flakes() == {}  # healed once the failure happened
+    assert {r["pageTitle"] for r in world.perf.runs(jobs[0])} == {"Basket", "Checkout"}

@@ -290,3 +290,112 @@ async def test_requests_are_counted_by_kind(
     async with http.get(f"{sim.base_url}/jobs/1", headers=headers) as resp:
         assert resp.status == 404
     assert world.requests == {"token": 1, "list": 1, "get": 1, "error": 1}
+
+
+async def test_test_runs_are_paged_like_jobs(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World, headers: dict[str, str]
+) -> None:
+    """page and pageSize page the runs; every page reports the total; a page past the
+    end is empty; a bad page is 400."""
+    world.perf.set_pages("jobTemplates/9", [(f"P{n}", f"https://x.example/{n}") for n in range(5)])
+    job = world.add_job(template="jobTemplates/9", status="completed")
+    everything = (await get(http, encoded(f"{sim.base_url}/testRuns", job=job.sref), headers))[
+        "results"
+    ]
+    assert len(everything) == 5
+    seen = []
+    for page in (1, 2, 3, 4):
+        url = encoded(f"{sim.base_url}/testRuns", job=job.sref, page=str(page), pageSize="2")
+        body = await get(http, url, headers)
+        assert body["meta"]["paginationTotalResults"] == 5
+        seen.append(body["results"])
+    assert [len(p) for p in seen] == [2, 2, 1, 0]
+    assert [r for p in seen for r in p] == everything
+    async with http.get(
+        encoded(f"{sim.base_url}/testRuns", job=job.sref, page="0"), headers=headers
+    ) as resp:
+        assert resp.status == 400
+
+
+async def test_test_runs_of_a_pending_or_unknown_job_are_empty(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World, headers: dict[str, str]
+) -> None:
+    """A job that has not run, and an unknown job, list no runs."""
+    for sref in (world.add_job().sref, "jobs/999999"):
+        body = await get(http, encoded(f"{sim.base_url}/testRuns", job=sref), headers)
+        assert (body["results"], body["meta"]["paginationTotalResults"]) == ([], 0)
+
+
+async def post_job(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, headers: dict[str, str], template: str
+) -> aiohttp.ClientResponse:
+    async with http.post(
+        f"{sim.base_url}/jobs", json={"jobTemplateUri": template}, headers=headers
+    ) as resp:
+        await resp.read()
+        return resp
+
+
+async def test_posted_job_moves_on_with_the_clock(
+    http: aiohttp.ClientSession,
+    sim: SimulatorHandle,
+    world: World,
+    clock: Any,
+    headers: dict[str, str],
+) -> None:
+    """A started job reads pending, then running, then completed as simulated time
+    passes, and then has all its test runs."""
+    world.launches.pending_for, world.launches.run_for = 5, 30
+    world.add_job(name="Nightly", template="jobTemplates/6789", status="failed")
+    resp = await post_job(http, sim, headers, "jobTemplates/6789")
+    uri = (await resp.json())["results"]["jobUri"]
+    seen = []
+    for seconds in (0, 5, 30):
+        clock.advance(seconds=seconds)
+        seen.append((await get(http, f"{sim.base_url}/{uri}", headers))["results"]["status"])
+    assert seen == ["pending", "running", "completed"]
+    job = world.resolve(uri)
+    assert job.name == "Nightly"
+    runs = await get(http, encoded(f"{sim.base_url}/testRuns", job=uri), headers)
+    assert len(runs["results"]) == len(world.perf.runs(job)) > 0
+
+
+async def test_posted_rerun_of_a_flaky_or_broken_template(
+    http: aiohttp.ClientSession,
+    sim: SimulatorHandle,
+    world: World,
+    clock: Any,
+    headers: dict[str, str],
+) -> None:
+    """After fail_next, the template's job fails; its rerun through POST /jobs
+    completes when flaky and fails when broken."""
+    ends = {}
+    for template, mode in (("jobTemplates/1", "flaky"), ("jobTemplates/2", "broken")):
+        world.fail_next(template, mode=mode)
+        assert world.add_job(template=template, status="completed").status == "failed"
+        resp = await post_job(http, sim, headers, template)
+        ends[mode] = (await resp.json())["results"]["jobUri"]
+    clock.advance(minutes=5)
+    listing = await get(http, f"{sim.base_url}/jobs", headers)
+    status = {job["sref"]: job["status"] for job in listing["results"]}
+    assert (status[ends["flaky"]], status[ends["broken"]]) == ("completed", "failed")
+
+
+async def test_post_job_faults_and_counts(
+    http: aiohttp.ClientSession, sim: SimulatorHandle, world: World, headers: dict[str, str]
+) -> None:
+    """create_fail_next makes valid starts answer create_fail_status (with Retry-After
+    if set) and create nothing; posts counts every valid start per template."""
+    template = "jobTemplates/6789"
+    world.faults.create_fail_next, world.faults.create_fail_status = 1, 422
+    assert (await post_job(http, sim, headers, template)).status == 422
+    world.faults.create_fail_next, world.faults.create_fail_status = 1, 503
+    world.faults.retry_after = "7"
+    resp = await post_job(http, sim, headers, template)
+    assert (resp.status, resp.headers.get("Retry-After")) == (503, "7")
+    assert len(world) == 0
+    assert (await post_job(http, sim, headers, template)).status == 201
+    assert (await post_job(http, sim, headers, "nonsense")).status == 400
+    assert world.launches.posts == {template: 3}
+    assert world.launches.created == {template: [world.jobs()[0].sref]}
+    assert world.requests["create"] == 4

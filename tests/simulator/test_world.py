@@ -107,3 +107,75 @@ def test_100k_jobs_window_is_fast() -> None:
         seen += len(items)
     assert (seen, total) == (100_000, 100_000)
     assert time.perf_counter() - started < 1.0
+
+
+def test_started_job_lives_on_the_clock(world: World, clock: Any) -> None:
+    """start_job makes a pending job that tick moves to running after pending_for and to
+    completed after run_for more, dated when each change happened."""
+    world.launches.pending_for, world.launches.run_for = 10, 60
+    job = world.start_job("jobTemplates/6789")
+    t0 = clock.now
+    clock.advance(seconds=9)
+    world.tick()
+    assert job.status == "pending"
+    clock.advance(seconds=1)
+    world.tick()
+    assert (job.status, job.updated_at) == ("running", t0 + timedelta(seconds=10))
+    clock.advance(hours=1)
+    world.tick()
+    assert (job.status, job.updated_at) == ("completed", t0 + timedelta(seconds=70))
+    assert job.page_count == len(world.perf.runs(job)) > 0
+    assert world.launches.created == {"jobTemplates/6789": [job.sref]}
+
+
+def test_started_job_changed_by_hand_is_left_alone(world: World, clock: Any) -> None:
+    """A started job cancelled or removed meanwhile is not moved on any more."""
+    cancelled, removed = world.start_job("jobTemplates/1"), world.start_job("jobTemplates/1")
+    world.set_status(cancelled, "cancelled")
+    world.remove(removed.id)
+    clock.advance(hours=1)
+    world.tick()
+    assert cancelled.status == "cancelled"
+
+
+@pytest.mark.parametrize(("mode", "rerun_ends"), [("flaky", "completed"), ("broken", "failed")])
+def test_fail_next_then_rerun(world: World, clock: Any, mode: str, rerun_ends: str) -> None:
+    """fail_next makes the template's next job fail where it would complete; a job
+    started for the template (a rerun) then completes (flaky) or fails (broken)."""
+    template = "jobTemplates/6789"
+    world.fail_next(template, mode=mode)
+    nightly = world.add_job(template=template, run_type="scheduled")
+    world.set_status(nightly, "running")
+    world.set_status(nightly, "completed")
+    other = world.add_job(template="jobTemplates/1", status="completed")
+    rerun = world.start_job(template)
+    clock.advance(hours=1)
+    world.tick()
+    assert (nightly.status, other.status, rerun.status) == ("failed", "completed", rerun_ends)
+    assert world.add_job(template=template, status="completed").status == "completed"
+    assert world.flakes() == {template: {"fail_next": 0, "rerun_outcome": rerun_ends}}
+
+
+def test_fail_next_counts_and_heal(world: World) -> None:
+    """fail_next(count=2) fails the next two jobs, not the third; heal undoes it all."""
+    template = "jobTemplates/6789"
+    world.fail_next(template, 2, mode="broken")
+    statuses = [world.add_job(template=template, status="completed").status for _ in range(3)]
+    assert statuses == ["failed", "failed", "completed"]
+    world.fail_next(template, 1)
+    world.heal(template)
+    assert world.add_job(template=template, status="completed").status == "completed"
+    assert world.flakes() == {}
+    with pytest.raises(ValueError, match="mode"):
+        world.fail_next(template, mode="sometimes")
+
+
+def test_started_jobs_are_not_fail_next_jobs(world: World, clock: Any) -> None:
+    """A job started through POST /jobs does not use up fail_next's count."""
+    template = "jobTemplates/6789"
+    world.fail_next(template, mode="flaky")
+    rerun = world.start_job(template)
+    clock.advance(hours=1)
+    world.tick()
+    assert rerun.status == "completed"
+    assert world.add_job(template=template, status="completed").status == "failed"

@@ -1,8 +1,10 @@
 """A simulated Eggplant Performance Analyzer jobs API, with fault knobs, for tests,
 ``watcher simulate`` and ``watcher demo``. See ``world`` for the state, ``server`` for
-the HTTP behaviour, ``scenarios`` for scripted changes and ``runner`` to run it.
+the HTTP behaviour, ``perf`` for test runs (noise, shifts), ``scenarios`` for
+scripted changes and ``runner`` to run it.
 """
 
+from watcher.simulator.perf import PerfModel
 from watcher.simulator.runner import SimulatorHandle, running_simulator, serve
 from watcher.simulator.scenarios import DEMO_END_STATE, SCENARIOS, Scenario
 from watcher.simulator.server import CLIENT_ID, CLIENT_SECRET, REALM, make_app
@@ -15,6 +17,7 @@ __all__ = [
     "REALM",
     "SCENARIOS",
     "Faults",
+    "PerfModel",
     "Scenario",
     "SimJob",
     "SimulatorHandle",

@@ -1,5 +1,8 @@
 """The ``/_sim`` admin routes, so a test or a person can drive a simulator running in
-another process: add jobs, change statuses, set faults, read counters.
+another process: add jobs, change statuses, set faults, read counters; shift and
+recover test-run metrics (``/_sim/perf``), make a template's jobs fail and its reruns
+pass or fail (``/_sim/flakes``), and read or tune the jobs started through
+``POST /jobs`` (``/_sim/launches``).
 No auth: the simulator only ever listens on loopback.
 """
 
@@ -11,10 +14,21 @@ from typing import Any
 
 from aiohttp import web
 
+from watcher.simulator.perf import Page, check_rate
 from watcher.simulator.world import Faults, World
 
 _BOOL = frozenset({"down", "next_links", "omit_total"})
-_INT = frozenset({"fail_next", "fail_status", "truncate_next", "nest_next", "token_fail_next"})
+_INT = frozenset(
+    {
+        "fail_next",
+        "fail_status",
+        "truncate_next",
+        "nest_next",
+        "token_fail_next",
+        "create_fail_next",
+        "create_fail_status",
+    }
+)
 _FLOAT = frozenset({"delay", "token_ttl"})
 _JOB_STR = frozenset(
     {"name", "status", "template", "type", "run_type", "started_by", "url", "started_at"}
@@ -78,6 +92,29 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _number(body: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: a number is required")
+    return float(value)
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key}: a string is required")
+    return value
+
+
+def _bad(exc: ValueError) -> web.Response:
+    return web.json_response({"error": str(exc)}, status=400)
+
+
+_PERF_KNOBS = {"noise": 10.0, "size_noise": 10.0, "null_rate": 1.0, "error_rate": 1.0}
+
+
 class _Admin:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -123,6 +160,150 @@ class _Admin:
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(dict(self.world.requests))
 
+    async def get_perf(self, request: web.Request) -> web.Response:
+        return web.json_response(self.world.perf.settings())
+
+    async def set_perf(self, request: web.Request) -> web.Response:
+        """Global knobs (noise, size_noise, null_rate, error_rate), all or nothing; with
+        ``template``, ``noise`` is that template's alone (null: back to the default)."""
+        body = await _json_object(request)
+        perf = self.world.perf
+        try:
+            template = _text(body, "template", required=False)
+            if template is not None:
+                if set(body) != {"template", "noise"}:
+                    raise ValueError("with template, only noise may be set")
+                noise = body["noise"]
+                perf.set_noise(template, None if noise is None else _number(body, "noise"))
+                return web.json_response(perf.settings())
+            checked = {}
+            for key in body:
+                if key not in _PERF_KNOBS:
+                    raise ValueError(f"{key}: unknown perf knob")
+                checked[key] = check_rate(key, _number(body, key), top=_PERF_KNOBS[key])
+        except ValueError as exc:
+            return _bad(exc)
+        for key, value in checked.items():
+            setattr(perf, key, value)
+        return web.json_response(perf.settings())
+
+    async def shift(self, request: web.Request) -> web.Response:
+        """``{template, metric, factor, page?}``: see ``PerfModel.shift``."""
+        body = await _json_object(request)
+        try:
+            self.world.perf.shift(
+                _text(body, "template") or "",
+                _text(body, "metric") or "",
+                _number(body, "factor"),
+                page=_text(body, "page", required=False),
+            )
+        except ValueError as exc:
+            return _bad(exc)
+        return web.json_response(self.world.perf.settings())
+
+    async def recover(self, request: web.Request) -> web.Response:
+        """``{template, metric?, page?}``: see ``PerfModel.recover``."""
+        body = await _json_object(request)
+        try:
+            self.world.perf.recover(
+                _text(body, "template") or "",
+                _text(body, "metric", required=False),
+                page=_text(body, "page", required=False),
+            )
+        except ValueError as exc:
+            return _bad(exc)
+        return web.json_response(self.world.perf.settings())
+
+    async def pages(self, request: web.Request) -> web.Response:
+        """``GET ?template=``: its pages and browsers. ``POST {template, pages:
+        [{title, url}], browsers?}`` sets them."""
+        perf = self.world.perf
+        if request.method == "POST":
+            body = await _json_object(request)
+            try:
+                template = _text(body, "template") or ""
+                raw, browsers = body.get("pages"), body.get("browsers")
+                if not isinstance(raw, list) or not all(
+                    isinstance(p, dict)
+                    and isinstance(p.get("title"), str)
+                    and isinstance(p.get("url"), str)
+                    for p in raw
+                ):
+                    raise ValueError("pages: a list of {title, url} is required")
+                if browsers is not None and not (
+                    isinstance(browsers, list) and all(isinstance(b, str) for b in browsers)
+                ):
+                    raise ValueError("browsers: a list of strings")
+                perf.set_pages(template, [Page(p["title"], p["url"]) for p in raw], browsers)
+            except ValueError as exc:
+                return _bad(exc)
+        else:
+            template = request.query.get("template", "")
+            if not template:
+                return _bad(ValueError("template: required"))
+        return web.json_response(
+            {
+                "template": template,
+                "pages": [{"title": p.title, "url": p.url} for p in perf.pages(template)],
+                "browsers": list(perf.browsers(template)),
+            }
+        )
+
+    async def get_flakes(self, request: web.Request) -> web.Response:
+        return web.json_response(self.world.flakes())
+
+    async def set_flakes(self, request: web.Request) -> web.Response:
+        """``{template, count?: 1, mode?: "flaky" | "broken"}``: see ``World.fail_next``."""
+        body = await _json_object(request)
+        try:
+            count = body.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise ValueError("count: an integer is required")
+            mode = body.get("mode", "flaky")
+            if not isinstance(mode, str):
+                raise ValueError("mode: a string is required")
+            self.world.fail_next(_text(body, "template") or "", count, mode=mode)
+        except ValueError as exc:
+            return _bad(exc)
+        return web.json_response(self.world.flakes())
+
+    async def heal(self, request: web.Request) -> web.Response:
+        """``{template}``: see ``World.heal``."""
+        try:
+            self.world.heal(_text(await _json_object(request), "template") or "")
+        except ValueError as exc:
+            return _bad(exc)
+        return web.json_response(self.world.flakes())
+
+    def _launches(self) -> dict[str, object]:
+        launches = self.world.launches
+        return {
+            "pending_for": launches.pending_for,
+            "run_for": launches.run_for,
+            "posts": dict(launches.posts),
+            "created": launches.created,
+        }
+
+    async def get_launches(self, request: web.Request) -> web.Response:
+        return web.json_response(self._launches())
+
+    async def set_launches(self, request: web.Request) -> web.Response:
+        """``{pending_for?, run_for?}`` in simulated seconds, for jobs started from now."""
+        body = await _json_object(request)
+        try:
+            checked = {}
+            for key in body:
+                if key not in ("pending_for", "run_for"):
+                    raise ValueError(f"{key}: unknown")
+                checked[key] = _number(body, key)
+                if checked[key] < 0:
+                    raise ValueError(f"{key}: must not be negative")
+        except ValueError as exc:
+            return _bad(exc)
+        for key, value in checked.items():
+            setattr(self.world.launches, key, value)
+        return web.json_response(self._launches())
+
     async def expire_tokens(self, request: web.Request) -> web.Response:
         count = len(self.world.tokens)
         self.world.tokens.expire_all()
@@ -141,3 +322,14 @@ def add_admin_routes(app: web.Application, world: World) -> None:
     router.add_post("/_sim/faults", admin.set_faults, name="sim_set_faults")
     router.add_get("/_sim/stats", admin.stats, name="sim_stats")
     router.add_post("/_sim/tokens/expire", admin.expire_tokens, name="sim_expire_tokens")
+    router.add_get("/_sim/perf", admin.get_perf, name="sim_perf")
+    router.add_post("/_sim/perf", admin.set_perf, name="sim_set_perf")
+    router.add_post("/_sim/perf/shift", admin.shift, name="sim_shift")
+    router.add_post("/_sim/perf/recover", admin.recover, name="sim_recover")
+    router.add_get("/_sim/perf/pages", admin.pages, name="sim_pages")
+    router.add_post("/_sim/perf/pages", admin.pages, name="sim_set_pages")
+    router.add_get("/_sim/flakes", admin.get_flakes, name="sim_flakes")
+    router.add_post("/_sim/flakes", admin.set_flakes, name="sim_set_flakes")
+    router.add_post("/_sim/flakes/heal", admin.heal, name="sim_heal")
+    router.add_get("/_sim/launches", admin.get_launches, name="sim_launches")
+    router.add_post("/_sim/launches", admin.set_launches, name="sim_set_launches")

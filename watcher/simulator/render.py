@@ -4,14 +4,12 @@ error bodies (JSON or the HTML a proxy would send), and how it reads query dates
 
 from __future__ import annotations
 
-import random
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 
-from watcher.simulator.world import SimJob, iso
-
-BROWSERS = ("Chrome", "Firefox", "Edge", "Safari")
+from watcher.simulator.perf import PerfModel
+from watcher.simulator.world import SimJob
 
 # Gateways in front of real APIs answer these with their own HTML page, not JSON.
 _HTML_STATUSES = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -26,39 +24,9 @@ def job_json(job: SimJob, *, malformed: bool = False) -> dict[str, object]:
     return body
 
 
-def runs_for(job: SimJob) -> list[dict[str, object]]:
-    """A few synthetic test runs, the same every time for the same job id."""
-    rng = random.Random(job.id)
-    runs: list[dict[str, object]] = []
-    for k in range(1 + job.id % 3):
-        run_id = job.id * 10 + k
-        dom_load = round(rng.uniform(0.4, 3.0), 3)
-        on_load = round(dom_load + rng.uniform(0.1, 2.0), 3)
-        # visuallyComplete and speedIndex are documented as possibly null.
-        has_visual = rng.random() < 0.8
-        runs.append(
-            {
-                "sref": f"testRuns/{run_id}",
-                "pageTitle": f"{job.name} - page {k + 1}",
-                "url": job.url or f"https://www.example.com/page{k + 1}",
-                "browser": rng.choice(BROWSERS),
-                "dataStartDuration": round(rng.uniform(0.05, 0.6), 3),
-                "renderStart": round(rng.uniform(0.2, dom_load), 3),
-                "domLoad": dom_load,
-                "onLoad": on_load,
-                "visuallyComplete": round(on_load + 0.3, 3) if has_visual else None,
-                "downloadDuration": round(rng.uniform(0.01, 0.5), 3),
-                "pageSize": rng.randrange(50_000, 4_000_000),
-                "speedIndex": rng.randrange(500, 6000) if has_visual else None,
-                "resultCode": 200 if rng.random() < 0.9 else 500,
-                "objectCount": rng.randrange(5, 150),
-                "severity": rng.choice(("low", "medium", "high")),
-                "ranAt": iso(job.started_at + timedelta(seconds=30 * k)),
-                "objectsUri": f"objects?testRun=testRuns%2F{run_id}",
-                "jobUri": job.sref,
-            }
-        )
-    return runs
+def runs_for(job: SimJob, perf: PerfModel | None = None) -> list[dict[str, object]]:
+    """The job's test runs (see ``perf``), the same every time for the same job."""
+    return (perf or PerfModel()).runs(job)
 
 
 def error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

@@ -288,4 +288,68 @@ async def idle(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float
     await stop.wait()
 
 
-SCENARIOS: dict[str, Scenario] = {"demo": demo, "steady": steady, "idle": idle}
+def history(
+    world: World, count: int, every: timedelta, *, status: str = "completed", **kw: Any
+) -> list[SimJob]:
+    """``count`` ended jobs, ``every`` apart, the last one ``every`` ago, oldest first:
+    a baseline of test runs for a template (``template=`` in ``kw``)."""
+    jobs = []
+    for n in range(count, 0, -1):
+        start = world.now() - every * n
+        job = world.add_job(started_at=start, status=status, **kw)
+        job.updated_at = start + min(every / 2, timedelta(minutes=10))
+        job.page_count = world.perf.run_count(job)
+        jobs.append(job)
+    return jobs
+
+
+async def _run_once(
+    world: World, stop: asyncio.Event, speed: float, pending: float, running: float, **kw: Any
+) -> SimJob | None:
+    """One job of ``kw``'s template, pending then running then completed (or failed,
+    if ``fail_next`` says so); None if stopped meanwhile."""
+    job = world.add_job(**kw)
+    if await pause(stop, pending, speed):
+        return None
+    world.set_status(job, "running")
+    if await pause(stop, running, speed):
+        return None
+    world.set_status(job, "completed")
+    return job
+
+
+async def perf(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0) -> None:
+    """Nightly checkout's performance story, repeating (``seed`` shifts its pages):
+    24 hourly completed runs of history, then a run every 5 s; the 3rd to 5th live
+    runs are 40% slower to onLoad on the Checkout page (a regression), from the 6th
+    they are back (the recovery); the 8th fails, and a rerun started through
+    ``POST /jobs`` completes (a flaky failure). Then it starts over from the history's
+    level with a new run every 5 s."""
+    template = _NIGHTLY["template"]
+    if seed:
+        world.perf.noise = 0.05 + (seed % 5) / 100
+    world.perf.set_pages(
+        template,
+        [("Basket", f"{_SHOP}/basket"), ("Checkout", f"{_SHOP}/checkout")],
+        ["Chrome", "Firefox"],
+    )
+    world.launches.pending_for, world.launches.run_for = 1.0 / speed, 2.0 / speed
+    history(world, 24, timedelta(hours=1), **_NIGHTLY)
+    n = 0
+    while True:
+        n += 1
+        step = (n - 1) % 10 + 1
+        if step == 3:
+            world.perf.shift(template, "onLoad", 1.4, page="Checkout")
+        elif step == 6:
+            world.perf.recover(template)
+        elif step == 8:
+            world.fail_next(template, mode="flaky")
+        elif step == 9:
+            world.heal(template)
+        job = await _run_once(world, stop, speed, 1.0, 2.0, **_NIGHTLY)
+        if job is None or await pause(stop, 2.0, speed):
+            return
+
+
+SCENARIOS: dict[str, Scenario] = {"demo": demo, "steady": steady, "idle": idle, "perf": perf}

@@ -23,7 +23,6 @@ from watcher.simulator.render import (
     job_json,
     query_date,
     query_int,
-    runs_for,
 )
 from watcher.simulator.world import World
 
@@ -76,9 +75,10 @@ def make_app(
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count API requests and apply the faults; admin and unknown routes pass through."""
     kind = request.match_info.route.name
+    world = request.app[WORLD]
+    world.tick()  # jobs started through POST /jobs move on with the clock
     if kind is None or kind.startswith("sim_"):
         return await handler(request)
-    world = request.app[WORLD]
     world.requests[kind] += 1
     if kind == "token":
         response = await _token_faults(request, handler, world)
@@ -183,20 +183,41 @@ async def _token(request: web.Request) -> web.Response:
     )
 
 
+def _paging(request: web.Request, world: World) -> tuple[int, int]:
+    """The page (1-based) and page size asked for, the size capped as the API does."""
+    page = query_int(request, "page", 1)
+    size = min(query_int(request, "pageSize", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+    cap = world.faults.page_size_cap
+    if cap is not None:
+        # Silently: the client is not told its pageSize was ignored.
+        size = min(size, max(1, cap))
+    return page, size
+
+
+def _meta(
+    request: web.Request, world: World, page: int, size: int, total: int, started: float
+) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    for name in ("fromDate", "toDate"):
+        if name in request.query:
+            meta[name] = request.query[name]
+    if not world.faults.omit_total:
+        meta["paginationTotalResults"] = total
+    if world.faults.next_links and page * size < total:
+        meta["next"] = str(request.url.update_query(page=page + 1))
+    meta["response_in_sec"] = round(max(time.perf_counter() - started, 0.001), 3)
+    return meta
+
+
 async def _list_jobs(request: web.Request) -> web.Response:
     started = time.perf_counter()
     world = request.app[WORLD]
     try:
         start = query_date(request, "fromDate")
         end = query_date(request, "toDate")
-        page = query_int(request, "page", 1)
-        size = min(query_int(request, "pageSize", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        page, size = _paging(request, world)
     except BadParameter as exc:
         return error(400, str(exc))
-    faults = world.faults
-    if faults.page_size_cap is not None:
-        # Silently: the client is not told its pageSize was ignored.
-        size = min(size, max(1, faults.page_size_cap))
     items, total = world.page(
         start,
         end,
@@ -204,16 +225,9 @@ async def _list_jobs(request: web.Request) -> web.Response:
         offset=(page - 1) * size,
         limit=size,
     )
-    meta: dict[str, object] = {}
-    for name in ("fromDate", "toDate"):
-        if name in request.query:
-            meta[name] = request.query[name]
-    if not faults.omit_total:
-        meta["paginationTotalResults"] = total
-    if faults.next_links and page * size < total:
-        meta["next"] = str(request.url.update_query(page=page + 1))
-    meta["response_in_sec"] = round(max(time.perf_counter() - started, 0.001), 3)
-    results = [job_json(job, malformed=job.sref in faults.malformed) for job in items]
+    malformed = world.faults.malformed
+    results = [job_json(job, malformed=job.sref in malformed) for job in items]
+    meta = _meta(request, world, page, size, total, started)
     return web.json_response({"results": results, "meta": meta})
 
 
@@ -233,13 +247,18 @@ async def _test_runs(request: web.Request) -> web.Response:
     if sref is None:
         return error(400, "job: required, e.g. job=jobs%2F12345")
     try:
-        runs = runs_for(world.resolve(sref))
+        page, size = _paging(request, world)
+    except BadParameter as exc:
+        return error(400, str(exc))
+    try:
+        runs = world.perf.runs(world.resolve(sref))
     except KeyError:
         # A filter that matches nothing is an empty list, not a 404.
         runs = []
-    return web.json_response(
-        {"results": runs, "meta": {"paginationTotalResults": len(runs), "response_in_sec": 0.01}}
-    )
+    offset = (page - 1) * size
+    meta = _meta(request, world, page, size, len(runs), time.perf_counter())
+    meta["response_in_sec"] = 0.01  # fixed: the same job answers the same body
+    return web.json_response({"results": runs[offset : offset + size], "meta": meta})
 
 
 async def _create_job(request: web.Request) -> web.Response:
@@ -251,13 +270,19 @@ async def _create_job(request: web.Request) -> web.Response:
     template = body.get("jobTemplateUri") if isinstance(body, dict) else None
     if not isinstance(template, str) or not template.startswith("jobTemplates/"):
         return error(400, "jobTemplateUri: required, e.g. jobTemplates/6789")
+    world.launches.posts[template] += 1
+    faults = world.faults
+    if faults.create_fail_next > 0:
+        faults.create_fail_next -= 1
+        status = faults.create_fail_status
+        return error(status, "injected job start failure", headers=_fault_headers(world))
     # A new run of a known template looks like its previous runs.
     previous = next((j for j in world.jobs() if j.template == template), None)
-    job = world.add_job(
-        name=previous.name if previous else f"API job ({template})",
+    job = world.start_job(
+        template,
+        name=previous.name if previous else None,
         type=previous.type if previous else "Single",
         url=previous.url if previous else "",
-        template=template,
         started_by=API_USER,
         run_type="manual",
     )

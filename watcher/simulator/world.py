@@ -1,4 +1,6 @@
-"""The simulated account's state: its jobs, the fault knobs and request counters.
+"""The simulated account's state: its jobs, the fault knobs and request counters, the
+test-run model (``perf``), the flaky-template knobs and the jobs started through
+``POST /jobs``, which ``tick`` moves on with the clock.
 
 Owns the job store (a dict by id plus a started_at-sorted index for date windows);
 the HTTP layer in ``server.py`` only reads and renders it.
@@ -10,8 +12,9 @@ import bisect
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from watcher.simulator.perf import PerfModel, Snapshot
 from watcher.simulator.tokens import TokenStore
 
 STATUSES = ("pending", "running", "failed", "completed", "cancelled", "expired")
@@ -49,6 +52,15 @@ class SimJob:
     started_by: str = "Joe Bloggs"
     url: str = ""
     page_count: int = 0
+    # The perf knobs in force when the job was created: its test runs depend on them.
+    perf: Snapshot | None = None
+    # Set by World.fail_next: the status the job ends with instead of completed.
+    forced_outcome: str | None = None
+    # Started through POST /jobs: the world moves it on (see World.tick).
+    launched: bool = False
+    running_at: datetime | None = None
+    ends_at: datetime | None = None
+    outcome: str = "completed"
 
     @property
     def sref(self) -> str:
@@ -89,6 +101,28 @@ class Faults:
     omit_total: bool = False
     # Not in the original brief: lets a client's token-refresh error path be tested.
     token_fail_next: int = 0
+    # POST /jobs only: the next n valid starts answer create_fail_status, creating nothing.
+    create_fail_next: int = 0
+    create_fail_status: int = 500
+
+
+RERUN_MODES = {"flaky": "completed", "broken": "failed"}
+
+
+@dataclass
+class Launches:
+    """How jobs started through POST /jobs live, and what was asked of it.
+
+    A started job is pending for ``pending_for`` simulated seconds, then running for
+    ``run_for``, then ends (completed, or as ``World.fail_next``'s mode says).
+    ``posts`` counts valid start requests per template (refused ones too);
+    ``created`` lists the srefs of the jobs they created.
+    """
+
+    pending_for: float = 5.0
+    run_for: float = 30.0
+    posts: collections.Counter[str] = field(default_factory=collections.Counter)
+    created: dict[str, list[str]] = field(default_factory=dict)
 
 
 JobRef = SimJob | int | str
@@ -104,6 +138,11 @@ class World:
         self.faults = Faults()
         self.requests: collections.Counter[str] = collections.Counter()
         self.tokens = TokenStore()
+        self.perf = PerfModel()
+        self.launches = Launches()
+        self._doomed: collections.Counter[str] = collections.Counter()
+        self._rerun_outcome: dict[str, str] = {}
+        self._live: list[SimJob] = []
         self._next_id = first_id
         self._jobs: dict[int, SimJob] = {}
         # (started_at, id) ascending; reversed it is the API's newest-first order.
@@ -139,7 +178,13 @@ class World:
             started_by=started_by,
             url=url,
             page_count=1 if status in ("running", "completed") else 0,
+            perf=self.perf.snapshot(template),
         )
+        if self._doomed[template] > 0:
+            self._doomed[template] -= 1
+            job.forced_outcome = "failed"
+            if status == "completed":
+                job.status = "failed"
         self._next_id += 1
         self._jobs[job.id] = job
         bisect.insort(self._order, (job.started_at, job.id))
@@ -164,6 +209,8 @@ class World:
     def set_status(self, job: JobRef, status: str) -> SimJob:
         """Change a job's status now; entering or staying in running adds a result page."""
         found = self.resolve(job)
+        if status == "completed" and found.forced_outcome is not None:
+            status = found.forced_outcome
         found.status = status
         found.updated_at = max(self.now(), found.started_at)
         if status == "running":
@@ -176,6 +223,81 @@ class World:
         found.page_count += pages
         found.updated_at = max(self.now(), found.started_at)
         return found
+
+    # -- performance knobs, reruns and jobs started through POST /jobs --------------
+
+    def fail_next(self, template: str, count: int = 1, *, mode: str = "flaky") -> None:
+        """The template's next ``count`` jobs (not started through POST /jobs) fail where
+        they would have completed; from now on its POSTed jobs (reruns) complete
+        (``mode="flaky"``) or fail too (``"broken"``) until ``heal``."""
+        if mode not in RERUN_MODES:
+            raise ValueError(f"mode: one of {', '.join(RERUN_MODES)}: {mode!r}")
+        if count < 0:
+            raise ValueError(f"count: must not be negative: {count!r}")
+        self._doomed[template] = count
+        self._rerun_outcome[template] = RERUN_MODES[mode]
+
+    def heal(self, template: str) -> None:
+        """Undo ``fail_next``: new jobs and reruns of the template complete again."""
+        self._doomed.pop(template, None)
+        self._rerun_outcome.pop(template, None)
+
+    def flakes(self) -> dict[str, dict[str, object]]:
+        """Per template touched by ``fail_next``: jobs still to fail, reruns' outcome."""
+        return {
+            template: {"fail_next": self._doomed[template], "rerun_outcome": outcome}
+            for template, outcome in sorted(self._rerun_outcome.items())
+        }
+
+    def start_job(
+        self,
+        template: str,
+        *,
+        name: str | None = None,
+        type: str = "Single",  # shadows the builtin: it is the API's own field name
+        url: str = "",
+        started_by: str = "Performance Analyzer API",
+        run_type: str = "manual",
+    ) -> SimJob:
+        """What POST /jobs does: a pending job of ``template`` that the world moves on to
+        running and then to its end as the clock passes (see ``tick``). It is never one
+        of ``fail_next``'s jobs: it ends as the template's rerun mode says."""
+        doomed = self._doomed[template]
+        job = self.add_job(
+            name=name or f"API job ({template})",
+            template=template,
+            type=type,
+            url=url,
+            started_by=started_by,
+            run_type=run_type,
+        )
+        self._doomed[template], job.forced_outcome = doomed, None
+        job.launched = True
+        job.running_at = job.started_at + timedelta(seconds=self.launches.pending_for)
+        job.ends_at = job.running_at + timedelta(seconds=self.launches.run_for)
+        job.outcome = self._rerun_outcome.get(template, "completed")
+        self.launches.created.setdefault(template, []).append(job.sref)
+        self._live.append(job)
+        self.tick()
+        return job
+
+    def tick(self) -> None:
+        """Move started jobs on to where the clock says they are; the server calls it
+        before every request. A job whose status was changed by hand is left alone."""
+        if not self._live:
+            return
+        now = self.now()
+        for job in list(self._live):
+            if self._jobs.get(job.id) is not job or job.running_at is None:
+                self._live.remove(job)
+                continue
+            if job.status == "pending" and now >= job.running_at:
+                job.status, job.updated_at, job.page_count = "running", job.running_at, 1
+            if job.status == "running" and job.ends_at is not None and now >= job.ends_at:
+                job.status, job.updated_at = job.outcome, job.ends_at
+                job.page_count = self.perf.run_count(job)
+            if job.status not in ("pending", "running"):
+                self._live.remove(job)
 
     def get(self, job_id: int) -> SimJob | None:
         return self._jobs.get(job_id)
