@@ -146,7 +146,7 @@ def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after
         type=_scenario,
         default="steady",
         metavar="NAME",
-        help="demo, idle or steady (default)",
+        help="demo, idle, perf or steady (default)",
     )
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--speed", type=float, default=1.0)
