@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab's numbering, 0 to 6
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # a schedule must fire at some time after this
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # a schedule must fire at some time after this
 _TICK = timedelta(microseconds=1)
 _MINUTE = timedelta(minutes=1)
 
@@ -99,7 +99,7 @@ def trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
         made = CronTrigger.from_crontab(" ".join(fields), timezone=where)
     except ValueError as exc:
         raise CronError(f"{expression!r} is not a cron expression: {exc}") from None
-    if made.get_next_fire_time(None, _EPOCH) is None:
+    if made.get_next_fire_time(None, EPOCH) is None:
         raise CronError(f"{expression!r} never fires")
     return made
 
@@ -132,8 +132,16 @@ def latest(cron: CronTrigger, floor: datetime, limit: datetime) -> datetime | No
     """The latest scheduled time (UTC) in [floor, limit]: a fire time of `cron` that is
     not the second occurrence of a wall time repeated by a fall-back change."""
     where = cron.timezone
+    floor, limit = floor.astimezone(UTC), limit.astimezone(UTC)
     while True:
-        found = _last_fire(cron, floor.astimezone(UTC), limit.astimezone(UTC))
+        found = None
+        for span in _SPANS:  # most schedules fire within a day: a short bisection first
+            found = _last_fire(cron, max(floor, limit - span) if span else floor, limit)
+            if found is not None or (span and limit - span <= floor):
+                break
         if found is None or not _repeated(found, where):
             return found
         limit = found - _TICK
+
+
+_SPANS = (timedelta(days=1), timedelta(days=32), None)

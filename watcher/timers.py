@@ -11,6 +11,7 @@ its key is stable across cycles and restarts, and it is alerted once.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -107,18 +108,31 @@ def missed_slot(state: TemplateState, rule: Rule, now: datetime) -> datetime | N
     (the newest start alone cannot tell whether an earlier one came in time); while
     the watcher runs, T is judged in the first cycle past T + grace.
     """
-    trigger = cron.trigger(rule.match.schedule or "", rule.match.timezone)
-    grace = timedelta(seconds=rule.match.grace)
-    slot = cron.latest(trigger, state.watching_since, now - grace)
+    found = _latest_run(rule.match.schedule or "", rule.match.timezone, rule.match.grace, now)
+    if found is None or found[0] < state.watching_since:
+        return None
+    slot, early = found
+    if state.last_start is not None and state.last_start >= slot - early:
+        return None
+    return slot
+
+
+@functools.lru_cache(maxsize=64)  # one answer per rule and cycle, whatever the templates
+def _latest_run(
+    schedule: str, timezone: str, grace_seconds: float, now: datetime
+) -> tuple[datetime, timedelta] | None:
+    """The latest scheduled time T with T + grace <= now, and how early a start may be
+    and still count for it."""
+    trigger = cron.trigger(schedule, timezone)
+    grace = timedelta(seconds=grace_seconds)
+    slot = cron.latest(trigger, cron.EPOCH, now - grace)
     if slot is None:
         return None
     early = grace
     before = cron.latest(trigger, slot - 2 * grace, slot - _TICK) if grace else None
     if before is not None:
         early = min(early, (slot - before) / 2)
-    if state.last_start is not None and state.last_start >= slot - early:
-        return None
-    return slot
+    return slot, early
 
 
 _TICK = timedelta(microseconds=1)
