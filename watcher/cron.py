@@ -113,14 +113,14 @@ def _repeated(at: datetime, where: ZoneInfo) -> bool:
 def _last_fire(cron: CronTrigger, floor: datetime, limit: datetime) -> datetime | None:
     """The latest fire time of `cron` in [floor, limit] (UTC), found by bisection (cron
     times are whole minutes): a few dozen trigger calls whatever the span."""
-    first = cron.get_next_fire_time(None, floor)
+    first: datetime | None = cron.get_next_fire_time(None, floor)
     if first is None or first > limit:
         return None
-    low = first.astimezone(UTC)  # a fire time <= limit
+    low: datetime = first.astimezone(UTC)  # a fire time <= limit
     high = limit + _TICK  # none in [high, limit]
     while high - low > _MINUTE:
         middle = low + (high - low) / 2
-        found = cron.get_next_fire_time(None, middle)
+        found: datetime | None = cron.get_next_fire_time(None, middle)
         if found is not None and found < high:
             low = found.astimezone(UTC)
         else:
