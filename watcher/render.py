@@ -46,8 +46,9 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
     " {{ (event.stuck_for / 60) | round | int }} minutes.\n" + _DETAILS,
     EventKind.RECOVERED: "Job {{ job.name }} ({{ job.sref }}) completed after"
     " {{ event.streak }} failed run(s) of its template in a row.\n" + _DETAILS,
-    EventKind.MISSED: "No job of template {{ job.template }} ({{ job.name }}) has started"
-    " for {{ (event.stuck_for / 3600) | round(1) }} hours; the last one started"
+    # stuck_for: since the last start (every), or since the scheduled time missed (schedule)
+    EventKind.MISSED: "No job of template {{ job.template }} ({{ job.name }}) started when"
+    " due: none for {{ (event.stuck_for / 3600) | round(1) }} hours; the last one started"
     " {{ job.started_at or 'never, since watching began' }}.",
 }
 

@@ -82,6 +82,10 @@ def matchers(rule: Rule) -> str:
             if isinstance(value, float)
             else str(value)
         )
+        if name == "schedule":
+            shown = f'"{value}" timezone={m.timezone}'  # the zone shown even when UTC by default
+        elif name == "timezone":
+            continue
         parts.append(f"{name.rstrip('_')}={shown}")
     return " ".join(parts)
 

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import files, render
+from watcher import cron, files, render
 from watcher.models import (
     DEFAULT_ACCOUNT,
     KNOWN_STATUSES,
@@ -333,6 +333,8 @@ _FOR_EVENT: dict[str, frozenset[EventKind]] = {
     "status": frozenset({EventKind.STUCK}),
     "after": frozenset({EventKind.STUCK}),
     "every": frozenset({EventKind.MISSED}),
+    "schedule": frozenset({EventKind.MISSED}),
+    "timezone": frozenset({EventKind.MISSED}),
     "grace": frozenset({EventKind.MISSED}),
 }
 
@@ -352,6 +354,8 @@ class Match(Section):
     status: StrList = Field(default_factory=list)
     after: Duration | None = None
     every: Duration | None = Field(None, gt=0)
+    schedule: str | None = None  # 5-field crontab, instead of every (`cron`)
+    timezone: str = "UTC"  # the schedule's IANA time zone
     grace: Duration = 0.0
 
     @field_validator("to")
@@ -369,6 +373,12 @@ class Match(Section):
     def _status(cls, values: list[str]) -> list[str]:
         return _statuses(values, KNOWN_STATUSES - TERMINAL_STATUSES)
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        cron.zone(value)
+        return value
+
     @model_validator(mode="after")
     def _fits_event(self) -> Match:
         for key, kinds in _FOR_EVENT.items():
@@ -378,11 +388,27 @@ class Match(Section):
                 raise ValueError(f"{label}: only for event {allowed}, not {self.event.value}")
         if self.event is EventKind.STUCK and self.after is None:
             raise ValueError("after: required for event stuck (e.g. after: 2h)")
-        if self.event is EventKind.MISSED and (self.every is None or not self.template):
-            raise ValueError("every: event missed needs every (e.g. 24h) and template")
+        if self.event is EventKind.MISSED:
+            self._missed()
         if self.event is EventKind.STUCK and not self.status:
             object.__setattr__(self, "status", ["pending", "running"])
         return self
+
+    def _missed(self) -> None:
+        if self.every is not None and self.schedule is not None:
+            raise ValueError("schedule: give every or schedule, not both")
+        if (self.every is None and self.schedule is None) or not self.template:
+            raise ValueError(
+                'every: event missed needs every (e.g. 24h) or schedule (e.g. "0 2 * * 1-5"),'
+                " and template"
+            )
+        if self.schedule is None and "timezone" in self.model_fields_set:
+            raise ValueError("timezone: only with schedule (every counts from the last start)")
+        if self.schedule is not None:
+            try:
+                cron.trigger(self.schedule, self.timezone)
+            except cron.CronError as exc:
+                raise ValueError(f"schedule: {exc}") from None
 
 
 class Rule(Section):

@@ -959,3 +959,63 @@ def test_the_example_documents_every_key() -> None:
         if not re.search(rf"(?<![\w.-]){re.escape(key.rsplit('.', 1)[-1])}:", text)
     ]
     assert not missing, f"not in watcher.example.yaml: {missing}"
+
+
+# (case, the missed rule's match, the error)
+MISSED_SCHEDULE = [
+    (
+        "every and schedule",
+        {"every": "24h", "schedule": "0 2 * * *"},
+        "rules[0].match.schedule: give every or schedule, not both",
+    ),
+    (
+        "bad cron",
+        {"schedule": "0 25 * * *"},
+        "rules[0].match.schedule: '0 25 * * *' is not a cron expression: ",
+    ),
+    (
+        "unknown zone",
+        {"schedule": "0 2 * * *", "timezone": "Europe/Londres"},
+        "rules[0].match.timezone: 'Europe/Londres' is not a time zone",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("match", "expected"), [pytest.param(*case[1:], id=case[0]) for case in MISSED_SCHEDULE]
+)
+def test_missed_schedule_errors_name_the_key(
+    tmp_path: Path, match: dict[str, Any], expected: str
+) -> None:
+    """Each row: a schedule problem is reported at its key path."""
+    rule = {
+        "name": "nightly",
+        "match": {"event": "missed", "template": "jobTemplates/1", **match},
+        "notify": "ops",
+    }
+    assert error(write(tmp_path, document(rules=[rule]))).startswith(expected)
+
+
+def test_check_prints_the_schedule_and_its_zone(tmp_path: Path) -> None:
+    """`watcher check` lists a schedule quoted, with its time zone (UTC when not given)."""
+    from watcher.report import matchers
+
+    rules = [
+        {
+            "name": f"r{i}",
+            "match": {"event": "missed", "template": "jobTemplates/1", **extra},
+            "notify": "ops",
+        }
+        for i, extra in enumerate(
+            [
+                {"schedule": "0 2 * * 1-5", "timezone": "Europe/London", "grace": "45m"},
+                {"schedule": "30 1 * * *"},
+            ]
+        )
+    ]
+    settings = load(write(tmp_path, document(rules=rules)))
+    assert [matchers(r) for r in settings.rules] == [
+        'event=missed template=jobTemplates/1 schedule="0 2 * * 1-5" timezone=Europe/London'
+        " grace=2700s",
+        'event=missed template=jobTemplates/1 schedule="30 1 * * *" timezone=UTC',
+    ]

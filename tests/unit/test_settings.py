@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from watcher import cron
 from watcher.settings import (
     ApiSettings,
     DeliverySettings,
@@ -384,3 +385,88 @@ def test_match_account_takes_one_name_or_a_list() -> None:
     assert Match.model_validate({"account": "shop-uk"}).account == ["shop-uk"]
     assert Match.model_validate({"account": ["a", "b"]}).account == ["a", "b"]
     assert Match().account == []
+
+
+# -- missed: every or a cron schedule --------------------------------------------------------
+
+
+def missed_match(**keys: Any) -> Match:
+    return Match.model_validate({"event": "missed", "template": "jobTemplates/1", **keys})
+
+
+def test_missed_schedule_with_a_time_zone() -> None:
+    """`schedule` and `timezone` stand instead of `every`; the zone defaults to UTC."""
+    match = missed_match(schedule="0 2 * * 1-5", timezone="Europe/London", grace="45m")
+    assert (match.schedule, match.timezone, match.every, match.grace) == (
+        "0 2 * * 1-5",
+        "Europe/London",
+        None,
+        2700.0,
+    )
+    assert missed_match(schedule="30 1 * * *").timezone == "UTC"
+
+
+# (case, match keys, the error's message)
+MISSED_ERRORS = [
+    (
+        "every and schedule",
+        {"every": "24h", "schedule": "0 2 * * *"},
+        "schedule: give every or schedule, not both",
+    ),
+    ("neither", {}, "every: event missed needs every (e.g. 24h) or schedule"),
+    ("timezone without schedule", {"every": "24h", "timezone": "UTC"}, "timezone: only with"),
+    ("unknown zone", {"schedule": "0 2 * * *", "timezone": "Mars/Olympus"}, "'Mars/Olympus'"),
+    ("four fields", {"schedule": "0 2 * *"}, "schedule: '0 2 * *' has 4 fields, not 5"),
+    ("six fields", {"schedule": "0 0 2 * * *"}, "has 6 fields, not 5"),
+    ("minute 61", {"schedule": "61 2 * * *"}, "schedule: '61 2 * * *' is not a cron expression"),
+    ("hour 24", {"schedule": "0 24 * * *"}, "is not a cron expression"),
+    ("a word", {"schedule": "daily"}, "has 1 fields, not 5"),
+    ("weekday 8", {"schedule": "0 2 * * 8"}, "day of week '8' is not 0-7 or sun..sat"),
+    ("weekday word", {"schedule": "0 2 * * monday"}, "day of week 'monday'"),
+    ("backwards weekdays", {"schedule": "0 2 * * 5-1"}, "range '5-1' goes backwards"),
+    ("weekday step 0", {"schedule": "0 2 * * */0"}, "step '0' is not a positive number"),
+    ("day and weekday", {"schedule": "0 2 1 * mon"}, "gives both a day of month and a day of"),
+    ("never fires", {"schedule": "0 2 30 2 *"}, "schedule: '0 2 30 2 *' never fires"),
+]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"), [pytest.param(*case[1:], id=case[0]) for case in MISSED_ERRORS]
+)
+def test_missed_schedule_errors(keys: dict[str, Any], message: str) -> None:
+    """Each row: a `missed` match that is refused at load, and what the error says."""
+    with pytest.raises(ValidationError) as caught:
+        missed_match(**keys)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["schedule", "timezone"])
+def test_schedule_keys_are_only_for_missed(key: str) -> None:
+    """`schedule` and `timezone` on another event are errors naming the key."""
+    with pytest.raises(ValidationError, match=f"{key}: only for event missed, not transition"):
+        Match.model_validate({key: "0 2 * * *" if key == "schedule" else "UTC"})
+
+
+# (case, crontab weekday field, the days APScheduler is given)
+WEEKDAYS = [
+    ("Monday to Friday by number", "1-5", "mon,tue,wed,thu,fri"),
+    ("by name", "mon-fri", "mon,tue,wed,thu,fri"),
+    ("Sunday is 0", "0", "sun"),
+    ("Sunday is 7", "7", "sun"),
+    ("a range up to Sunday as 0", "5-0", "sun,fri,sat"),
+    ("a range up to Sunday as 7", "fri-7", "sun,fri,sat"),
+    ("a list", "1,3,5", "mon,wed,fri"),
+    ("a step", "*/2", "sun,tue,thu,sat"),
+    ("a stepped range", "1-5/2", "mon,wed,fri"),
+    ("every day", "*", "*"),
+    ("all days by range", "0-6", "sun,mon,tue,wed,thu,fri,sat"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "days"), [pytest.param(*case[1:], id=case[0]) for case in WEEKDAYS]
+)
+def test_crontab_weekdays_are_translated(field: str, days: str) -> None:
+    """Each row: APScheduler 3 numbers Monday 0, crontab Sunday 0: the day-of-week field is
+    given to it as names, so `1-5` means Monday to Friday as in crontab."""
+    assert str(cron.trigger(f"0 2 * * {field}").fields[4]) == days
