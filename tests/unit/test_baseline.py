@@ -91,7 +91,7 @@ def test_a_single_outlier_does_not_fire(cv: float, spike: float, seed: int) -> N
 def test_outliers_apart_never_fire() -> None:
     values: list[float] = []
     for chunk in range(10):
-        values += noisy(2.0, 0.05, 5, chunk) + [9.0]  # one spike every sixth run
+        values += [*noisy(2.0, 0.05, 5, chunk), 9.0]  # one spike every sixth run
     _, verdicts = feed(values)
     assert fired(verdicts) == []
     assert sum(v.flagged for v in verdicts) >= 8
