@@ -145,16 +145,9 @@ class SeriesState:
 
     baseline: tuple[float, ...] = ()  # the last clean values in the baseline's window
     regressed: bool = False
-    pending: tuple[float, ...] = ()  # flagged values in a row, not yet a regression
+    pending: tuple[float, ...] = ()  # flagged values in a row (the streak), not yet a regression
     since: tuple[float, ...] = ()  # while regressed: every value since it began
     clear_streak: int = 0  # while regressed: in-band values in a row
-
-    @property
-    def flagged_streak(self) -> int:
-        """Flagged values in a row: the pending ones, or the regressed streak's tail."""
-        if self.regressed:
-            return 0 if self.clear_streak else len(self.since)
-        return len(self.pending)
 
     def to_json(self) -> bytes:
         """Small and stable: short keys, empty parts left out."""
