@@ -1,0 +1,185 @@
+"""False alarms and detection delay of the regression statistics (`watcher/baseline.py`):
+
+    .venv/bin/python benchmarks/false_alarms.py [--quick] [--series 50] [--runs 1000]
+                                                [--cv 2,5,10,20] [--step 25] [--json out.json]
+
+Simulated series of one timing (onLoad around 2 s) with log-normal noise at several
+coefficients of variation, judged with the default thresholds (mad 4, relative 10%,
+absolute 100 ms, baseline.runs 20, min_runs 6, consecutive 2):
+
+- **false alarms**: `--series` series of `--runs` runs of stable noise each; every
+  `regressed` event is a false alarm. Target: 0 per 1,000 runs per series at 10% noise
+  (and below).
+- **detection delay**: `--series` series of 40 stable runs, then a step of `--step`
+  percent held for 60 runs; the delay is the number of runs at the new level up to and
+  including the one that fires `regressed`. Target: at most `consecutive` runs.
+
+Seeded (`random.Random`): the same numbers every run. Prints a table with PASS/MISS
+beside each target (never fails on a number); `--quick` is 5 series of 200 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `watcher` importable
+    sys.path.insert(0, str(ROOT))
+
+from watcher.baseline import SeriesState, Thresholds, observe  # noqa: E402
+
+LEVEL = 2.0  # seconds: an onLoad
+WARMUP = 40  # stable runs before the step
+AFTER = 60  # runs held at the new level
+TARGET_NOISE = 0.10  # the false-alarm target holds up to this coefficient of variation
+
+
+def lognormal(rng: random.Random, level: float, cv: float) -> float:
+    """A value whose median is `level`, with coefficient of variation `cv`."""
+    sigma = math.sqrt(math.log1p(cv * cv))
+    return level * math.exp(rng.gauss(0.0, sigma))
+
+
+def false_alarms(cv: float, series: int, runs: int, thresholds: Thresholds) -> dict[str, Any]:
+    events = []
+    flagged = 0
+    for index in range(series):
+        rng = random.Random(f"stable-{cv}-{index}")
+        state = SeriesState()
+        count = 0
+        for _ in range(runs):
+            state, verdict = observe(state, lognormal(rng, LEVEL, cv), thresholds)
+            count += verdict.fired == "regressed"
+            flagged += verdict.flagged
+        events.append(count)
+    return {
+        "cv": cv,
+        "series": series,
+        "runs": runs,
+        "regressed": sum(events),
+        "per_1000_runs_per_series": 1000 * sum(events) / (series * runs),
+        "series_with_an_alarm": sum(1 for n in events if n),
+        "max_per_series": max(events),
+        "flagged_fraction": flagged / (series * runs),
+    }
+
+
+def detection(cv: float, series: int, step: float, thresholds: Thresholds) -> dict[str, Any]:
+    delays: list[int] = []
+    missed = 0
+    for index in range(series):
+        rng = random.Random(f"step-{cv}-{step}-{index}")
+        state = SeriesState()
+        for _ in range(WARMUP):
+            state, _ = observe(state, lognormal(rng, LEVEL, cv), thresholds)
+        state = SeriesState(baseline=state.baseline)  # a false alarm before the step: forget it
+        for run in range(1, AFTER + 1):
+            state, verdict = observe(state, lognormal(rng, LEVEL * (1 + step), cv), thresholds)
+            if verdict.fired == "regressed":
+                delays.append(run)
+                break
+        else:
+            missed += 1
+    within = sum(1 for d in delays if d <= thresholds.consecutive)
+    return {
+        "cv": cv,
+        "series": series,
+        "step": step,
+        "detected": len(delays) / series,
+        "within_consecutive": within / series,
+        "median_delay": statistics.median(delays) if delays else None,
+        "max_delay": max(delays) if delays else None,
+        "missed": missed,
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 series of 200 runs")
+    parser.add_argument("--series", type=int, default=50, help="series per noise level")
+    parser.add_argument("--runs", type=int, default=1000, help="runs per stable series")
+    parser.add_argument("--cv", default="2,5,10,20", help="noise levels, percent")
+    parser.add_argument("--step", type=float, default=25.0, help="the step, percent")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    series, runs = (5, 200) if args.quick else (args.series, args.runs)
+    levels = [float(part) / 100 for part in args.cv.split(",") if part.strip()]
+    step = args.step / 100
+    thresholds = Thresholds.for_metric("onLoad")
+
+    started = time.perf_counter()
+    alarms = [false_alarms(cv, series, runs, thresholds) for cv in levels]
+    steps = [detection(cv, series, step, thresholds) for cv in levels]
+    seconds = time.perf_counter() - started
+
+    print(
+        f"false alarms: {series} series x {runs} runs of stable log-normal noise, "
+        f"onLoad ~{LEVEL:g} s, default thresholds"
+    )
+    rows = [["noise (cv)", "regressed", "per 1,000 runs/series", "series alarmed", "flagged"]]
+    for a in alarms:
+        target = (
+            f"target 0, {_verdict(a['regressed'] == 0)}"
+            if a["cv"] <= TARGET_NOISE + 1e-9
+            else "no target"
+        )
+        rows.append(
+            [
+                f"{100 * a['cv']:g}%",
+                str(a["regressed"]),
+                f"{a['per_1000_runs_per_series']:.3f} ({target})",
+                f"{a['series_with_an_alarm']}/{series}",
+                f"{100 * a['flagged_fraction']:.2f}% of runs",
+            ]
+        )
+    print(_table(rows))
+    print()
+    print(
+        f"detection: {series} series, {WARMUP} stable runs then +{args.step:g}% held "
+        f"{AFTER} runs; delay = runs at the new level until `regressed`"
+    )
+    rows = [["noise (cv)", "detected", f"within {thresholds.consecutive}", "median", "max"]]
+    for d in steps:
+        ok = d["max_delay"] is not None and d["max_delay"] <= thresholds.consecutive
+        ok = ok and d["missed"] == 0
+        rows.append(
+            [
+                f"{100 * d['cv']:g}%",
+                f"{100 * d['detected']:.0f}%",
+                f"{100 * d['within_consecutive']:.0f}%",
+                "-" if d["median_delay"] is None else f"{d['median_delay']:g}",
+                f"{d['max_delay']} (target {thresholds.consecutive}, {_verdict(ok)})",
+            ]
+        )
+    print(_table(rows))
+    print(f"\n{seconds:.1f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"false_alarms": alarms, "detection": steps}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
