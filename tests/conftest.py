@@ -4,6 +4,7 @@ any test whose output shows a secret."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -183,7 +184,13 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
 
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
-    receiver = Hook()
+    async with receiving(Hook()) as receiver:
+        yield receiver
+
+
+@contextlib.asynccontextmanager
+async def receiving(receiver: Hook) -> AsyncIterator[Hook]:
+    """`receiver` served on a free loopback port until the block ends."""
 
     async def handle(request: web.Request) -> web.Response:
         receiver.attempts += 1
@@ -196,8 +203,10 @@ async def hook() -> AsyncIterator[Hook]:
     app = web.Application()
     app.router.add_post("/hook", handle)
     runner, receiver.port = await serve(app)
-    yield receiver
-    await runner.cleanup()
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
 
 
 def free_port() -> int:

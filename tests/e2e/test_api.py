@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import SECRETS, Hook, config_document, free_port, serve, write_config
+from tests.conftest import SECRETS, Hook, config_document, free_port, receiving, write_config
 from tests.e2e import proc
 from watcher.simulator.runner import SimulatorHandle
 from watcher.simulator.world import World
@@ -28,20 +28,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 async def broken() -> AsyncIterator[Hook]:
     """A second webhook receiver, down until a test brings it up."""
-    receiver = Hook(down=True)
-
-    async def handle(request: web.Request) -> web.Response:
-        receiver.attempts += 1
-        if receiver.down:
-            return web.Response(status=503, text="down")
-        receiver.received.append(await request.json())
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner, receiver.port = await serve(app)
-    yield receiver
-    await runner.cleanup()
+    async with receiving(Hook(down=True)) as receiver:
+        yield receiver
 
 
 def config(
