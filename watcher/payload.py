@@ -187,11 +187,19 @@ _decode_record = msgspec.json.Decoder(Record).decode
 _encode = msgspec.json.Encoder().encode
 
 
+def _without_nul(body: bytes) -> bytes:
+    """The body with each escaped NUL (`\\u0000`) as U+FFFD: PostgreSQL's text holds no
+    NUL, so a job name with one would fail every write of the state. A search of the
+    bytes, cheap beside the decoding."""
+    return body.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in body else body
+
+
 def decode_listing(body: bytes) -> Any:
     """A page of `GET /jobs`: typed records when every record has the documented shape
     (the usual case); else plain JSON, read around any record that no reader takes,
     records of the documented shape typed. `salvage.BrokenBody` (a ValueError) if the
     page cannot be read around its records."""
+    body = _without_nul(body)
     try:
         return _decode_listing(body)
     except (msgspec.DecodeError, RecursionError):  # another shape, or not for msgspec
@@ -202,7 +210,7 @@ def decode_body(body: bytes) -> Any:
     """Any body of the API as plain JSON for the tolerant readers; a record under
     `results` that no reader takes becomes a `salvage.Unreadable` in its place.
     `salvage.BrokenBody` (a ValueError) if the body cannot be read around its records."""
-    return salvage.read(body, salvage.plain_record)
+    return salvage.read(_without_nul(body), salvage.plain_record)
 
 
 def _typed_record(record: bytes, at: int) -> Any:

@@ -137,6 +137,15 @@ def test_a_page_of_documented_records_is_decoded_typed() -> None:
     assert [job.sref for job in parse_list(decoded, 1).jobs] == ["jobs/0", "jobs/1", "jobs/2"]
 
 
+def test_a_nul_in_a_name_becomes_a_replacement_character() -> None:
+    """PostgreSQL's text holds no NUL: a name with one would fail every write."""
+    items = [job_record(n, "failed") for n in range(2)]
+    items[0]["name"] = "Night\u0000ly"
+    body = json.dumps({"results": items}).encode()
+    assert parse_list(decode_listing(body), 1).jobs[0].name == "Night\ufffdly"
+    assert payload.decode_body(body)["results"][0]["name"] == "Night\ufffdly"
+
+
 # The fields every record needs besides sref and status, as the bodies below write them.
 NEEDED = b'"name": "Job 1", "startedAt": "2026-03-29T00:00:00Z"'
 
