@@ -296,6 +296,8 @@ class PgStore(PgOutbox, PgPeople):
                 ),
                 ("DELETE FROM silences WHERE LEAST(ends_at, expired_at) < %s", (cutoff,)),
                 ("DELETE FROM acks WHERE created_at < %s", (cutoff,)),
+                # replicas gone for a day: their names only fill `status`
+                ("DELETE FROM replicas WHERE seen_until < now() - interval '1 day'", ()),
             ):
                 removed += (await conn.execute(sql, params)).rowcount
             return removed
