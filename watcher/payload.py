@@ -453,6 +453,9 @@ TEST_RUN_FIELDS = (
     "visuallyComplete",
     "pageSize",
     "ranAt",
+    "dataStartDuration",
+    "downloadDuration",
+    "objectCount",
 )
 
 
