@@ -90,7 +90,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-@functools.lru_cache(maxsize=64)
 def _total(body: Any) -> int | None:
     """`meta.paginationTotalResults` of a listing, if it is a whole number."""
     meta = body.get("meta") if isinstance(body, dict) else None
@@ -98,6 +97,7 @@ def _total(body: Any) -> int | None:
     return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
+@functools.lru_cache(maxsize=64)
 def _http_date(header: str) -> datetime | None:
     """A Date header, read once: it changes once a second, pages come faster."""
     try:
