@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, REALM, Hook
 from tests.pipeline.test_events import Clock, FlakyRunsWorld, Harness, harness
+from watcher import explain
+from watcher.settings import Settings
 from watcher.simulator.runner import SimulatorHandle, running_simulator
 from watcher.simulator.tokens import TokenStore
 from watcher.simulator.world import SimJob
@@ -103,6 +105,13 @@ async def test_a_step_fires_regressed_once_and_improved_once_across_restarts(
     await runs(h, clock, 3)
     await h.close()
     assert len(hook.received) == 2
+    shown = await explain.series_report(Settings(**h.doc), TEMPLATE)
+    assert "jobTemplates/6789 https://shop.example.com/checkout [Chrome] onLoad" in shown
+    assert "baseline: median " in shown
+    assert "in band; regressions so far 1" in shown
+    assert await explain.series_report(Settings(**h.doc), "jobTemplates/1") == (
+        "no series recorded for jobTemplates/1"
+    )
 
 
 async def test_lookups_over_the_cap_wait_for_the_next_cycle(
