@@ -107,7 +107,15 @@ def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     why = sub.add_parser(
         "explain", parents=[common], help="which rules fire for one job change, and why"
     )
-    why.add_argument("--job", required=True, help="a job record as JSON (the API's format)")
+    what = why.add_mutually_exclusive_group(required=True)
+    what.add_argument("--job", help="a job record as JSON (the API's format)")
+    what.add_argument(
+        "--series",
+        nargs="?",
+        const="",
+        metavar="TEMPLATE",
+        help="the numbers behind regressed/improved: each series' baseline (of one template)",
+    )
     why.add_argument(
         "--from", dest="from_status", default="new", help="the previous status (default: new)"
     )
@@ -223,6 +231,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(report.summary(settings))
         if args.explain:
             print(explain.routing_table(settings))
+        return EXIT_OK
+    if command == "explain" and args.series is not None:
+        print(explain.explain_series(settings, args.series or None))
         return EXIT_OK
     if command == "explain":
         print(

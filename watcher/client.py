@@ -90,6 +90,13 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _total(body: Any) -> int | None:
+    """`meta.paginationTotalResults` of a listing, if it is a whole number."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    total = meta.get("paginationTotalResults") if isinstance(meta, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
 @functools.lru_cache(maxsize=64)
 def _http_date(header: str) -> datetime | None:
     """A Date header, read once: it changes once a second, pages come faster."""
@@ -366,15 +373,39 @@ class Client:
         return lambda page: f"{prefix}{page}&{size}"
 
     async def test_runs(self, sref: str, limit: int = 50) -> list[dict[str, object]]:
-        """The first `limit` test runs of a job, for enriching an alert."""
-        query = f"job={quote(sref, safe='')}&{quote(self._s.page_size_param)}={limit}"
-        try:
-            body = await self._get(
-                f"{self._s.base_url}/testRuns?{query}", "testRuns", payload.decode_body
-            )
-        except _NotFound:
-            return []
-        return payload.parse_test_runs(body)[:limit]
+        """The first `limit` test runs of a job, page by page (`api.page_param`, at most
+        `api.max_pages` pages): until a page is empty or short, `paginationTotalResults`
+        runs are in, `limit` is reached, or a page repeats the one before (a server that
+        ignores the page parameter). ApiError if a page cannot be read."""
+        size = min(limit, self._s.page_size)
+        base = (
+            f"{self._s.base_url}/testRuns?job={quote(sref, safe='')}"
+            f"&{quote(self._s.page_size_param, safe='')}={size}"
+            f"&{quote(self._s.page_param, safe='')}="
+        )
+        runs: list[dict[str, object]] = []
+        previous: list[dict[str, object]] | None = None
+        for page in range(1, self._s.max_pages + 1):
+            try:
+                body = await self._get(f"{base}{page}", "testRuns", payload.decode_body)
+            except _NotFound:
+                break  # no such job (or no such page): no runs
+            try:
+                found = payload.parse_test_runs(body)
+            except payload.PayloadError as exc:
+                raise ApiError(f"GET testRuns page {page}: {exc}") from None
+            if not found or found == previous:
+                break
+            runs.extend(found)
+            total = _total(body)
+            if (
+                len(runs) >= limit
+                or len(found) < size
+                or (total is not None and len(runs) >= total)
+            ):
+                break
+            previous = found
+        return runs[:limit]
 
     async def list_jobs(
         self, start: datetime, end: datetime, settled: Mapping[str, str] = NOTHING_SETTLED

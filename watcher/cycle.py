@@ -1,6 +1,6 @@
 """One poll cycle as a short sequence of stages, each a function with one contract:
 
-    observe -> diff -> timers -> route -> enrich -> commit -> settle -> account
+    observe -> diff -> timers -> measure -> route -> enrich -> commit -> settle -> account
 
 The only place where the pipeline's modules meet; each of them stays ignorant of the
 others. Nothing is written before `commit`, so a cycle that fails anywhere before it
@@ -18,12 +18,13 @@ from datetime import datetime
 
 import structlog
 
-from watcher import fast, poller, render, rules, timers, tracker
+from watcher import fast, poller, regress, render, rules, timers, tracker
 from watcher.client import ApiError, Client
 from watcher.metrics import Metrics
 from watcher.models import (
     DEFAULT_ACCOUNT,
     FAILURE_STATUSES,
+    PERF_KINDS,
     TERMINAL_STATUSES,
     TIMER_KINDS,
     Alert,
@@ -118,9 +119,10 @@ async def run_cycle(ctx: Context) -> CycleReport:
     seen = await observe(ctx)
     changes = await diff(ctx, seen, router)
     timed = await due_timers(ctx, seen, changes)
-    routed = route(ctx, router, [*changes.found.events, *timed])
+    measured = await measure(ctx, seen, changes)
+    routed = route(ctx, router, [*changes.found.events, *timed, *measured.events])
     runs = await enrich(ctx, routed)
-    queued, fresh = await commit(ctx, seen, changes, routed, runs)
+    queued, fresh = await commit(ctx, seen, changes, routed, runs, measured)
     settle(ctx, seen, changes)
     kinds = account(ctx, seen, changes, routed, fresh)
     observation = seen.observation
@@ -226,6 +228,34 @@ async def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
     return [e for e in due if e.key not in known]
 
 
+NOTHING_MEASURED = regress.Measured(events=[], series=[], queued=[], looked_up=[], retried=[])
+
+
+async def measure(ctx: Context, seen: Seen, changes: Changes) -> regress.Measured:
+    """The test runs of the completed jobs that regressed/improved rules want (those
+    queued by earlier cycles first, at most `poll.test_run_lookups`), judged against
+    their series: the events that fire, the series to store, the lookups left."""
+    perf = [r for r in ctx.rules if r.match.event in PERF_KINDS]
+    if not perf:
+        return NOTHING_MEASURED
+    pending = await ctx.store.pending_lookups(ctx.poll.test_run_lookups)
+    # The first poll records the jobs that had ended without events: nor series.
+    quiet = seen.first and not ctx.poll.alert_on_first_run
+    done = {s.sref for s in changes.found.states if s.status == "completed"}
+    completed = [] if quiet else [j for j in seen.observation.jobs if j.sref in done]
+    if not pending and not completed:
+        return NOTHING_MEASURED
+    return await regress.measure(
+        ctx.client,
+        perf,
+        pending,
+        completed,
+        ctx.poll.test_run_lookups,
+        seen.now,
+        ctx.store.series,
+    )
+
+
 def route(ctx: Context, router: rules.Router, events: list[Event]) -> Routed:
     """The rules that fire for each event; with `explain`, each decision logged."""
     if ctx.explain:
@@ -281,10 +311,16 @@ def alerts_for(
 
 
 async def commit(
-    ctx: Context, seen: Seen, changes: Changes, routed: Routed, runs: TestRuns
+    ctx: Context,
+    seen: Seen,
+    changes: Changes,
+    routed: Routed,
+    runs: TestRuns,
+    measured: regress.Measured = NOTHING_MEASURED,
 ) -> tuple[int, set[str]]:
-    """Write the cycle in one transaction: states, templates, events, their alerts and
-    the watermark. Returns the alerts queued and the keys of the events recorded now."""
+    """Write the cycle in one transaction: states, templates, events, their alerts, the
+    series and lookups, and the watermark. Returns the alerts queued and the keys of the
+    events recorded now."""
     ledger = routed.ledger
     return await ctx.store.commit_cycle(
         CycleCommit(
@@ -297,6 +333,10 @@ async def commit(
             unfollowed=seen.observation.unfollow,
             templates=list(changes.found.templates.values()),
             fence=ctx.fence,
+            series=measured.series,
+            queued=measured.queued,
+            looked_up=measured.looked_up,
+            retried=measured.retried,
         )
     )
 

@@ -5,14 +5,16 @@ they would send. Offline: sends nothing, reads no state.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher import cycle, files, logs, payload, render, report, rules
+from watcher import baseline, cycle, files, logs, payload, regress, render, report, rules
 from watcher.config import ConfigError
-from watcher.models import Event, EventKind
+from watcher.models import Event, EventKind, Job
 from watcher.settings import Settings
+from watcher.store import SeriesRow, SqliteStore, Store
 
 
 def routing_table(settings: Settings) -> str:
@@ -78,3 +80,75 @@ def explain_job(
         lines.append("-> no alert")
     # Names and texts are the API's: no control or bidi character reaches the terminal.
     return "\n".join(map(logs.escape_controls, lines))
+
+
+def explain_series(settings: Settings, template: str | None) -> str:
+    """The numbers behind each series' verdicts (of one template, or all): its baseline's
+    median, MAD and limit, whether it is regressed, and its recent values; read from the
+    store, offline. Thresholds are those of the first rule that takes the template."""
+    return asyncio.run(series_report(settings, template))
+
+
+async def series_report(settings: Settings, template: str | None) -> str:
+    """`explain_series` within a running event loop."""
+    found = await _series(settings, template)
+    if not found:
+        return "no series recorded" + (f" for {template}" if template else "")
+    lines: list[str] = []
+    for account, row in found:
+        lines += _series_lines(settings, account, row)
+    return "\n".join(map(logs.escape_controls, lines))
+
+
+async def _series(settings: Settings, template: str | None) -> list[tuple[str, SeriesRow]]:
+    store: Store
+    if settings.state.url is not None:
+        from watcher.store.postgres import PgStore  # psycopg only for PostgreSQL
+
+        store = await PgStore.open(settings.state.url.get_secret_value())
+    elif not settings.state.path.exists():
+        return []
+    else:
+        store = SqliteStore(settings.state.path, readonly=True)
+    try:
+        return [
+            (account, row)
+            for account in settings.accounts_resolved()
+            for row in await store.scoped(account).all_series(template)
+        ]
+    finally:
+        await store.close()
+
+
+def _series_lines(settings: Settings, account: str, row: SeriesRow) -> list[str]:
+    template, page, browser, metric = row.key
+    probe = Job(sref="", name="", status="completed", template=template)
+    thresholds = regress.metrics_for(rules.rules_for(settings.rules, account), probe).get(
+        metric, baseline.Thresholds.for_metric(metric)
+    )
+    when = f"{row.updated_at:%Y-%m-%d %H:%M}Z"
+    head = f"{template} {page} [{browser}] {metric} ({account}, updated {when})"
+    try:
+        state = baseline.SeriesState.from_json(row.state)
+    except ValueError as exc:
+        return [head, f"  unreadable state: {exc}"]
+    band = baseline.band(state.baseline, thresholds)
+    lines = [head]
+    if band is None:
+        lines.append(
+            f"  no verdict yet: {len(state.baseline)} clean runs of {thresholds.min_runs} needed"
+        )
+    else:
+        lines.append(
+            f"  baseline: median {band.median:.4g}, MAD {band.mad:.4g}, limit {band.limit:.4g}"
+            f" (set by {band.bound}), from {len(state.baseline)} runs"
+        )
+    status = "REGRESSED" if state.regressed else "in band"
+    lines.append(
+        f"  {status}; regressions so far {row.regressions}; flagged in a row"
+        f" {len(state.pending)}; since the regression {len(state.since)}"
+        f" (back in band {state.clear_streak})"
+    )
+    recent = (state.baseline + state.since + state.pending)[-baseline.RECENT :]
+    lines.append("  recent (oldest first): " + ", ".join(f"{v:.4g}" for v in recent))
+    return lines

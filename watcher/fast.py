@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
 
-from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job, JobState
+from watcher.models import DEFAULT_ACCOUNT, PERF_KINDS, Alert, Event, EventKind, Job, JobState
 
 if TYPE_CHECKING:
     from watcher.payload import Record
@@ -103,6 +103,20 @@ JOB_VARIABLES = (
     "test_runs",
 )
 EVENT_VARIABLES = ("kind", "from", "to", "at", "streak", "stuck_for")
+# regressed and improved only: one more item, an object of these (alerts queued before
+# them, and other events, have none: every template sees them, None, or [] for runs)
+PERF_VARIABLES = (
+    "metric",
+    "value",
+    "baseline",
+    "delta",
+    "percent",
+    "page_title",
+    "page_url",
+    "browser",
+    "runs",
+)
+_NO_PERF: dict[str, Any] = dict.fromkeys(PERF_VARIABLES)
 _encode = msgspec.json.Encoder().encode  # a tenth of the time json.dumps takes
 
 
@@ -113,8 +127,11 @@ def _iso(value: datetime | None) -> str:
 
 
 def variable_list(event: Event, test_runs: list[dict[str, object]] | None) -> str:
-    """The values of JOB_VARIABLES then EVENT_VARIABLES, as JSON."""
+    """The values of JOB_VARIABLES then EVENT_VARIABLES, as JSON (then, for regressed
+    and improved, an object of PERF_VARIABLES)."""
     job = event.job
+    if event.kind in PERF_KINDS:
+        return _perf_list(event, test_runs)
     return _encode(
         [
             job.name,
@@ -141,15 +158,51 @@ def variable_list(event: Event, test_runs: list[dict[str, object]] | None) -> st
     ).decode()
 
 
+def _perf_list(event: Event, test_runs: list[dict[str, object]] | None) -> str:
+    """A series' event: its `to` is its kind (its status is the series' id, for its key)."""
+    job, perf = event.job, event.perf or {}
+    return _encode(
+        [
+            job.name,
+            job.url,
+            job.status,
+            job.type,
+            job.run_type,
+            _iso(job.started_at),
+            _iso(job.updated_at),
+            job.started_by,
+            job.page_count,
+            job.sref,
+            job.id,
+            job.template,
+            job.test_runs_uri,
+            test_runs or [],
+            str(event.kind),
+            event.from_status,
+            str(event.kind),
+            _iso(event.at),
+            event.streak,
+            event.stuck_for,
+            {name: perf.get(name) for name in PERF_VARIABLES},
+        ]
+    ).decode()
+
+
 def named_variables(values: list[Any]) -> dict[str, dict[str, Any]]:
     """`variable_list`'s values back under their names, as templates see them."""
     split = len(JOB_VARIABLES)
-    if len(values) != split + len(EVENT_VARIABLES):
-        raise ValueError(f"{len(values)} values for {split + len(EVENT_VARIABLES)} variables")
-    return {
-        "job": dict(zip(JOB_VARIABLES, values[:split], strict=True)),
-        "event": dict(zip(EVENT_VARIABLES, values[split:], strict=True)),
-    }
+    width = split + len(EVENT_VARIABLES)
+    perf: dict[str, Any] = _NO_PERF
+    if len(values) == width + 1 and isinstance(values[-1], dict):
+        perf = {name: values[-1].get(name) for name in PERF_VARIABLES}
+        values = values[:-1]
+    if len(values) != width:
+        raise ValueError(f"{len(values)} values for {width} variables")
+    event = dict(zip(EVENT_VARIABLES, values[split:], strict=True))
+    event.update(perf)
+    if event["runs"] is None:
+        event["runs"] = []
+    return {"job": dict(zip(JOB_VARIABLES, values[:split], strict=True)), "event": event}
 
 
 class Stamps(dict[datetime, float]):

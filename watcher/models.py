@@ -77,16 +77,24 @@ class EventKind(enum.StrEnum):
     STUCK = "stuck"
     RECOVERED = "recovered"
     MISSED = "missed"
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
 
 
 TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
+# Events of a series of test-run values (template, page URL, browser, metric): their
+# new status is the series' id and their `seq` which regression of it they are about.
+PERF_KINDS = frozenset({EventKind.REGRESSED, EventKind.IMPROVED})
 
 
 def event_key(kind: EventKind, subject: str, status: str, rule: str | None, seq: int) -> str:
     """The identity under which an event is recorded, derived from its fields for
     storage only (nothing reads fields back out of it): the same key is never alerted
     twice. A transition is once per job and new status; a recovery once per job; a
-    timer event once per rule, subject and reminder or gap."""
+    timer event once per rule, subject and reminder or gap; `regressed` and `improved`
+    once per series (`status`, whatever job showed it) and regression (`seq`)."""
+    if kind in PERF_KINDS:
+        return f"{kind}:{status}:{seq}"
     base = f"{kind}:{subject}:{status}"
     return f"{base}:{rule}:{seq}" if kind in TIMER_KINDS else base
 
@@ -101,7 +109,9 @@ class Event:
     streak: int = 0
     stuck_for: float | None = None
     rule: str | None = None  # timer events (stuck, missed) belong to the rule that set them
-    seq: int = 0  # which reminder (stuck) or which gap (missed)
+    seq: int = 0  # which reminder (stuck), gap (missed) or regression (regressed, improved)
+    # regressed, improved: the numbers behind the verdict (render.PERF_VARIABLES)
+    perf: dict[str, object] | None = None
     _key: str = field(default="", init=False, repr=False, compare=False)
 
     @property
@@ -138,6 +148,7 @@ class MatchReason(enum.StrEnum):
     WRONG_STARTED_BY = "started_by_differs"
     WRONG_STREAK = "streak_below_consecutive"
     OTHER_RULE = "timer_of_another_rule"
+    WRONG_METRIC = "metric_differs"
     STOPPED = "stopped_by_earlier_rule"
 
 

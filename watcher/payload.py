@@ -461,6 +461,9 @@ TEST_RUN_FIELDS = (
     "visuallyComplete",
     "pageSize",
     "ranAt",
+    "dataStartDuration",
+    "downloadDuration",
+    "objectCount",
 )
 
 

@@ -24,11 +24,24 @@ from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job
 
 log = structlog.get_logger("watcher.render")
 
+# regressed, improved: values in the metric's unit (seconds for timings)
+_PERF_FORMAT = (
+    "{% set size = event.metric in ('pageSize', 'objectCount') %}"
+    "{% set unit = '%d' if size else '%.2f s' %}"
+)
 DEFAULT_TITLES: Mapping[EventKind, str] = {
     EventKind.TRANSITION: "{{ job.name }} {{ event.to }}",
     EventKind.STUCK: "{{ job.name }} stuck {{ event.to }}",
     EventKind.RECOVERED: "{{ job.name }} recovered",
     EventKind.MISSED: "{{ job.name }} did not run",
+    EventKind.REGRESSED: _PERF_FORMAT
+    + "{{ event.page_title or event.page_url }} {{ event.metric }}"
+    "{% if event.percent is not none %} {{ event.percent | round | int }}%{% endif %}"
+    " {{ 'larger' if size else 'slower' }} than its baseline"
+    " ({{ unit | format(event.value) }} vs {{ unit | format(event.baseline) }})",
+    EventKind.IMPROVED: _PERF_FORMAT
+    + "{{ event.page_title or event.page_url }} {{ event.metric }} back to its baseline"
+    " ({{ unit | format(event.value) }} vs {{ unit | format(event.baseline) }})",
 }
 _DETAILS = (
     "Type: {{ job.type }}, run: {{ job.run_type }}, started by {{ job.started_by }}"
@@ -50,6 +63,19 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
     EventKind.MISSED: "No job of template {{ job.template }} ({{ job.name }}) started when"
     " due: none for {{ (event.stuck_for / 3600) | round(1) }} hours; the last one started"
     " {{ job.started_at or 'never, since watching began' }}.",
+    EventKind.REGRESSED: _PERF_FORMAT
+    + "{{ event.metric }} of {{ event.page_title }} ({{ event.page_url }}, {{ event.browser }})"
+    " was {{ unit | format(event.value) }} in job {{ job.name }} ({{ job.sref }}), above its"
+    " baseline of {{ unit | format(event.baseline) }} (the median of its last clean runs) by"
+    " {{ unit | format(event.delta) }}, in several runs in a row.\n"
+    "Recent values, oldest first: {{ event.runs | join(', ') }}.\n"
+    "Template: {{ job.template }}.",
+    EventKind.IMPROVED: _PERF_FORMAT
+    + "{{ event.metric }} of {{ event.page_title }} ({{ event.page_url }}, {{ event.browser }})"
+    " is back within its baseline's band: {{ unit | format(event.value) }} in job"
+    " {{ job.name }} ({{ job.sref }}), baseline {{ unit | format(event.baseline) }}.\n"
+    "Recent values, oldest first: {{ event.runs | join(', ') }}.\n"
+    "Template: {{ job.template }}.",
 }
 
 SAMPLE_JOB = Job(
@@ -75,6 +101,21 @@ SAMPLE_EVENT = Event(
     streak=1,
     stuck_for=7200.0,
 )
+
+
+# What `check` gives a template for the variables of regressed and improved, which
+# every template sees (None for other events): a rule of those events may format them.
+SAMPLE_PERF: Mapping[str, object] = {
+    "metric": "onLoad",
+    "value": 2.1,
+    "baseline": 1.5,
+    "delta": 0.6,
+    "percent": 40.0,
+    "page_title": "Checkout",
+    "page_url": "https://example.com/checkout",
+    "browser": "Chrome",
+    "runs": [1.5, 1.49, 1.52, 2.08, 2.1],
+}
 
 
 def context(
@@ -114,6 +155,7 @@ def check(source: str) -> str | None:
     unbounded, over budget with the sample job), or None. Bounded in time and memory
     whatever the source (`render_worker`)."""
     sample = context(SAMPLE_EVENT, "rule", "failure")
+    sample["event"].update(SAMPLE_PERF)
     outcome, text = render_worker.shared().check(source, sample)
     if outcome == "ok":
         return None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
-from watcher.models import FAILURE_STATUSES, Event, EventKind, MatchReason
+from watcher.models import FAILURE_STATUSES, PERF_KINDS, Event, EventKind, Job, MatchReason
 from watcher.settings import Match, Rule
 
 
@@ -37,8 +38,8 @@ def _one_of(allowed: Sequence[str], value: str) -> bool:
 def _streak(m: Match, event: Event) -> bool:
     """`consecutive: N`: the Nth failure in a row only, or with `repeat: every` the Nth
     and each one after it while the streak lasts."""
-    if m.consecutive is None:
-        return True
+    if m.consecutive is None or event.kind is not EventKind.TRANSITION:
+        return True  # on regressed and improved, consecutive is the statistics' knob
     if event.to_status not in FAILURE_STATUSES:
         return False
     return event.streak == m.consecutive or (m.repeat == "every" and event.streak > m.consecutive)
@@ -67,7 +68,25 @@ def match(m: Match, event: Event, rule_name: str = "") -> MatchReason:
         return MatchReason.WRONG_STARTED_BY
     if not _streak(m, event):
         return MatchReason.WRONG_STREAK
+    if event.kind in PERF_KINDS and _metric(event) not in m.metrics:
+        return MatchReason.WRONG_METRIC
     return MatchReason.MATCHED
+
+
+def _metric(event: Event) -> object:
+    return event.perf.get("metric") if event.perf else None
+
+
+def perf_rules(rules: Sequence[Rule], job: Job) -> list[Rule]:
+    """The regressed and improved rules that would take an event of this job's series
+    (any metric): whose test runs are read, and for which metrics."""
+    out = []
+    for rule in rules:
+        if rule.match.event in PERF_KINDS:
+            probe = Event(rule.match.event, job, "", "", _EPOCH, perf={"metric": None})
+            if match(rule.match, probe, rule.name) in (_MATCHED, MatchReason.WRONG_METRIC):
+                out.append(rule)
+    return out
 
 
 class Router:
@@ -110,12 +129,15 @@ class Router:
 def _kind_and_status_only(m: Match) -> bool:
     """Whether `match` asks no more of an event than its kind and new status (which pick
     a rule's candidates): then a candidate matches any event but another rule's timer."""
-    return m.consecutive is None and not (
-        m.from_ or m.name or m.type or m.run_type or m.template or m.started_by
+    return (
+        m.event not in PERF_KINDS
+        and m.consecutive is None
+        and not (m.from_ or m.name or m.type or m.run_type or m.template or m.started_by)
     )
 
 
 _MATCHED = MatchReason.MATCHED
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rules_for(rules: Sequence[Rule], account: str) -> list[Rule]:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher import cron, files, render
+from watcher.baseline import SIZE_METRICS, TIME_METRICS, Thresholds
 from watcher.models import (
     DEFAULT_ACCOUNT,
     KNOWN_STATUSES,
@@ -240,6 +241,9 @@ class PollSettings(Section):
     max_catch_up: Duration = 86400.0
     alert_on_first_run: bool = False
     follow_for: Duration = 172800.0
+    # completed jobs whose test runs are read a cycle for `regressed`/`improved` rules;
+    # the rest wait, queued in the store, for the next cycles
+    test_run_lookups: int = Field(50, ge=1, le=10_000)
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")  # as libpq spells them: lower case
@@ -324,11 +328,87 @@ class HaSettings(Section):
         return value
 
 
+def parse_fraction(value: object) -> float:
+    """A share: `10%`, or a fraction from 0 to 1 (0.1 is 10%)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        text = value.strip()[:-1].strip()
+        try:
+            number = float(text) / 100.0
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage (e.g. 10%)") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        if number > 1:
+            raise ValueError(
+                f"{value!r}: give a percentage (e.g. 10%) or a fraction from 0 to 1 (0.1)"
+            )
+    else:
+        raise ValueError(f"{value!r} is not a percentage (e.g. 10%) or a fraction (0.1)")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r}: must be a finite share >= 0")
+    return number
+
+
+def parse_absolute(value: object) -> tuple[float, bool]:
+    """An absolute floor: a number, in the metric's own unit (seconds for timings, bytes
+    for pageSize, objects for objectCount), or a duration with its unit (`100ms`,
+    `0.5s`): (the number, whether it was given as a duration)."""
+    if isinstance(value, tuple):  # already parsed (a model copied)
+        return value
+    if isinstance(value, str) and re.search(r"[a-z]", value.strip().lower()):
+        try:
+            return parse_duration(value), True
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a number nor a duration (e.g. 100ms, 0.5s)"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a number or a duration (e.g. 100ms)")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number or a duration (e.g. 100ms)") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r}: must be a finite number >= 0")
+    return number, False
+
+
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+Absolute = Annotated[tuple[float, bool], BeforeValidator(parse_absolute)]
+PERF_METRICS = TIME_METRICS | SIZE_METRICS  # numeric test-run fields
+DEFAULT_METRICS = ("onLoad",)
+
+
+class ThresholdSettings(Section):
+    """When a value is flagged: above the baseline's median by more than the largest of
+    `mad` x 1.4826 x MAD (not for pageSize and objectCount), `relative` of the median and
+    `absolute` (by default 100ms for timings, 0 for sizes and counts)."""
+
+    mad: float = Field(4.0, ge=0, allow_inf_nan=False)
+    relative: Fraction = 0.10
+    absolute: Absolute | None = None
+
+
+class BaselineSettings(Section):
+    runs: int = Field(20, ge=1, le=1000)  # the last clean runs the baseline is made of
+    min_runs: int = Field(6, ge=1)  # no verdict with fewer
+
+    @model_validator(mode="after")
+    def _fits(self) -> BaselineSettings:
+        if self.min_runs > self.runs:
+            raise ValueError(f"min_runs: {self.min_runs} is more than runs ({self.runs})")
+        return self
+
+
+_PERF = frozenset({EventKind.REGRESSED, EventKind.IMPROVED})
 # Which matchers make sense for which event; anything else is a configuration error.
 _FOR_EVENT: dict[str, frozenset[EventKind]] = {
     "to": frozenset({EventKind.TRANSITION}),
     "from_": frozenset({EventKind.TRANSITION}),
-    "consecutive": frozenset({EventKind.TRANSITION}),
+    "consecutive": frozenset({EventKind.TRANSITION}) | _PERF,
+    "metric": _PERF,
+    "threshold": _PERF,
+    "baseline": _PERF,
     "repeat": frozenset({EventKind.TRANSITION}),
     "status": frozenset({EventKind.STUCK}),
     "after": frozenset({EventKind.STUCK}),
@@ -357,6 +437,10 @@ class Match(Section):
     schedule: str | None = None  # 5-field crontab, instead of every (`cron`)
     timezone: str = "UTC"  # the schedule's IANA time zone
     grace: Duration = 0.0
+    # regressed, improved: the series of these test-run fields (default onLoad)
+    metric: StrList = Field(default_factory=list)
+    threshold: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
 
     @field_validator("to")
     @classmethod
@@ -383,7 +467,8 @@ class Match(Section):
     def _fits_event(self) -> Match:
         for key, kinds in _FOR_EVENT.items():
             if key in self.model_fields_set and self.event not in kinds:
-                allowed = " or ".join(sorted(k.value for k in kinds))
+                names = [k.value for k in EventKind if k in kinds]  # in declaration order
+                allowed = " or ".join(names) if len(names) < 3 else ", ".join(names)
                 label = key.rstrip("_")
                 raise ValueError(f"{label}: only for event {allowed}, not {self.event.value}")
         if self.event is EventKind.STUCK and self.after is None:
@@ -392,7 +477,49 @@ class Match(Section):
             self._missed()
         if self.event is EventKind.STUCK and not self.status:
             object.__setattr__(self, "status", ["pending", "running"])
+        if self.event in _PERF:
+            self._perf()
         return self
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics of a regressed/improved rule: those given, else onLoad."""
+        return tuple(self.metric) or DEFAULT_METRICS
+
+    def thresholds(self, metric: str) -> Thresholds:
+        """The statistics' knobs of one of this rule's metrics."""
+        absolute = self.threshold.absolute
+        return Thresholds.for_metric(
+            metric,
+            mad_k=self.threshold.mad,
+            relative=self.threshold.relative,
+            absolute=None if absolute is None else absolute[0],
+            runs=self.baseline.runs,
+            min_runs=self.baseline.min_runs,
+            consecutive=self.consecutive or 2,
+        )
+
+    def _perf(self) -> None:
+        for name in self.metric:
+            if name not in PERF_METRICS:
+                raise ValueError(
+                    f"metric: {name!r} is not a numeric test-run field"
+                    f" ({', '.join(sorted(PERF_METRICS))})"
+                )
+        absolute = self.threshold.absolute
+        if absolute is not None and absolute[1]:
+            untimed = [m for m in self.metrics if m not in TIME_METRICS]
+            if untimed:
+                raise ValueError(
+                    f"threshold.absolute: a duration, but {', '.join(untimed)} is not a"
+                    " timing: give a number in its own unit (bytes for pageSize, objects"
+                    " for objectCount), or a rule of its own"
+                )
+        for name in self.metrics:
+            try:
+                self.thresholds(name)
+            except ValueError as exc:
+                raise ValueError(f"threshold: {exc}") from None
 
     def _missed(self) -> None:
         if self.every is not None and self.schedule is not None:

@@ -11,6 +11,8 @@ import gc
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from watcher import fast, payload
 from watcher.models import Alert, Event, EventKind, Job, JobState, Severity
 from watcher.settings import Rule
@@ -154,7 +156,38 @@ def test_the_variable_list_names_each_value_where_templates_read_it() -> None:
         "at": NOW.isoformat(),
         "streak": 2,
         "stuck_for": 30.0,
+        # regressed and improved only: None (runs: []) for every other event
+        **dict.fromkeys(fast.PERF_VARIABLES),
+        "runs": [],
     }
+
+
+def test_a_series_event_carries_its_numbers_and_older_lists_still_read() -> None:
+    """regressed/improved append an object of PERF_VARIABLES; a list queued before them
+    (20 values) still reads, with the new variables empty."""
+    event = Event(
+        kind=EventKind.REGRESSED,
+        job=JOB,
+        from_status="completed",
+        to_status="jobTemplates/6789|Chrome|onLoad|https://example.com/",
+        at=NOW,
+        seq=1,
+        perf={"metric": "onLoad", "value": 2.1, "baseline": 1.5, "runs": [1.5, 2.1]},
+    )
+    values = json.loads(fast.variable_list(event, None))
+    named = fast.named_variables(values)
+    assert named["event"]["to"] == "regressed"
+    assert (named["event"]["metric"], named["event"]["value"], named["event"]["runs"]) == (
+        "onLoad",
+        2.1,
+        [1.5, 2.1],
+    )
+    assert named["event"]["percent"] is None
+    older = fast.named_variables(values[:-1])
+    assert older["event"]["metric"] is None
+    assert older["event"]["runs"] == []
+    with pytest.raises(ValueError, match="values for"):
+        fast.named_variables(values[:-2])
 
 
 def test_stamps_are_the_timestamps() -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from watcher.models import Alert, Event, JobState, OutboxItem, TemplateState
+import msgspec
+
+from watcher.models import Alert, Event, Job, JobState, OutboxItem, TemplateState
 from watcher.people import Ack, AlertRecord, Silence, Step
 
 
@@ -108,6 +110,84 @@ class OutboxCounts:
     given_up: int
 
 
+# -- regressions: a series of test-run values and the completed jobs waiting for a lookup
+SeriesKey = tuple[str, str, str, str]  # template, page URL, browser, metric
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    """A series as stored: its statistics' state (`baseline.SeriesState` JSON) and how
+    many regressions it had (the `seq` of the next `regressed` is one more)."""
+
+    key: SeriesKey
+    state: str
+    regressions: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A completed job whose test runs a regressed/improved rule wants, queued until they
+    are read: written by the commit of the cycle that saw it complete, removed by the
+    commit of the cycle that read them (with the series they changed)."""
+
+    job: Job
+    queued_at: datetime
+    attempts: int = 0  # lookups that failed so far
+
+
+SERIES_COLUMNS = "template, page, browser, metric, state, regressions, updated_at"
+LOOKUP_COLUMNS = "job, queued_at, attempts"
+
+
+def series_rows(rows: Iterable[Sequence[Any]]) -> list[SeriesRow]:
+    return [
+        SeriesRow((row[0], row[1], row[2], row[3]), row[4], row[5], need_dt(row[6])) for row in rows
+    ]
+
+
+def job_json(job: Job) -> str:
+    """A job as a lookup keeps it."""
+    return msgspec.json.encode(
+        {
+            "sref": job.sref,
+            "name": job.name,
+            "status": job.status,
+            "started_at": ts(job.started_at),
+            "updated_at": ts(job.updated_at),
+            "url": job.url,
+            "type": job.type,
+            "run_type": job.run_type,
+            "started_by": job.started_by,
+            "page_count": job.page_count,
+            "template": job.template,
+            "test_runs_uri": job.test_runs_uri,
+        }
+    ).decode()
+
+
+def job_from_json(text: str) -> Job:
+    doc = msgspec.json.decode(text)
+    return Job(
+        sref=doc["sref"],
+        name=doc["name"],
+        status=doc["status"],
+        started_at=dt(doc["started_at"]),
+        updated_at=dt(doc["updated_at"]),
+        url=doc["url"],
+        type=doc["type"],
+        run_type=doc["run_type"],
+        started_by=doc["started_by"],
+        page_count=doc["page_count"],
+        template=doc["template"],
+        test_runs_uri=doc["test_runs_uri"],
+    )
+
+
+def lookups(rows: Iterable[Sequence[Any]]) -> list[Lookup]:
+    return [Lookup(job_from_json(row[0]), need_dt(row[1]), row[2]) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class CycleCommit:
     """What one successful poll cycle writes, all at once."""
@@ -120,6 +200,10 @@ class CycleCommit:
     unfollowed: Sequence[str] = ()
     templates: Sequence[TemplateState] = ()
     fence: Lease | None = None  # PostgreSQL: commit only while this lease holds
+    series: Sequence[SeriesRow] = ()  # written whole (upserted)
+    queued: Sequence[Lookup] = ()  # lookups to queue (a job queued already is kept)
+    looked_up: Sequence[str] = ()  # srefs whose lookup is done (or given up): removed
+    retried: Sequence[str] = ()  # srefs whose lookup failed this cycle: attempts + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +290,10 @@ class Store(Protocol):
     async def acks(self) -> list[Ack]: ...
     async def expire_ack(self, ack_id: int, now: datetime) -> Ack | None: ...
     async def runs(self, per_template: int) -> dict[str, list[JobState]]: ...
+    # -- regressions
+    async def pending_lookups(self, limit: int) -> list[Lookup]: ...
+    async def series(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, SeriesRow]: ...
+    async def all_series(self, template: str | None = None) -> list[SeriesRow]: ...
     async def checkpoint(self) -> None: ...
     async def usable(self) -> bool: ...
     async def close(self) -> None: ...

@@ -26,8 +26,8 @@ class HistoryTables:
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         """Forget ended jobs that started and were first seen, events recorded and alerts
         finished before `before` (and their steps), at most `limit` rows of each per call,
-        and silences that ended and acknowledgements given before it; return how many
-        rows went."""
+        silences that ended and acknowledgements given before it, series last fed and
+        lookups queued before it; return how many rows went."""
         cutoff = before.timestamp()
         with self._write() as db:
             removed = db.execute(
@@ -57,6 +57,14 @@ class HistoryTables:
                 (cutoff,),
             ).rowcount
             removed += db.execute("DELETE FROM acks WHERE created_at < ?", (cutoff,)).rowcount
+            # a series no job has fed for the retention is forgotten (its baseline is old
+            # news); a lookup still waiting after it never will be read
+            removed += db.execute(
+                "DELETE FROM series WHERE rowid IN (SELECT rowid FROM series"
+                " WHERE updated_at < ? LIMIT ?)",
+                (cutoff, limit),
+            ).rowcount
+            removed += db.execute("DELETE FROM lookups WHERE queued_at < ?", (cutoff,)).rowcount
         return removed
 
     async def count_started_between(self, start: datetime, end: datetime) -> int:

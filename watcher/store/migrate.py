@@ -32,6 +32,8 @@ COLUMNS = {
     "silences": "id, matchers, starts_at, ends_at, author, comment, created_at, expired_at",
     "acks": "id, account, job, template, status, streak, last_start, author, comment,"
     " created_at, expired_at",
+    "series": "account, template, page, browser, metric, state, regressions, updated_at",
+    "lookups": "account, sref, job, started_at, queued_at, attempts",
 }
 # The tables whose ids the target's sequences must continue after.
 SEQUENCES = ("outbox", "silences", "acks")

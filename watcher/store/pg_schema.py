@@ -8,7 +8,7 @@ API's); only leases and delivery claims go by the database's clock, which every
 replica shares.
 """
 
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3
 MIGRATION_LOCK = 7_406_524_180  # the advisory lock key of schema migrations ("watcher")
 TABLES = (
     "meta",
@@ -21,6 +21,8 @@ TABLES = (
     "silences",
     "acks",
     "alert_steps",
+    "series",
+    "lookups",
 )
 PG_MIGRATIONS: dict[int, str] = {
     1: """
@@ -137,5 +139,30 @@ PG_MIGRATIONS: dict[int, str] = {
     CREATE INDEX alert_steps_alert ON alert_steps (alert_id);
     CREATE INDEX alert_steps_at ON alert_steps (at);
     ALTER TABLE outbox ADD COLUMN requeued_at DOUBLE PRECISION;
+    """,
+    # Regressions: the series' statistics and the completed jobs waiting for a lookup
+    # (as in the SQLite schema's version 7).
+    3: """
+    CREATE TABLE series (
+        account TEXT NOT NULL,
+        template TEXT NOT NULL,
+        page TEXT NOT NULL,
+        browser TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        state TEXT NOT NULL,
+        regressions INTEGER NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, template, page, browser, metric)
+    );
+    CREATE INDEX series_updated ON series (updated_at);
+    CREATE TABLE lookups (
+        account TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        job TEXT NOT NULL,
+        started_at DOUBLE PRECISION,
+        queued_at DOUBLE PRECISION NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, sref)
+    );
     """,
 }

@@ -29,17 +29,25 @@ from psycopg import AsyncConnection, conninfo
 from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, TemplateState
 from watcher.store.base import (
     EVENT_COLUMNS,
+    LOOKUP_COLUMNS,
+    SERIES_COLUMNS,
     STATE_COLUMNS,
     TEMPLATE_COLUMNS,
     CycleCommit,
     Fenced,
     Lease,
+    Lookup,
+    SeriesKey,
+    SeriesRow,
     Store,
     StoreError,
     Unreachable,
     event_reports,
+    job_json,
     job_states,
+    lookups,
     once_each,
+    series_rows,
     template_states,
     ts,
 )
@@ -244,6 +252,23 @@ class PgStore(PgOutbox, PgPeople):
         events = {e.key: e for e in commit.events}
         alerts = list(once_each(commit.alerts, events))
         now = commit.now.timestamp()
+        series = _columns(
+            [(*r.key, r.state, r.regressions, r.updated_at.timestamp()) for r in commit.series], 7
+        )
+        queued = _columns(
+            [
+                (
+                    q.job.sref,
+                    job_json(q.job),
+                    ts(q.job.started_at),
+                    q.queued_at.timestamp(),
+                    q.attempts,
+                )
+                for q in commit.queued
+            ],
+            5,
+        )
+        retried, looked_up = list(commit.retried), list(commit.looked_up)
 
         async def work(conn: AsyncConnection[Any]) -> tuple[int, set[str]]:
             if commit.fence is not None:
@@ -256,16 +281,62 @@ class PgStore(PgOutbox, PgPeople):
                 )
             await conn.execute(_UPSERT_TEMPLATES, (account, *templates))
             fresh = await _record_events(conn, account, events, now)
-            queued = [(key, a) for key, a in alerts if key in fresh]
-            await conn.execute(_QUEUE, (account, now, now, *_columns(_alert_rows(queued), 15)))
+            sent = [(key, a) for key, a in alerts if key in fresh]
+            await conn.execute(_QUEUE, (account, now, now, *_columns(_alert_rows(sent), 15)))
+            if commit.series:
+                await conn.execute(_UPSERT_SERIES, (account, *series))
+            if commit.queued:
+                await conn.execute(_QUEUE_LOOKUPS, (account, *queued))
+            if retried:
+                await conn.execute(
+                    "UPDATE lookups SET attempts = attempts + 1"
+                    " WHERE account = %s AND sref = ANY(%s)",
+                    (account, retried),
+                )
+            if looked_up:
+                await conn.execute(
+                    "DELETE FROM lookups WHERE account = %s AND sref = ANY(%s)",
+                    (account, looked_up),
+                )
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (self._watermark_key, commit.watermark.isoformat()),
             )
-            return len(queued), fresh
+            return len(sent), fresh
 
         return await self._run(work)
+
+    async def pending_lookups(self, limit: int) -> list[Lookup]:
+        return lookups(
+            await self._rows(
+                f"SELECT {LOOKUP_COLUMNS} FROM lookups WHERE account = %s"  # noqa: S608  # constant column names
+                " ORDER BY COALESCE(started_at, queued_at), queued_at, sref LIMIT %s",
+                (self.account, limit),
+            )
+        )
+
+    async def series(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, SeriesRow]:
+        if not keys:
+            return {}
+        columns = _columns(list(keys), 4)
+        rows = await self._rows(
+            f"SELECT {_SERIES_SELECT} FROM series s JOIN unnest(%s::text[], %s::text[],"  # noqa: S608  # constant column names
+            " %s::text[], %s::text[]) AS k(template, page, browser, metric)"
+            " USING (template, page, browser, metric) WHERE s.account = %s",
+            (*columns, self.account),
+        )
+        return {row.key: row for row in series_rows(rows)}
+
+    async def all_series(self, template: str | None = None) -> list[SeriesRow]:
+        sql = f"SELECT {SERIES_COLUMNS} FROM series WHERE account = %s"  # noqa: S608  # constant column names
+        params: tuple[str, ...] = (self.account,)
+        if template is not None:
+            sql += " AND template = %s"
+            params += (template,)
+        return series_rows(
+            await self._rows(sql + " ORDER BY template, page, browser, metric", params)
+        )
 
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         cutoff = before.timestamp()
@@ -298,6 +369,12 @@ class PgStore(PgOutbox, PgPeople):
                 ("DELETE FROM acks WHERE created_at < %s", (cutoff,)),
                 # replicas gone for a day: their names only fill `status`
                 ("DELETE FROM replicas WHERE seen_until < now() - interval '1 day'", ()),
+                (
+                    "DELETE FROM series WHERE ctid IN (SELECT ctid FROM series"
+                    " WHERE updated_at < %s LIMIT %s)",
+                    (cutoff, limit),
+                ),
+                ("DELETE FROM lookups WHERE queued_at < %s", (cutoff,)),
             ):
                 removed += (await conn.execute(sql, params)).rowcount
             return removed
@@ -336,6 +413,19 @@ _UPSERT_TEMPLATES = (
     " SELECT %s, * FROM unnest(%b::text[], %b::float8[], %b::int[], %b::float8[], %b::text[])"
     " ON CONFLICT (account, template) DO UPDATE SET streak = excluded.streak,"
     " last_start = excluded.last_start, last_name = excluded.last_name"
+)
+_SERIES_SELECT = "template, page, browser, metric, s.state, s.regressions, s.updated_at"
+_UPSERT_SERIES = (
+    "INSERT INTO series (account, template, page, browser, metric, state, regressions,"
+    " updated_at) SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::int[], %b::float8[]) ON CONFLICT (account, template, page, browser,"
+    " metric) DO UPDATE SET state = excluded.state, regressions = excluded.regressions,"
+    " updated_at = excluded.updated_at"
+)
+_QUEUE_LOOKUPS = (
+    "INSERT INTO lookups (account, sref, job, started_at, queued_at, attempts)"
+    " SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::float8[], %b::float8[], %b::int[])"
+    " ON CONFLICT (account, sref) DO NOTHING"
 )
 _RECORD = (
     "INSERT INTO events (account, key, kind, sref, from_status, to_status, at, recorded_at)"

@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -210,5 +210,32 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX alert_steps_alert ON alert_steps (alert_id);
     CREATE INDEX alert_steps_at ON alert_steps (at);
     ALTER TABLE outbox ADD COLUMN requeued_at REAL;
+    """,
+    # Regressions: each series of test-run values (template, page URL, browser, metric)
+    # keeps its statistics' state and its count of regressions (the next one's number);
+    # completed jobs whose test runs a rule wants wait in `lookups` until they are read,
+    # removed by the commit that writes what their runs changed.
+    7: """
+    CREATE TABLE series (
+        account TEXT NOT NULL,
+        template TEXT NOT NULL,
+        page TEXT NOT NULL,
+        browser TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        state TEXT NOT NULL,
+        regressions INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (account, template, page, browser, metric)
+    );
+    CREATE INDEX series_updated ON series (updated_at);
+    CREATE TABLE lookups (
+        account TEXT NOT NULL,
+        sref TEXT NOT NULL,
+        job TEXT NOT NULL,
+        started_at REAL,
+        queued_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, sref)
+    );
     """,
 }

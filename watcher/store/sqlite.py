@@ -29,16 +29,24 @@ from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, Templat
 from watcher.store import files
 from watcher.store.base import (
     EVENT_COLUMNS,
+    LOOKUP_COLUMNS,
+    SERIES_COLUMNS,
     STATE_COLUMNS,
     TEMPLATE_COLUMNS,
     CycleCommit,
     Leader,
     Lease,
+    Lookup,
+    SeriesKey,
+    SeriesRow,
     Store,
     StoreError,
     event_reports,
+    job_json,
     job_states,
+    lookups,
     once_each,
+    series_rows,
     template_states,
     ts,
 )
@@ -265,6 +273,7 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
             self._write_templates(commit.templates)
             fresh = self._record_events(commit, stamps)
             queued = self._queue_alerts(commit, fresh)
+            self._write_regressions(commit)
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -382,6 +391,73 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
             ),
         )
         return self._db.total_changes - before
+
+    def _write_regressions(self, commit: CycleCommit) -> None:
+        """The series a cycle's lookups changed, and the lookups queued, failed and done."""
+        account = self.account
+        self._db.executemany(
+            "INSERT INTO series (account, template, page, browser, metric, state, regressions,"
+            " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (account, template, page,"
+            " browser, metric) DO UPDATE SET state = excluded.state,"
+            " regressions = excluded.regressions, updated_at = excluded.updated_at",
+            [
+                (account, *r.key, r.state, r.regressions, r.updated_at.timestamp())
+                for r in commit.series
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO lookups (account, sref, job, started_at, queued_at, attempts)"
+            " VALUES (?,?,?,?,?,?)",
+            [
+                (
+                    account,
+                    q.job.sref,
+                    job_json(q.job),
+                    ts(q.job.started_at),
+                    q.queued_at.timestamp(),
+                    q.attempts,
+                )
+                for q in commit.queued
+            ],
+        )
+        self._db.executemany(
+            "UPDATE lookups SET attempts = attempts + 1 WHERE account = ? AND sref = ?",
+            [(account, sref) for sref in commit.retried],
+        )
+        self._db.executemany(
+            "DELETE FROM lookups WHERE account = ? AND sref = ?",
+            [(account, sref) for sref in commit.looked_up],
+        )
+
+    async def pending_lookups(self, limit: int) -> list[Lookup]:
+        """The oldest `limit` jobs waiting for their test runs, in the order they ran."""
+        return lookups(
+            self._db.execute(
+                f"SELECT {LOOKUP_COLUMNS} FROM lookups WHERE account = ?"  # noqa: S608  # constant column names
+                " ORDER BY COALESCE(started_at, queued_at), queued_at, sref LIMIT ?",
+                (self.account, limit),
+            )
+        )
+
+    async def series(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, SeriesRow]:
+        """The stored series of these keys (those the store knows)."""
+        sql = (
+            f"SELECT {SERIES_COLUMNS} FROM series WHERE account = ? AND template = ?"  # noqa: S608  # constant column names
+            " AND page = ? AND browser = ? AND metric = ?"
+        )
+        rows = [r for key in keys for r in self._db.execute(sql, (self.account, *key))]
+        return {row.key: row for row in series_rows(rows)}
+
+    async def all_series(self, template: str | None = None) -> list[SeriesRow]:
+        """Every series of the account (of one template), by key."""
+        sql = f"SELECT {SERIES_COLUMNS} FROM series WHERE account = ?"  # noqa: S608  # constant column names
+        params: tuple[str, ...] = (self.account,)
+        if template is not None:
+            sql += " AND template = ?"
+            params += (template,)
+        return series_rows(
+            self._db.execute(sql + " ORDER BY template, page, browser, metric", params)
+        )
 
     async def templates(self) -> dict[str, TemplateState]:
         sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = ?"  # noqa: S608  # constant column names
