@@ -337,7 +337,7 @@ def is_json(line: str) -> bool:
         (["once", "-c"], "argument -c/--config: expected one argument"),
         (["check", "--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
         (["check", "--version"], "unrecognized arguments: --version"),
-        (["explain", "-c", "watcher.yaml"], "the following arguments are required: --job"),
+        (["explain", "-c", "watcher.yaml"], "one of the arguments --job --series is required"),
         (["explain", "--job", "j.json", "--streak", "many"], "argument --streak: invalid int"),
         (["notify-test"], "the following arguments are required: channel"),
         (["status", "--log-format", "xml"], "argument --log-format: invalid choice: 'xml'"),
