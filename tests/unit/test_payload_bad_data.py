@@ -120,13 +120,15 @@ def test_a_page_reads_the_same_decoded_typed_or_plain(items: list[Any]) -> None:
     """The fast path (records decoded from the bytes straight into typed values) reads
     every page, and every record, exactly as the tolerant field-by-field reader does."""
     body = json.dumps({"results": items, "meta": {"paginationTotalResults": 9}}).encode()
+    body = body.replace(b"\\u0000", b"\\ufffd")  # as every body is read (a NUL has its test)
     with structlog.testing.capture_logs() as typed_log:
         typed = parse_list(decode_listing(body), 1)
     with structlog.testing.capture_logs() as plain_log:
         plain = parse_list(json.loads(body), 1)
     assert typed == plain
     assert typed_log == plain_log
-    assert typed.jobs == [job for item in items if (job := _tolerant(item))]
+    read = json.loads(body)["results"]
+    assert typed.jobs == [job for item in read if (job := _tolerant(item))]
 
 
 def test_a_page_of_documented_records_is_decoded_typed() -> None:
