@@ -174,11 +174,12 @@ class Thresholds:
 @dataclass(frozen=True, slots=True)
 class SeriesState:
     """What a series remembers between runs, oldest first everywhere. Bounded: at most
-    2 x `runs` - 1 values (the baseline and `pending`, the excursion that may become a
-    regression, or the frozen baseline and `since`, which must hold up to `runs` values
-    to become the baseline of a lasting new level): 79 numbers and under 2 KB of JSON
-    with the defaults. The evidence is not stored: the baseline does not move during an
-    excursion, so it is recomputed from `pending`."""
+    `runs` + `runs` // 2 values when not regressed (the baseline and `pending`, the
+    excursion that may become a regression) and 2 x `runs` - 1 while regressed (the
+    frozen baseline and `since`, which must hold up to `runs` values to become the
+    baseline of a lasting new level): 119 numbers and about 2.3 KB of JSON with the
+    defaults. The evidence is not stored: it is recomputed from `pending` against the
+    baseline (the same document as before this rule: version 1)."""
 
     baseline: tuple[float, ...] = ()  # the last clean values in the baseline's window
     regressed: bool = False
