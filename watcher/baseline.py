@@ -9,15 +9,38 @@ None; the rest is what `watcher explain` shows).
 The rules (SPEC, "Performance-aware events", `regressed`):
 
 - The baseline is the median and the MAD (median absolute deviation) of the last
-  `runs` clean values. No verdict before `min_runs` of them.
-- A value is flagged when it exceeds `median + max(mad_k * 1.4826 * MAD,
-  relative * median, absolute)`; strictly: a value on the limit is in band. Size and
-  count metrics (`pageSize`, `objectCount`) use only the relative and absolute parts.
-  Only a rise is flagged: every metric here is better lower.
-- `consecutive` flagged values in a row fire `regressed`, once per regression.
+  `runs` clean values. No verdict before `min_runs` of them. Its *scale* is the noise
+  of the series in relative terms: 1.4826 x the MAD of the logarithms of the values
+  around the log of the median (about the coefficient of variation; 0 for a constant
+  series and for size and count metrics, which use only the relative and absolute
+  parts). A baseline of fewer than `SMALL_BASELINE` (20) values is a loose estimate:
+  its scale is the larger of that and 1.2533 x the mean absolute deviation of the logs,
+  times 20 / values.
+- Two lines above the median, each the largest of a noise part, `median x (1 +
+  relative)` and `median + absolute` (the floors): the *limit*, whose noise part is
+  `median x exp(allowance x scale)`, and the *band*, whose noise part is
+  `median x exp(mad_k x scale)` (SPEC's band before, taken on the logarithms). A value
+  above the limit is *flagged* (strictly: a value on the limit is in band). Only a rise
+  counts: every metric here is better lower.
+- Evidence accumulates over runs, as a one-sided CUSUM on the logarithms: each run adds
+  `ln(value / limit) / ln(band / limit)`, clipped to [-1, 1], and the evidence never
+  goes below 0. So a run at or above the band adds one full run's worth, a run between
+  the limit and the band a fraction of one, a run below the limit takes some away, and
+  no single run (an outlier) adds more than one. When the band and the limit are the
+  same (a scale of 0, sizes and counts, or floors above both noise parts) every flagged
+  run adds 1 and every other run takes 1 away. `regressed` fires when the evidence
+  reaches `consecutive`, once per regression: `consecutive` runs above the band fire
+  at once (SPEC's rule before); a smaller rise fires after more runs; one within the
+  noise (below the limit on average) never.
+- The values of an excursion (the runs since the evidence was last 0) are kept apart,
+  in `pending`, and join the baseline when the evidence is back to 0 (noise keeps the
+  band honest, a spike never moves a median much). An excursion keeps at most `runs`
+  // 2 values: older ones join the baseline, so a baseline that came out low is never
+  frozen there while noise hovers above its limit (that made false alarms), and a rise
+  too small to prove becomes the level.
 - While regressed, the baseline is frozen at its pre-regression window: the regressed
   values never enter it (they are kept apart, in `since`, at most `runs` of them).
-- `improved` fires when a regressed series is back within its band for `consecutive`
+- `improved` fires when a regressed series is back within its limit for `consecutive`
   values in a row; those in-band values join the baseline, the regressed ones are
   dropped.
 - A new level becomes the baseline (i) when acknowledged (`acknowledge`): the values
@@ -28,13 +51,18 @@ The rules (SPEC, "Performance-aware events", `regressed`):
   announced once already; a lasting level is not news), and the verdict says `adopted`.
   A later return to the old level is then a drop, which is never flagged, so it fires
   no `improved` either.
-- Flagged values that do not make a streak (a lone outlier) are held in `pending` and
-  join the baseline once an in-band value breaks the streak: real noise keeps the band
-  honest, and a spike never moves a median much.
 - Not clean runs (failed jobs, error result codes, reruns of a failure: see `clean_run`)
   are passed with `clean=False` and change nothing; bad values (None, NaN, infinities,
   negatives, booleans, strings, anything not a real number) are skipped the same way.
   Neither breaks a streak: a skipped run is a run that did not happen.
+
+Why a CUSUM and not "`consecutive` values above a band" (SPEC before): with log-normal
+noise of 10% a rise of 25% is about 2.2 standard deviations a run. A band wide enough
+never to fire on noise (about 4 sigma) misses such a rise; a narrower one fires on
+noise, in clusters, whenever a window's MAD came out small. Adding up the evidence of
+several runs detects most such rises in about 7 runs, and the defaults (`mad_k` 4,
+`allowance` 2, `runs` 60) gave no false alarm in 350,000 runs of stable noise of 10%
+(`benchmarks/false_alarms.py`, `benchmarks/README.md`).
 
 Units: values and `absolute` are in the metric's own unit. The API gives timings in
 seconds, so the default `absolute` for a timing is 0.1 (100 ms); for `pageSize` (bytes)
@@ -45,13 +73,14 @@ metric gets the MAD and relative parts and an absolute floor of 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import median
 from typing import Any, Literal
 
 import msgspec
 
 MAD_SCALE = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+MEAN_AD_SCALE = 1.2533  # the same for the mean absolute deviation (sqrt(pi / 2))
 
 TIME_METRICS = frozenset(
     {
@@ -70,6 +99,10 @@ DEFAULT_TIME_ABSOLUTE = 0.1  # seconds (100 ms): timings come in seconds
 DEFAULT_SIZE_ABSOLUTE = 0.0  # bytes for pageSize, objects for objectCount
 DEFAULT_OTHER_ABSOLUTE = 0.0
 RECENT = 20  # values a verdict carries for `event.runs` and the chart
+DEFAULT_MAD = 4.0  # the band: a run 4 robust sigmas up (or past the floors) counts fully
+DEFAULT_ALLOWANCE = 2.0  # a rise of 2 robust sigmas (or the floors) is noise
+DEFAULT_RUNS = 60  # the baseline's window: the scale of 20 values is too loose
+SMALL_BASELINE = 20  # below this many values the scale counts as scale x 20 / values
 
 Fired = Literal["regressed", "improved"]
 Skipped = Literal["not clean", "bad value"]
@@ -80,17 +113,18 @@ Bound = Literal["mad", "relative", "absolute"]
 class Thresholds:
     """The knobs of one series; defaults are SPEC's (a timing in seconds)."""
 
-    mad_k: float = 4.0
+    mad_k: float = DEFAULT_MAD  # the band (a full run of evidence), in robust sigmas
     relative: float = 0.10  # a fraction of the median: 0.10 is 10%
     absolute: float = DEFAULT_TIME_ABSOLUTE  # in the metric's unit
     use_mad: bool = True  # False for size and count metrics
-    runs: int = 20  # baseline.runs: the baseline's window
+    runs: int = DEFAULT_RUNS  # baseline.runs: the baseline's window
     min_runs: int = 6  # baseline.min_runs: no verdict with fewer
-    consecutive: int = 2  # flagged (or, once regressed, in-band) runs in a row
+    consecutive: int = 2  # runs' worth of evidence to fire (once regressed: in-band runs)
+    allowance: float = DEFAULT_ALLOWANCE  # rise within the noise, in robust sigmas
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("mad_k", "relative", "absolute"):
+        for name in ("mad_k", "relative", "absolute", "allowance"):
             number = getattr(self, name)
             if not _is_number(number) or number < 0:
                 problems.append(f"{name} must be a finite number >= 0, not {number!r}")
@@ -108,12 +142,13 @@ class Thresholds:
         cls,
         metric: str,
         *,
-        mad_k: float = 4.0,
+        mad_k: float = DEFAULT_MAD,
         relative: float = 0.10,
         absolute: float | None = None,
-        runs: int = 20,
+        runs: int = DEFAULT_RUNS,
         min_runs: int = 6,
         consecutive: int = 2,
+        allowance: float = DEFAULT_ALLOWANCE,
     ) -> Thresholds:
         """The thresholds of a metric: no MAD part for sizes and counts, and the
         absolute floor of its kind unless given (in the metric's unit)."""
@@ -132,20 +167,23 @@ class Thresholds:
             runs=runs,
             min_runs=min_runs,
             consecutive=consecutive,
+            allowance=allowance,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesState:
     """What a series remembers between runs, oldest first everywhere. Bounded: at most
-    `runs` + `consecutive` - 1 values when not regressed (the baseline and `pending`),
-    and 2 x `runs` - 1 while regressed (the frozen baseline and `since`, which must hold
-    up to `runs` values to become the baseline of a lasting new level): 39 numbers and
-    well under a kilobyte of JSON with the defaults."""
+    `runs` + `runs` // 2 values when not regressed (the baseline and `pending`, the
+    excursion that may become a regression) and 2 x `runs` - 1 while regressed (the
+    frozen baseline and `since`, which must hold up to `runs` values to become the
+    baseline of a lasting new level): 119 numbers and about 2.3 KB of JSON with the
+    defaults. The evidence is not stored: it is recomputed from `pending` against the
+    baseline (the same document as before this rule: version 1)."""
 
     baseline: tuple[float, ...] = ()  # the last clean values in the baseline's window
     regressed: bool = False
-    pending: tuple[float, ...] = ()  # flagged values in a row (the streak), not yet a regression
+    pending: tuple[float, ...] = ()  # the excursion: values since the evidence was last 0
     since: tuple[float, ...] = ()  # while regressed: every value since it began
     clear_streak: int = 0  # while regressed: in-band values in a row
 
@@ -200,7 +238,9 @@ class Verdict:
 
     `median`, `mad` and `limit` are None before `min_runs` (no verdict: never flagged);
     `delta` is value - median, `percent` that as a percentage of the median (None when
-    the median is 0). `bound` names the part of the margin that set the limit."""
+    the median is 0). `bound` names the part of the margin that set the limit. `scale`
+    is the robust relative noise (1.4826 x MAD of the logs); `evidence` the runs' worth
+    of evidence after this value (`regressed` fires when it reaches `consecutive`)."""
 
     value: float | None
     flagged: bool = False
@@ -216,16 +256,44 @@ class Verdict:
     adopted: bool = False  # a lasting new level became the baseline with this value
     skipped: Skipped | None = None
     recent: tuple[float, ...] = ()  # the series' last values (up to RECENT), oldest first
+    scale: float | None = None
+    evidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Band:
-    """A baseline's numbers: the value above `limit` is flagged."""
+    """A baseline's numbers: the value above `limit` is flagged, one at or above `full`
+    (the band) adds a full run of evidence; a run adds ln(value / limit) / `share` of
+    evidence, clipped to [-1, 1] (`share` 0: +1 when flagged, -1 otherwise)."""
 
     median: float
     mad: float
     limit: float
     bound: Bound
+    scale: float = 0.0  # 1.4826 x the MAD of the logs: the relative noise
+    full: float = 0.0  # a value at or above this adds one full run of evidence
+    share: float = 0.0  # ln(full / limit): the log rise above the limit worth one run
+
+    def weight(self, value: float) -> float:
+        """The evidence one value adds (or takes away when negative), in runs."""
+        if self.share <= 0 or value <= 0 or self.limit <= 0:
+            return 1.0 if value > self.limit else -1.0
+        return max(-1.0, min(1.0, math.log(value / self.limit) / self.share))
+
+    def evidence(self, values: tuple[float, ...]) -> float:
+        """The CUSUM of `values` from 0 against this band."""
+        return self.excursion(values)[0]
+
+    def excursion(self, values: tuple[float, ...]) -> tuple[float, int]:
+        """The CUSUM of `values` from 0 against this band, and where its excursion
+        began (the index after the last value that brought it back to 0)."""
+        total = 0.0
+        start = 0
+        for index, value in enumerate(values):
+            total = max(0.0, total + self.weight(value))
+            if total <= 0:
+                start = index + 1
+        return total, start
 
 
 def band(values: tuple[float, ...], thresholds: Thresholds) -> Band | None:
@@ -234,14 +302,58 @@ def band(values: tuple[float, ...], thresholds: Thresholds) -> Band | None:
         return None
     middle = median(values)
     mad = median(abs(v - middle) for v in values)
-    parts: list[tuple[float, Bound]] = [
+    scale = _log_scale(values, middle) if thresholds.use_mad else 0.0
+    noise = _noise(values, middle, scale) if thresholds.use_mad else 0.0
+    floors: list[tuple[float, Bound]] = [
         (thresholds.relative * middle, "relative"),
         (thresholds.absolute, "absolute"),
     ]
-    if thresholds.use_mad:
-        parts.insert(0, (thresholds.mad_k * MAD_SCALE * mad, "mad"))
-    margin, bound = max(parts, key=lambda part: part[0])  # first of equals: mad, relative
-    return Band(median=middle, mad=mad, limit=middle + margin, bound=bound)
+    margin, bound = max(
+        [(middle * _grown(thresholds.allowance * noise), "mad"), *floors]
+        if thresholds.use_mad
+        else floors,
+        key=lambda part: part[0],
+    )  # first of equals: mad, relative
+    full = middle + max(margin, middle * _grown(thresholds.mad_k * noise))
+    limit = middle + margin
+    share = math.log(full / limit) if 0 < limit < full < math.inf else 0.0
+    return Band(
+        median=middle,
+        mad=mad,
+        limit=limit,
+        bound=bound,
+        scale=scale,
+        full=full,
+        share=share,
+    )
+
+
+def _grown(logs: float) -> float:
+    """exp(logs) - 1, at most e^50: a scale from a few wild values never overflows."""
+    return math.expm1(min(logs, 50.0))
+
+
+def _noise(values: tuple[float, ...], middle: float, scale: float) -> float:
+    """The scale a band uses. From `SMALL_BASELINE` values on, the robust scale itself.
+    Below, a MAD of a few values can come out far too small (6 values of 10% noise have
+    given 0.5%), so the larger of it and the mean absolute deviation of the logs (x
+    1.2533, its normal consistency factor), times `SMALL_BASELINE` / values."""
+    count = len(values)
+    if count >= SMALL_BASELINE or middle <= 0:
+        return scale
+    centre = math.log(middle)
+    spread = sum(abs(math.log(v) - centre) for v in values if v > 0) / count
+    return max(scale, MEAN_AD_SCALE * spread) * SMALL_BASELINE / count
+
+
+def _log_scale(values: tuple[float, ...], middle: float) -> float:
+    """1.4826 x the median of |ln value - ln median|: 0 when the median is 0 (a zero
+    value is infinitely far in logs, which a median shrugs off while they are few)."""
+    if middle <= 0:
+        return 0.0
+    centre = math.log(middle)
+    spread = median(abs(math.log(v) - centre) if v > 0 else math.inf for v in values)
+    return MAD_SCALE * spread if math.isfinite(spread) else 0.0
 
 
 def clean_number(value: object) -> float | None:
@@ -302,17 +414,25 @@ def _observe_normal(
         history = _window(state.baseline + state.pending + (value,), thresholds)
         new = SeriesState(baseline=history)
         return new, _verdict(new, value, None, len(state.baseline), flagged=False)
-    if value <= judged.limit:
-        new = SeriesState(baseline=_window(state.baseline + state.pending + (value,), thresholds))
-        return new, _verdict(new, value, judged, len(state.baseline), flagged=False)
-    pending = (*state.pending, value)
-    if len(pending) >= thresholds.consecutive:
+    runs = len(state.baseline)
+    flagged = value > judged.limit
+    values = (*state.pending, value)
+    evidence, start = judged.excursion(values)
+    joined, excursion = values[:start], values[start:]
+    if evidence >= thresholds.consecutive - _EPSILON:
+        since = excursion[-thresholds.runs :]
         new = SeriesState(
-            baseline=state.baseline, regressed=True, since=pending[-thresholds.runs :]
+            baseline=_window(state.baseline + joined, thresholds), regressed=True, since=since
         )
-        return new, _verdict(new, value, judged, len(state.baseline), True, fired="regressed")
-    new = replace(state, pending=pending)
-    return new, _verdict(new, value, judged, len(state.baseline), flagged=True)
+        verdict = _verdict(new, value, judged, runs, flagged, fired="regressed", evidence=evidence)
+        return new, verdict
+    keep = _excursion_limit(thresholds)
+    if evidence <= 0:  # back to nothing: the excursion was noise, it joins the baseline
+        joined, excursion = values, ()
+    elif len(excursion) > keep:  # its oldest values join: no baseline frozen for long
+        joined, excursion = joined + excursion[:-keep], excursion[-keep:]
+    new = SeriesState(baseline=_window(state.baseline + joined, thresholds), pending=excursion)
+    return new, _verdict(new, value, judged, runs, flagged, evidence=evidence)
 
 
 def _observe_regressed(
@@ -345,6 +465,7 @@ def _verdict(
     *,
     fired: Fired | None = None,
     adopted: bool = False,
+    evidence: float | None = None,
 ) -> Verdict:
     recent = _recent(new)
     if judged is None:
@@ -367,6 +488,8 @@ def _verdict(
         regressed=new.regressed,
         adopted=adopted,
         recent=recent,
+        scale=judged.scale,
+        evidence=evidence,
     )
 
 
@@ -379,6 +502,8 @@ def _skip(state: SeriesState, value: object, why: Skipped, thresholds: Threshold
         mad=judged.mad if judged else None,
         limit=judged.limit if judged else None,
         bound=judged.bound if judged else None,
+        scale=judged.scale if judged else None,
+        evidence=judged.evidence(state.pending) if judged and not state.regressed else None,
         runs=len(state.baseline),
         regressed=state.regressed,
         skipped=why,
@@ -388,6 +513,15 @@ def _skip(state: SeriesState, value: object, why: Skipped, thresholds: Threshold
 
 def _recent(state: SeriesState) -> tuple[float, ...]:
     return (state.baseline + state.since + state.pending)[-RECENT:]
+
+
+def _excursion_limit(thresholds: Thresholds) -> int:
+    """The values an excursion keeps apart: older ones join the baseline, so a baseline
+    never stays frozen at a low point while noise hovers above its limit."""
+    return max(thresholds.consecutive, thresholds.runs // 2)
+
+
+_EPSILON = 1e-9  # evidence of exactly `consecutive` full runs fires despite rounding
 
 
 def _window(values: tuple[float, ...], thresholds: Thresholds) -> tuple[float, ...]:

@@ -30,6 +30,7 @@ def test_the_quick_false_alarm_benchmark_runs(tmp_path: Path) -> None:
     assert "false alarms:" in done.stdout
     assert "detection:" in done.stdout
     results = json.loads(out.read_text(encoding="utf-8"))
-    assert len(results["false_alarms"]) == len(results["detection"]) == 4
+    assert len(results["false_alarms"]) == 4  # 2, 5, 10 and 20% noise
+    assert len(results["detection"]) == 8  # and steps of 25% and 40%
     assert {"cv", "regressed", "per_1000_runs_per_series"} <= set(results["false_alarms"][0])
     assert {"cv", "detected", "median_delay", "max_delay"} <= set(results["detection"][0])
