@@ -28,7 +28,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watcher import cron, files, render
-from watcher.baseline import SIZE_METRICS, TIME_METRICS, Thresholds
+from watcher.baseline import (
+    DEFAULT_ALLOWANCE,
+    DEFAULT_MAD,
+    DEFAULT_RUNS,
+    SIZE_METRICS,
+    TIME_METRICS,
+    Thresholds,
+)
 from watcher.models import (
     DEFAULT_ACCOUNT,
     KNOWN_STATUSES,
@@ -380,17 +387,18 @@ DEFAULT_METRICS = ("onLoad",)
 
 
 class ThresholdSettings(Section):
-    """When a value is flagged: above the baseline's median by more than the largest of
-    `mad` x 1.4826 x MAD (not for pageSize and objectCount), `relative` of the median and
-    `absolute` (by default 100ms for timings, 0 for sizes and counts)."""
+    """The band and the limit above a series' median (SPEC, `baseline.py`): `mad` and
+    `allowance` times the robust scale of its log values, each at least `relative` of
+    the median and `absolute` (by default 100ms for timings, 0 for sizes and counts)."""
 
-    mad: float = Field(4.0, ge=0, allow_inf_nan=False)
+    mad: float = Field(DEFAULT_MAD, ge=0, allow_inf_nan=False)
+    allowance: float = Field(DEFAULT_ALLOWANCE, ge=0, allow_inf_nan=False)
     relative: Fraction = 0.10
     absolute: Absolute | None = None
 
 
 class BaselineSettings(Section):
-    runs: int = Field(20, ge=1, le=1000)  # the last clean runs the baseline is made of
+    runs: int = Field(DEFAULT_RUNS, ge=1, le=1000)  # the last clean runs of the baseline
     min_runs: int = Field(6, ge=1)  # no verdict with fewer
 
     @model_validator(mode="after")
@@ -492,6 +500,7 @@ class Match(Section):
         return Thresholds.for_metric(
             metric,
             mad_k=self.threshold.mad,
+            allowance=self.threshold.allowance,
             relative=self.threshold.relative,
             absolute=None if absolute is None else absolute[0],
             runs=self.baseline.runs,

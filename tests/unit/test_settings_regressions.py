@@ -18,14 +18,16 @@ def test_the_defaults_are_spec_s() -> None:
     m = perf()
     assert m.metrics == ("onLoad",)
     t = m.thresholds("onLoad")
-    assert (t.mad_k, t.relative, t.absolute, t.runs, t.min_runs, t.consecutive) == (
+    assert (t.mad_k, t.allowance, t.relative, t.absolute, t.runs, t.min_runs, t.consecutive) == (
         4.0,
+        2.0,
         0.10,
         0.1,
-        20,
+        60,
         6,
         2,
     )
+    assert perf(threshold={"allowance": 1.5}).thresholds("onLoad").allowance == 1.5
     assert perf(metric="pageSize").thresholds("pageSize").use_mad is False
     assert perf(metric="pageSize").thresholds("pageSize").absolute == 0.0
 
