@@ -127,65 +127,37 @@ def _iso(value: datetime | None) -> str:
 
 
 def variable_list(event: Event, test_runs: list[dict[str, object]] | None) -> str:
-    """The values of JOB_VARIABLES then EVENT_VARIABLES, as JSON (then, for regressed
-    and improved, an object of PERF_VARIABLES)."""
+    """The values of JOB_VARIABLES then EVENT_VARIABLES, as JSON; for regressed and
+    improved, then an object of PERF_VARIABLES (and their `to` is their kind: their
+    status is the series' id, for their key)."""
     job = event.job
-    if event.kind in PERF_KINDS:
-        return _perf_list(event, test_runs)
-    return _encode(
-        [
-            job.name,
-            job.url,
-            job.status,
-            job.type,
-            job.run_type,
-            _iso(job.started_at),
-            _iso(job.updated_at),
-            job.started_by,
-            job.page_count,
-            job.sref,
-            job.id,
-            job.template,
-            job.test_runs_uri,
-            test_runs or [],
-            str(event.kind),
-            event.from_status,
-            event.to_status,
-            _iso(event.at),
-            event.streak,
-            event.stuck_for,
-        ]
-    ).decode()
-
-
-def _perf_list(event: Event, test_runs: list[dict[str, object]] | None) -> str:
-    """A series' event: its `to` is its kind (its status is the series' id, for its key)."""
-    job, perf = event.job, event.perf or {}
-    return _encode(
-        [
-            job.name,
-            job.url,
-            job.status,
-            job.type,
-            job.run_type,
-            _iso(job.started_at),
-            _iso(job.updated_at),
-            job.started_by,
-            job.page_count,
-            job.sref,
-            job.id,
-            job.template,
-            job.test_runs_uri,
-            test_runs or [],
-            str(event.kind),
-            event.from_status,
-            str(event.kind),
-            _iso(event.at),
-            event.streak,
-            event.stuck_for,
-            {name: perf.get(name) for name in PERF_VARIABLES},
-        ]
-    ).decode()
+    perf = event.kind in PERF_KINDS
+    values: list[Any] = [
+        job.name,
+        job.url,
+        job.status,
+        job.type,
+        job.run_type,
+        _iso(job.started_at),
+        _iso(job.updated_at),
+        job.started_by,
+        job.page_count,
+        job.sref,
+        job.id,
+        job.template,
+        job.test_runs_uri,
+        test_runs or [],
+        str(event.kind),
+        event.from_status,
+        str(event.kind) if perf else event.to_status,
+        _iso(event.at),
+        event.streak,
+        event.stuck_for,
+    ]
+    if perf:
+        given = event.perf or {}
+        values.append({name: given.get(name) for name in PERF_VARIABLES})
+    return _encode(values).decode()
 
 
 def named_variables(values: list[Any]) -> dict[str, dict[str, Any]]:

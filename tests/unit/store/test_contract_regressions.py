@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.unit.store.test_contract import store
 from watcher.baseline import SeriesState
 from watcher.models import Job
-from watcher.store import CycleCommit, Lookup, SeriesRow, SqliteStore, Store
-from watcher.store.postgres import PgStore
+from watcher.store import CycleCommit, Lookup, SeriesRow, Store
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 KEY = ("jobTemplates/6789", "https://shop.example.com/checkout", "Chrome", "onLoad")
 OTHER = ("jobTemplates/6789", "https://shop.example.com/checkout", "Firefox", "onLoad")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened: Store
-    if request.param == "sqlite":
-        opened = SqliteStore(tmp_path / "state" / "watcher.db")
-    else:
-        opened = await PgStore.open(request.getfixturevalue("pg_url"))
-    yield opened
-    await opened.close()
+__all__ = ["store"]  # test_contract's fixture: each test on both stores
 
 
 def commit(now: datetime = T0, **parts: object) -> CycleCommit:
