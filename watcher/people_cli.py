@@ -13,19 +13,15 @@ import getpass
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from watcher import people
 from watcher.logs import escape_controls
 from watcher.people import Refused
-from watcher.settings import Duration, Settings
+from watcher.settings import Settings
 from watcher.store import SqliteStore, Store
 from watcher.web import Console, actions, data
-
-_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
 
 
 def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -159,28 +155,13 @@ async def _ack(console: Console, args: argparse.Namespace) -> str:
     return ack_lines([await actions.add_ack(console, body)])
 
 
-def since(text: str, now: datetime) -> datetime:
-    """`--since`: a duration back from now, or an ISO 8601 time (UTC if it has no offset)."""
-    try:
-        return now - timedelta(seconds=_DURATION.validate_python(text))
-    except ValidationError:
-        pass
-    try:
-        found = datetime.fromisoformat(text)
-    except ValueError:
-        raise Refused(
-            f"--since: {text[:40]!r} is neither a duration (1d) nor an ISO time"
-        ) from None
-    return found if found.tzinfo else found.replace(tzinfo=UTC)
-
-
 async def _history(console: Console, args: argparse.Namespace) -> str:
     now = console.clock()
     if args.limit < 1:
         raise Refused("--limit: must be 1 or more")
     shown = await data.alerts(
         console.store,
-        since(args.since, now),
+        actions.since("--since", args.since, now, assume_utc=True),
         channel=args.channel,
         state=args.state,
         limit=args.limit,

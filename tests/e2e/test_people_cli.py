@@ -132,6 +132,7 @@ async def test_bad_input_exits_2_naming_the_problem(
         (["retry", "7"], "alert 7: no such alert"),
         (["retry"], "give alert IDs or --given-up"),
         (["history", "--since", "yesterday-ish"], "--since"),
+        (["history", "--since", "1e300"], "--since"),  # past any date: refused, not a crash
     ]  # fmt: skip
     for args, problem in cases:
         code, out = (

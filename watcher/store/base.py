@@ -140,6 +140,17 @@ SERIES_COLUMNS = "template, page, browser, metric, state, regressions, updated_a
 LOOKUP_COLUMNS = "job, queued_at, attempts"
 
 
+def all_series_query(mark: str, account: str, template: str | None) -> tuple[str, list[str]]:
+    """The query of `all_series` (either store: `mark` is its parameter mark) and its
+    parameters: every series of the account, or of one of its templates, by key."""
+    sql = f"SELECT {SERIES_COLUMNS} FROM series WHERE account = {mark}"  # noqa: S608  # constant column names
+    params = [account]
+    if template is not None:
+        sql += f" AND template = {mark}"
+        params.append(template)
+    return sql + " ORDER BY template, page, browser, metric", params
+
+
 def series_rows(rows: Iterable[Sequence[Any]]) -> list[SeriesRow]:
     return [
         SeriesRow((row[0], row[1], row[2], row[3]), row[4], row[5], need_dt(row[6])) for row in rows

@@ -30,7 +30,6 @@ from watcher.models import DEFAULT_ACCOUNT, TERMINAL_STATUSES, JobState, Templat
 from watcher.store.base import (
     EVENT_COLUMNS,
     LOOKUP_COLUMNS,
-    SERIES_COLUMNS,
     STATE_COLUMNS,
     TEMPLATE_COLUMNS,
     CycleCommit,
@@ -42,6 +41,7 @@ from watcher.store.base import (
     Store,
     StoreError,
     Unreachable,
+    all_series_query,
     event_reports,
     job_json,
     job_states,
@@ -329,14 +329,8 @@ class PgStore(PgOutbox, PgPeople):
         return {row.key: row for row in series_rows(rows)}
 
     async def all_series(self, template: str | None = None) -> list[SeriesRow]:
-        sql = f"SELECT {SERIES_COLUMNS} FROM series WHERE account = %s"  # noqa: S608  # constant column names
-        params: tuple[str, ...] = (self.account,)
-        if template is not None:
-            sql += " AND template = %s"
-            params += (template,)
-        return series_rows(
-            await self._rows(sql + " ORDER BY template, page, browser, metric", params)
-        )
+        sql, params = all_series_query("%s", self.account, template)
+        return series_rows(await self._rows(sql, params))
 
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         cutoff = before.timestamp()

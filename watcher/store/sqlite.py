@@ -41,6 +41,7 @@ from watcher.store.base import (
     SeriesRow,
     Store,
     StoreError,
+    all_series_query,
     event_reports,
     job_json,
     job_states,
@@ -450,14 +451,8 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
 
     async def all_series(self, template: str | None = None) -> list[SeriesRow]:
         """Every series of the account (of one template), by key."""
-        sql = f"SELECT {SERIES_COLUMNS} FROM series WHERE account = ?"  # noqa: S608  # constant column names
-        params: tuple[str, ...] = (self.account,)
-        if template is not None:
-            sql += " AND template = ?"
-            params += (template,)
-        return series_rows(
-            self._db.execute(sql + " ORDER BY template, page, browser, metric", params)
-        )
+        sql, params = all_series_query("?", self.account, template)
+        return series_rows(self._db.execute(sql, params))
 
     async def templates(self) -> dict[str, TemplateState]:
         sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = ?"  # noqa: S608  # constant column names

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from watcher.web import Console
 
 MAX_SILENCE = timedelta(days=366)
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
-_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
+DURATION: TypeAdapter[float] = TypeAdapter(Duration)  # "90s", "4h", "2d" or seconds
 
 
 class Missing(LookupError):
@@ -54,12 +55,30 @@ def _time(what: str, value: object) -> datetime:
 
 def _duration(what: str, value: object) -> timedelta:
     try:
-        seconds = _DURATION.validate_python(value)
+        seconds = DURATION.validate_python(value)
     except ValidationError:
         raise Refused(f"{what}: {str(value)[:40]!r} is not a duration (90s, 4h, 2d)") from None
     if seconds <= 0:
         raise Refused(f"{what}: must be longer than 0s")
     return timedelta(seconds=seconds)
+
+
+def since(what: str, text: str, now: datetime, *, assume_utc: bool = False) -> datetime:
+    """A time to read from: a duration back from `now` (90m, 2d) or an ISO 8601 time,
+    which needs its offset unless `assume_utc`."""
+    try:
+        return now - timedelta(seconds=DURATION.validate_python(text))
+    except (ValidationError, OverflowError):
+        pass
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise Refused(f"{what}: {text[:40]!r} is neither a duration (1d) nor an ISO time") from None
+    if found.tzinfo is None:
+        if not assume_utc:
+            raise Refused(f"{what}: {text[:40]!r} needs a UTC offset (Z or +01:00)")
+        found = found.replace(tzinfo=UTC)
+    return found
 
 
 def _known(body: Mapping[str, Any], allowed: set[str]) -> None:
@@ -106,8 +125,7 @@ async def add_silence(console: Console, body: Mapping[str, Any]) -> dict[str, An
     now = console.clock()
     silence = silence_from(body, now)
     number = await console.store.add_silence(silence, now)
-    found = [s for s in await console.store.silences() if s.id == number]
-    return found[0].report(now)
+    return replace(silence, id=number, created_at=now).report(now)
 
 
 async def expire_silence(console: Console, number: int) -> dict[str, Any]:
@@ -150,8 +168,10 @@ async def add_ack(console: Console, body: Mapping[str, Any]) -> dict[str, Any]:
             author=author,
             comment=comment,
         )
-    number = await console.store.add_ack(ack, console.clock())
-    return next(a.report() for a in await console.store.acks() if a.id == number)
+    now = console.clock()
+    number = await console.store.add_ack(ack, now)
+    # as read back: the job keeps the status just read, no run of the template since
+    return replace(ack, id=number, created_at=now, now_status=ack.status or None).report()
 
 
 async def expire_ack(console: Console, number: int) -> dict[str, Any]:

@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
 
 from watcher.people import Refused
-from watcher.settings import Duration
 from watcher.store import StoreError
 from watcher.web import Console, actions, data
 
@@ -46,7 +44,6 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
-_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
 
 Handler = Callable[[Console, web.Request], Awaitable[web.Response]]
 
@@ -117,16 +114,9 @@ def since_of(params: Mapping[str, str], now: datetime) -> datetime:
     if text is None:
         return now - data.DAY
     try:
-        return now - timedelta(seconds=_DURATION.validate_python(text))
-    except (ValidationError, OverflowError):
-        pass
-    try:
-        found = datetime.fromisoformat(text)
-    except ValueError:
-        raise Problem(400, f"since: {text[:40]!r} is neither a duration nor an ISO time") from None
-    if found.tzinfo is None:
-        raise Problem(400, f"since: {text[:40]!r} needs a UTC offset (Z or +01:00)")
-    return found
+        return actions.since("since", text, now)
+    except Refused as exc:
+        raise Problem(400, str(exc)) from None
 
 
 def number_of(request: web.Request) -> int:
