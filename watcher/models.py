@@ -157,6 +157,8 @@ class DeliveryOutcome(enum.StrEnum):
     RETRY = "retry"
     GIVEN_UP = "given_up"
     DRY_RUN = "dry_run"
+    SILENCED = "silenced"  # not sent: a silence covered it
+    ACKED = "acked"  # not sent: an acknowledgement covered it
 
 
 @dataclass(slots=True)

@@ -280,9 +280,7 @@ class Notifier:
         for step, ids in dropped.items():
             await self._store.mark_dropped(ids, step)
             log.info(f"alerts_{step.what}", alerts=len(ids), by=step.detail)
-            if self._metrics:
-                channel = items[0].alert.channel
-                self._metrics.alerts.labels(channel, step.what).inc(len(ids))
+            self._count(items[0].alert.channel, DeliveryOutcome(step.what), len(ids))
         return keep
 
     async def _quiet(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], bool]:
