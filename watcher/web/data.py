@@ -15,6 +15,8 @@ from watcher.store import Store
 
 RUNS_SHOWN = 20  # runs of each template, newest last
 DAY = timedelta(days=1)
+DAY_LIMIT = 2000  # alerts of the last day looked through for each template's latest
+ALERTS_SHOWN = 500  # alerts listed, newest first
 
 
 def iso(value: datetime | None) -> str | None:
@@ -66,7 +68,7 @@ async def alerts(
     *,
     channel: str | None = None,
     state: str | None = None,
-    limit: int = 500,
+    limit: int = ALERTS_SHOWN,
 ) -> list[dict[str, Any]]:
     """Alerts queued since `since`, newest first, each with its steps."""
     found = await store.alert_records(since, channel=channel, state=state, limit=limit)
@@ -93,13 +95,25 @@ async def accounts(
     return shown
 
 
+async def day_of_alerts(store: Store, now: datetime) -> list[AlertRecord]:
+    """The last day's alerts, newest first, as many as `templates` looks through."""
+    return await store.alert_records(now - DAY, limit=DAY_LIMIT)
+
+
 async def templates(
-    store: Store, names: Sequence[str], now: datetime, per_template: int = RUNS_SHOWN
+    store: Store,
+    names: Sequence[str],
+    now: datetime,
+    recent: Sequence[AlertRecord] | None = None,
+    per_template: int = RUNS_SHOWN,
 ) -> list[dict[str, Any]]:
     """Each watched template of each account: its recent runs (oldest first), its
-    failure streak, and the latest alert about it in the last day."""
+    failure streak, and the latest alert about it in the last day (from `recent`, the
+    `day_of_alerts` if the caller has read them already)."""
+    if recent is None:
+        recent = await day_of_alerts(store, now)
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for found in reversed(await store.alert_records(now - DAY, limit=2000)):
+    for found in reversed(recent):
         if found.alert.template:
             latest[(found.alert.account, found.alert.template)] = record(found)
     shown: list[dict[str, Any]] = []
