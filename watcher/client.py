@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import json
 import random
 import re
 import time
@@ -61,6 +62,15 @@ class _NotFound(Exception):
 
 class JobGone(Exception):
     """The API answers 404 for a job it listed before."""
+
+
+class JobRefused(ApiError):
+    """A start request answered 4xx: the template cannot be started (not retried)."""
+
+
+class StartUnknown(ApiError):
+    """A start request got no usable answer (timeout, connection lost, a 2xx without a
+    jobUri): a job may have started, so the request must not simply be sent again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +276,7 @@ class Client:
         url: str,
         home: URL,
         headers: Mapping[str, str],
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | bytes | None = None,
     ) -> transport.Reply | _Failure:
         """One request: its reply, or the failure worth retrying. A refused answer (too
         large, off the origin) raises ApiError: the same request would meet it again."""
@@ -361,12 +371,67 @@ class Client:
             log.warning("job_record_skipped", sref=sref, where=f"GET {sref}", problems=str(exc))
             return None
 
-    def _pages(self, start: datetime, end: datetime) -> Callable[[int], str]:
+    async def start_job(self, template: str) -> str:
+        """POST /jobs for `template`; the new job's sref. A 4xx raises JobRefused, 429
+        and 5xx are retried like reads (then ApiError); an answer that never came raises
+        StartUnknown: the job may exist, and only a look at the template's jobs can say."""
+        url = f"{self._s.base_url}/jobs"
+        body = json.dumps({"jobTemplateUri": template}).encode()
+        renewed = False
+        attempt = 0
+        while True:
+            async with self._gate:
+                token = await self._bearer()
+                headers = {
+                    "Realm": self._s.realm,
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                }
+                try:
+                    got = await self._attempt("start", "POST", url, self._home, headers, body)
+                except ApiError as exc:
+                    raise StartUnknown(f"{exc}; a job may have started") from None
+            if isinstance(got, _Failure):
+                self._count("start", got.outcome)
+                raise StartUnknown(f"{got.problem}; a job may have started")
+            self._note_server_time(got.headers.get("Date"))
+            status = got.status
+            if status == 401 and not renewed and self._s.access_token is None:
+                self._count("start", "unauthorized")
+                renewed = True
+                await self._bearer(renew=True)
+                continue
+            if 200 <= status < 300:
+                sref = payload.parse_started(got.body)
+                self._count("start", "ok" if sref else "bad_body")
+                if sref is None:
+                    raise StartUnknown(f"POST jobs: HTTP {status} without a jobUri")
+                return sref
+            self._count("start", f"http_{status}")
+            if status != 429 and status < 500:
+                raise JobRefused(f"POST jobs: HTTP {status}: {template} cannot be started")
+            if attempt >= self._s.retries:
+                raise ApiError(f"POST jobs: HTTP {status} (after {attempt + 1} attempts)")
+            wait = _retry_after(got.headers.get("Retry-After"))
+            await self._backoff(attempt, wait, f"POST jobs: HTTP {status}")
+            attempt += 1
+
+    async def jobs_of(self, template: str, start: datetime, end: datetime) -> list[Job]:
+        """The jobs of `template` that started in [start, end]: the listing by date with
+        `jobTemplate` too, filtered here as well (a server may ignore either filter)."""
+        listing = await self.list_jobs(start, end, template=template)
+        return [j for j in listing.jobs.values() if j.template == template]
+
+    def _pages(
+        self, start: datetime, end: datetime, template: str | None = None
+    ) -> Callable[[int], str]:
         """The URL of each page of the window [start, end]: the window is encoded once."""
         window = {
             "fromDate": start.isoformat(timespec="seconds"),
             "toDate": end.isoformat(timespec="seconds"),
         }
+        if template is not None:
+            window["jobTemplate"] = template
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in window.items())
         size = f"{quote(self._s.page_size_param, safe='')}={self._s.page_size}"
         prefix = f"{self._s.base_url}/jobs?{query}&{quote(self._s.page_param, safe='')}="
@@ -408,15 +473,21 @@ class Client:
         return runs[:limit]
 
     async def list_jobs(
-        self, start: datetime, end: datetime, settled: Mapping[str, str] = NOTHING_SETTLED
+        self,
+        start: datetime,
+        end: datetime,
+        settled: Mapping[str, str] = NOTHING_SETTLED,
+        *,
+        template: str | None = None,
     ) -> Listing:
-        """Every job whose start lies in [start, end], across all pages, one per sref.
+        """Every job whose start lies in [start, end] (of one template), across all
+        pages, one per sref.
 
         Records of jobs in `settled` (sref -> the terminal status the store holds) that
         still read that status are counted, not parsed (see `payload.parse_list`).
         """
         found = paging.Found()
-        page_url = self._pages(start, end)
+        page_url = self._pages(start, end, template)
         ahead = paging.ReadAhead(
             lambda n: self._get(page_url(n), "jobs", payload.decode_listing),
             self._s.max_concurrency,

@@ -1,6 +1,7 @@
 """One poll cycle as a short sequence of stages, each a function with one contract:
 
-    observe -> diff -> timers -> measure -> route -> enrich -> commit -> settle -> account
+    observe -> diff -> timers -> measure -> route -> reruns -> enrich -> commit
+      -> settle -> start reruns -> account
 
 The only place where the pipeline's modules meet; each of them stays ignorant of the
 others. Nothing is written before `commit`, so a cycle that fails anywhere before it
@@ -14,19 +15,20 @@ import collections
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
-from watcher import fast, poller, regress, render, rules, timers, tracker
+from watcher import fast, flakes, models, poller, regress, render, rerunner, rules, timers, tracker
 from watcher.client import ApiError, Client
+from watcher.flakes import Rerun
 from watcher.metrics import Metrics
 from watcher.models import (
+    ALWAYS_RECORDED,
     DEFAULT_ACCOUNT,
     FAILURE_STATUSES,
     PERF_KINDS,
     TERMINAL_STATUSES,
-    TIMER_KINDS,
     Alert,
     Event,
     EventKind,
@@ -107,7 +109,7 @@ class Routed:
 
     def __post_init__(self) -> None:
         pairs = zip(self.events, self.fired, strict=True)
-        ledger = [(e, f) for e, f in pairs if f or e.kind in TIMER_KINDS]
+        ledger = [(e, f) for e, f in pairs if f or e.kind in ALWAYS_RECORDED]
         object.__setattr__(self, "ledger", ledger)  # frozen: set once, here
 
 
@@ -117,13 +119,16 @@ async def run_cycle(ctx: Context) -> CycleReport:
     started = time.monotonic()
     router = rules.Router(ctx.rules)
     seen = await observe(ctx)
+    known = await known_reruns(ctx, seen)
     changes = await diff(ctx, seen, router)
     timed = await due_timers(ctx, seen, changes)
     measured = await measure(ctx, seen, changes)
     routed = route(ctx, router, [*changes.found.events, *timed, *measured.events])
+    routed, reran = await reruns(ctx, seen, changes, router, routed, known)
     runs = await enrich(ctx, routed)
-    queued, fresh = await commit(ctx, seen, changes, routed, runs, measured)
+    queued, fresh = await commit(ctx, seen, changes, routed, runs, measured, reran)
     settle(ctx, seen, changes)
+    await start_reruns(ctx, known, reran)
     kinds = account(ctx, seen, changes, routed, fresh)
     observation = seen.observation
     return CycleReport(
@@ -153,6 +158,20 @@ async def observe(ctx: Context) -> Seen:
         ctx.store.count_started_between,
     )
     return Seen(observation, ctx.clock(), watermark is None, open_jobs)
+
+
+RERUNS_KEPT = timedelta(days=2)  # reruns read each cycle: every open one, and these
+
+
+async def known_reruns(ctx: Context, seen: Seen) -> list[Rerun]:
+    """The flake filter's reruns (open, or decided lately); each listed rerun job gets
+    its `rerun_of`, which its events and its test runs' verdicts heed."""
+    known = await ctx.store.reruns(seen.now - RERUNS_KEPT)
+    if origins := flakes.origins(known):
+        for job in seen.observation.jobs:
+            if job.sref in origins:
+                job.rerun_of = origins[job.sref]
+    return known
 
 
 async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
@@ -274,6 +293,104 @@ def _explained(event: Event, rule_list: Sequence[Rule]) -> list[Rule]:
     return fired
 
 
+async def reruns(
+    ctx: Context,
+    seen: Seen,
+    changes: Changes,
+    router: rules.Router,
+    routed: Routed,
+    known: Sequence[Rerun],
+) -> tuple[Routed, list[flakes.Change]]:
+    """The flake filter's cycle: what the started reruns' ends change (a `flaky` event,
+    or the rerun's failure sent to the rules that held), the reruns overdue, and the
+    reruns that this cycle's failures ask for (their alerts held)."""
+    events = list(routed.events)
+    fired = [flakes.without_rerun_rules(e, f) for e, f in zip(events, routed.fired, strict=True)]
+    listed = {j.sref: j for j in seen.observation.jobs}
+    started = [r for r in known if r.state == flakes.STARTED]
+    looked = await rerunner.look(ctx.client, started, listed) if started else {}
+    done: list[flakes.Change] = []
+    for rerun in known:
+        change, event = _rerun_now(rerun, looked, seen.now)
+        if change is None:
+            continue
+        if event is not None:
+            events.append(event)
+            fired.append(router(event))
+        elif change.rerun.state == flakes.FAILED:
+            change = _report_failure(
+                ctx, changes, router, change, looked[rerun.rerun], events, fired
+            )
+        done.append(change)
+    now_routed = Routed(events, fired)
+    new = flakes.decide(
+        now_routed.ledger, {r.sref: r for r in known}, seen.now, ctx.poll.follow_for
+    )
+    return now_routed, [*done, *new]
+
+
+def _rerun_now(
+    rerun: Rerun, looked: dict[str, Job], now: datetime
+) -> tuple[flakes.Change | None, Event | None]:
+    """What this cycle changes of a rerun: overdue, or ended, or a new status."""
+    if rerun.state not in flakes.OPEN:
+        return None, None
+    if (overdue := flakes.overdue(rerun, now)) is not None:
+        return overdue, None
+    job = looked.get(rerun.rerun)
+    if job is None or (job.status == rerun.rerun_status):
+        return None, None
+    return flakes.ended(rerun, job, now)
+
+
+def _report_failure(
+    ctx: Context,
+    changes: Changes,
+    router: rules.Router,
+    change: flakes.Change,
+    job: Job,
+    events: list[Event],
+    fired: list[Sequence[Rule]],
+) -> flakes.Change:
+    """The rerun failed too: its failure goes to the rules that held the first one
+    (and to any other that wants it), in place of the held alerts."""
+    rerun = change.rerun
+    holders = [r for r in ctx.rules if r.name in rerun.rules]
+    if not holders:
+        return flakes.release(
+            rerun, rerun.ended_at or ctx.clock(), "the rules that held it are gone"
+        )
+    key = models.event_key(EventKind.TRANSITION, job.sref, job.status, None, 0)
+    at = next((i for i, e in enumerate(events) if e.key == key), None)
+    if at is None:
+        template = changes.templates.get(job.template)
+        event = Event(
+            kind=EventKind.TRANSITION,
+            job=job,
+            from_status=rerun.rerun_status or "running",
+            to_status=job.status,
+            at=job.updated_at or rerun.ended_at or ctx.clock(),
+            streak=template.streak if template else 0,
+        )
+        events.append(event)
+        fired.append(flakes.without_rerun_rules(event, router(event)))
+        at = len(events) - 1
+    fired[at] = (*fired[at], *(r for r in holders if r not in fired[at]))
+    return change
+
+
+async def start_reruns(
+    ctx: Context, known: Sequence[Rerun], reran: Sequence[flakes.Change]
+) -> None:
+    """The start requests of the reruns due, after the commit that decided them (each
+    is committed on its own around its request: `rerunner`)."""
+    latest = {r.sref: r for r in known}
+    latest.update((c.rerun.sref, c.rerun) for c in reran)
+    due = [r for r in latest.values() if r.state in (flakes.DUE, flakes.STARTING)]
+    if due:
+        await rerunner.start_due(ctx.client, ctx.store, due, ctx.clock(), ctx.fence)
+
+
 async def enrich(ctx: Context, routed: Routed) -> TestRuns:
     """Test runs for the failures whose rules ask for them; a failed lookup costs
     nothing but the enrichment."""
@@ -317,6 +434,7 @@ async def commit(
     routed: Routed,
     runs: TestRuns,
     measured: regress.Measured = NOTHING_MEASURED,
+    reran: Sequence[flakes.Change] = (),
 ) -> tuple[int, set[str]]:
     """Write the cycle in one transaction: states, templates, events, their alerts, the
     series and lookups, and the watermark. Returns the alerts queued and the keys of the
@@ -337,6 +455,7 @@ async def commit(
             queued=measured.queued,
             looked_up=measured.looked_up,
             retried=measured.retried,
+            reruns=reran,
         )
     )
 

@@ -117,6 +117,10 @@ PERF_VARIABLES = (
     "runs",
 )
 _NO_PERF: dict[str, Any] = dict.fromkeys(PERF_VARIABLES)
+# The flake filter's links (`job.rerun_of`, `job.rerun`), in the same trailing object
+# under "job" when a job has one; "" for every other job.
+JOB_LINKS = ("rerun_of", "rerun")
+_NO_LINKS: dict[str, Any] = dict.fromkeys(JOB_LINKS, "")
 _encode = msgspec.json.Encoder().encode  # a tenth of the time json.dumps takes
 
 
@@ -154,9 +158,14 @@ def variable_list(event: Event, test_runs: list[dict[str, object]] | None) -> st
         event.streak,
         event.stuck_for,
     ]
+    extra: dict[str, Any] = {}
     if perf:
         given = event.perf or {}
-        values.append({name: given.get(name) for name in PERF_VARIABLES})
+        extra = {name: given.get(name) for name in PERF_VARIABLES}
+    if job.rerun_of or job.rerun:
+        extra["job"] = {"rerun_of": job.rerun_of, "rerun": job.rerun}
+    if extra:
+        values.append(extra)
     return _encode(values).decode()
 
 
@@ -165,8 +174,12 @@ def named_variables(values: list[Any]) -> dict[str, dict[str, Any]]:
     split = len(JOB_VARIABLES)
     width = split + len(EVENT_VARIABLES)
     perf: dict[str, Any] = _NO_PERF
+    links: dict[str, Any] = _NO_LINKS
     if len(values) == width + 1 and isinstance(values[-1], dict):
-        perf = {name: values[-1].get(name) for name in PERF_VARIABLES}
+        extra = values[-1]
+        perf = {name: extra.get(name) for name in PERF_VARIABLES}
+        if isinstance(given := extra.get("job"), dict):
+            links = {name: str(given.get(name) or "") for name in JOB_LINKS}
         values = values[:-1]
     if len(values) != width:
         raise ValueError(f"{len(values)} values for {width} variables")
@@ -174,7 +187,9 @@ def named_variables(values: list[Any]) -> dict[str, dict[str, Any]]:
     event.update(perf)
     if event["runs"] is None:
         event["runs"] = []
-    return {"job": dict(zip(JOB_VARIABLES, values[:split], strict=True)), "event": event}
+    job = dict(zip(JOB_VARIABLES, values[:split], strict=True))
+    job.update(links)
+    return {"job": job, "event": event}
 
 
 class Stamps(dict[datetime, float]):

@@ -37,6 +37,10 @@ class Job:
     page_count: int = 0
     template: str = ""
     test_runs_uri: str = ""
+    # The flake filter's links, set by the cycle (never by the API): a rerun's failed
+    # job, and a failed job's rerun.
+    rerun_of: str = ""
+    rerun: str = ""
 
     @property
     def id(self) -> str:
@@ -79,9 +83,13 @@ class EventKind(enum.StrEnum):
     MISSED = "missed"
     REGRESSED = "regressed"
     IMPROVED = "improved"
+    FLAKY = "flaky"
 
 
 TIMER_KINDS = frozenset({EventKind.STUCK, EventKind.MISSED})
+# Recorded whether or not a rule acts on them: timer events recur until recorded, and a
+# flaky failure is part of its job's history.
+ALWAYS_RECORDED = TIMER_KINDS | {EventKind.FLAKY}
 # Events of a series of test-run values (template, page URL, browser, metric): their
 # new status is the series' id and their `seq` which regression of it they are about.
 PERF_KINDS = frozenset({EventKind.REGRESSED, EventKind.IMPROVED})

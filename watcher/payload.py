@@ -431,6 +431,19 @@ def parse_token(body: bytes) -> tuple[str, float] | None:
     return token, _lifetime(data.get("expires_in"))
 
 
+def parse_started(body: bytes) -> str | None:
+    """The new job's sref from an answer of `POST /jobs` (`{"results": {"jobUri":
+    "jobs/98765"}}`), or None when the answer names none."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    results = data.get("results") if isinstance(data, dict) else None
+    uri = results.get("jobUri") if isinstance(results, dict) else None
+    match = _SREF.fullmatch(uri.strip()) if isinstance(uri, str) and len(uri) < MAX_TEXT else None
+    return match.group(1) if match else None
+
+
 def _lifetime(value: object) -> float:
     if value is None or isinstance(value, bool):  # true is no number of seconds
         return DEFAULT_TOKEN_LIFETIME

@@ -30,7 +30,8 @@ _PERF_FORMAT = (
     "{% set unit = '%d' if size else '%.2f s' %}"
 )
 DEFAULT_TITLES: Mapping[EventKind, str] = {
-    EventKind.TRANSITION: "{{ job.name }} {{ event.to }}",
+    EventKind.TRANSITION: "{{ job.name }} {{ event.to }}"
+    "{% if job.rerun_of %} on its rerun too{% endif %}",
     EventKind.STUCK: "{{ job.name }} stuck {{ event.to }}",
     EventKind.RECOVERED: "{{ job.name }} recovered",
     EventKind.MISSED: "{{ job.name }} did not run",
@@ -42,6 +43,7 @@ DEFAULT_TITLES: Mapping[EventKind, str] = {
     EventKind.IMPROVED: _PERF_FORMAT
     + "{{ event.page_title or event.page_url }} {{ event.metric }} back to its baseline"
     " ({{ unit | format(event.value) }} vs {{ unit | format(event.baseline) }})",
+    EventKind.FLAKY: "{{ job.name }} {{ event.from }}, then passed on a rerun",
 }
 _DETAILS = (
     "Type: {{ job.type }}, run: {{ job.run_type }}, started by {{ job.started_by }}"
@@ -54,7 +56,9 @@ _DETAILS = (
 )
 DEFAULT_BODIES: Mapping[EventKind, str] = {
     EventKind.TRANSITION: "Job {{ job.name }} ({{ job.sref }}) went from {{ event.from }}"
-    " to {{ event.to }} at {{ event.at }}.\n" + _DETAILS,
+    " to {{ event.to }} at {{ event.at }}.\n"
+    "{% if job.rerun_of %}It reran {{ job.rerun_of }}, which had failed: both runs"
+    " failed.\n{% endif %}" + _DETAILS,
     EventKind.STUCK: "Job {{ job.name }} ({{ job.sref }}) has been {{ event.to }} for"
     " {{ (event.stuck_for / 60) | round | int }} minutes.\n" + _DETAILS,
     EventKind.RECOVERED: "Job {{ job.name }} ({{ job.sref }}) completed after"
@@ -70,6 +74,9 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
     " {{ unit | format(event.delta) }}, in several runs in a row.\n"
     "Recent values, oldest first: {{ event.runs | join(', ') }}.\n"
     "Template: {{ job.template }}.",
+    EventKind.FLAKY: "Job {{ job.name }} ({{ job.sref }}) {{ event.from }}, and its rerun"
+    " {{ job.rerun }} {{ event.to }} (at {{ event.at }}): a flaky failure, so its failure"
+    " alert was not sent.\n" + _DETAILS,
     EventKind.IMPROVED: _PERF_FORMAT
     + "{{ event.metric }} of {{ event.page_title }} ({{ event.page_url }}, {{ event.browser }})"
     " is back within its baseline's band: {{ unit | format(event.value) }} in job"

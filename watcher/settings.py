@@ -38,6 +38,7 @@ from watcher.baseline import (
 )
 from watcher.models import (
     DEFAULT_ACCOUNT,
+    FAILURE_STATUSES,
     KNOWN_STATUSES,
     NEW,
     TERMINAL_STATUSES,
@@ -408,6 +409,16 @@ class BaselineSettings(Section):
         return self
 
 
+class RerunSettings(Section):
+    """The flake filter of a rule (`flakes`): a failed job is started again once."""
+
+    # Reruns of one failed job. Only 1: a rerun is never rerun, so a second would be a
+    # second try of the same question.
+    max: int = Field(1, ge=1, le=1)
+    delay: Duration = 120.0  # after the failure, before the start request
+    per_template_per_hour: int = Field(2, ge=1)
+
+
 _PERF = frozenset({EventKind.REGRESSED, EventKind.IMPROVED})
 # Which matchers make sense for which event; anything else is a configuration error.
 _FOR_EVENT: dict[str, frozenset[EventKind]] = {
@@ -558,6 +569,7 @@ class Rule(Section):
     repeat_after: Duration | None = Field(None, gt=0)
     include_test_runs: bool = False
     drop_if_resolved: bool = False
+    rerun: RerunSettings | None = None
 
     @field_validator("title", "body")
     @classmethod
@@ -570,6 +582,17 @@ class Rule(Section):
     def _repeat_for_stuck(self) -> Rule:
         if self.repeat_after is not None and self.match.event is not EventKind.STUCK:
             raise ValueError("repeat_after: only for event stuck")
+        return self
+
+    @model_validator(mode="after")
+    def _rerun_for_failures(self) -> Rule:
+        if self.rerun is None:
+            return self
+        if self.match.event is not EventKind.TRANSITION:
+            raise ValueError("rerun: only for event transition (a job that failed)")
+        if self.match.to and not set(self.match.to) & FAILURE_STATUSES:
+            wanted = ", ".join(sorted(FAILURE_STATUSES))
+            raise ValueError(f"rerun: the rule's `to` names no failure ({wanted})")
         return self
 
 

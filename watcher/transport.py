@@ -104,7 +104,7 @@ async def exchange(
     *,
     home: URL,
     headers: Mapping[str, str],
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | bytes | None = None,
     limit: int,
     timeout: float,
 ) -> Reply:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from watcher.flakes import Change, Rerun
 from watcher.models import Alert, Event, Job, JobState, OutboxItem, TemplateState
 from watcher.people import Ack, AlertRecord, Silence, Step
 
@@ -172,6 +173,7 @@ def job_json(job: Job) -> str:
             "started_by": job.started_by,
             "page_count": job.page_count,
             "template": job.template,
+            "rerun_of": job.rerun_of,
             "test_runs_uri": job.test_runs_uri,
         }
     ).decode()
@@ -192,6 +194,7 @@ def job_from_json(text: str) -> Job:
         page_count=doc["page_count"],
         template=doc["template"],
         test_runs_uri=doc["test_runs_uri"],
+        rerun_of=doc.get("rerun_of", ""),
     )
 
 
@@ -215,6 +218,7 @@ class CycleCommit:
     queued: Sequence[Lookup] = ()  # lookups to queue (a job queued already is kept)
     looked_up: Sequence[str] = ()  # srefs whose lookup is done (or given up): removed
     retried: Sequence[str] = ()  # srefs whose lookup failed this cycle: attempts + 1
+    reruns: Sequence[Change] = ()  # the flake filter's new and changed reruns
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +255,15 @@ class Store(Protocol):
     async def known_events(self, keys: Sequence[str]) -> set[str]: ...
     async def count_started_between(self, start: datetime, end: datetime) -> int: ...
     async def commit_cycle(self, commit: CycleCommit) -> tuple[int, set[str]]: ...
+    async def reruns(self, since: datetime) -> list[Rerun]: ...
+    async def save_rerun(
+        self,
+        change: Change,
+        now: datetime,
+        *,
+        expect: tuple[str, int] | None = None,
+        fence: Lease | None = None,
+    ) -> bool: ...
     async def prune(self, before: datetime, limit: int = 5000) -> int: ...
     async def due(
         self, now: datetime, limit: int = 1000, busy: Collection[str] = ()

@@ -65,6 +65,7 @@ class HistoryTables:
                 (cutoff, limit),
             ).rowcount
             removed += db.execute("DELETE FROM lookups WHERE queued_at < ?", (cutoff,)).rowcount
+            removed += db.execute("DELETE FROM reruns WHERE ended_at < ?", (cutoff,)).rowcount
         return removed
 
     async def count_started_between(self, start: datetime, end: datetime) -> int:

@@ -34,6 +34,8 @@ COLUMNS = {
     " created_at, expired_at",
     "series": "account, template, page, browser, metric, state, regressions, updated_at",
     "lookups": "account, sref, job, started_at, queued_at, attempts",
+    "reruns": "account, failed, template, job, rules, state, decided_at, due_at, deadline,"
+    " attempts, claimed_at, rerun, rerun_status, last_error, ended_at",
 }
 # The tables whose ids the target's sequences must continue after.
 SEQUENCES = ("outbox", "silences", "acks")

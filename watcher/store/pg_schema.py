@@ -8,7 +8,7 @@ API's); only leases and delivery claims go by the database's clock, which every
 replica shares.
 """
 
-PG_SCHEMA_VERSION = 3
+PG_SCHEMA_VERSION = 4
 MIGRATION_LOCK = 7_406_524_180  # the advisory lock key of schema migrations ("watcher")
 TABLES = (
     "meta",
@@ -23,6 +23,7 @@ TABLES = (
     "alert_steps",
     "series",
     "lookups",
+    "reruns",
 )
 PG_MIGRATIONS: dict[int, str] = {
     1: """
@@ -164,5 +165,28 @@ PG_MIGRATIONS: dict[int, str] = {
         attempts INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (account, sref)
     );
+    """,
+    # The flake filter (as in the SQLite schema's version 8).
+    4: """
+    CREATE TABLE reruns (
+        account TEXT NOT NULL,
+        failed TEXT NOT NULL,
+        template TEXT NOT NULL,
+        job TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        state TEXT NOT NULL,
+        decided_at DOUBLE PRECISION NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        deadline DOUBLE PRECISION NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_at DOUBLE PRECISION,
+        rerun TEXT NOT NULL DEFAULT '',
+        rerun_status TEXT NOT NULL DEFAULT '',
+        last_error TEXT NOT NULL DEFAULT '',
+        ended_at DOUBLE PRECISION,
+        PRIMARY KEY (account, failed)
+    );
+    CREATE INDEX reruns_open ON reruns (account, state);
+    CREATE INDEX outbox_waiting ON outbox (account, sref) WHERE state = 'waiting';
     """,
 }

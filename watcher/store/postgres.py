@@ -53,6 +53,7 @@ from watcher.store.base import (
 )
 from watcher.store.pg_outbox import PgOutbox
 from watcher.store.pg_people import PgPeople
+from watcher.store.pg_reruns import PgReruns, write_change
 from watcher.store.pg_schema import MIGRATION_LOCK, PG_MIGRATIONS, PG_SCHEMA_VERSION, TABLES
 
 T = TypeVar("T")
@@ -99,7 +100,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-class PgStore(PgOutbox, PgPeople):
+class PgStore(PgOutbox, PgPeople, PgReruns):
     def __init__(self, url: str, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self.url = url
         self.account = DEFAULT_ACCOUNT
@@ -298,6 +299,8 @@ class PgStore(PgOutbox, PgPeople):
                     "DELETE FROM lookups WHERE account = %s AND sref = ANY(%s)",
                     (account, looked_up),
                 )
+            for change in commit.reruns:
+                await write_change(conn, account, change, commit.now)
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -306,6 +309,9 @@ class PgStore(PgOutbox, PgPeople):
             return len(sent), fresh
 
         return await self._run(work)
+
+    async def _fence(self, conn: AsyncConnection[Any], lease: Lease) -> None:
+        await _hold(conn, lease)
 
     async def pending_lookups(self, limit: int) -> list[Lookup]:
         return lookups(
@@ -369,6 +375,7 @@ class PgStore(PgOutbox, PgPeople):
                     (cutoff, limit),
                 ),
                 ("DELETE FROM lookups WHERE queued_at < %s", (cutoff,)),
+                ("DELETE FROM reruns WHERE ended_at < %s", (cutoff,)),
             ):
                 removed += (await conn.execute(sql, params)).rowcount
             return removed

@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -237,5 +237,29 @@ MIGRATIONS: dict[int, str] = {
         attempts INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (account, sref)
     );
+    """,
+    # The flake filter: a row per failed job started again (its key: at most one rerun
+    # each); the alerts it holds are `waiting` in the outbox until it ends.
+    8: """
+    CREATE TABLE reruns (
+        account TEXT NOT NULL,
+        failed TEXT NOT NULL,
+        template TEXT NOT NULL,
+        job TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        state TEXT NOT NULL,
+        decided_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        deadline REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_at REAL,
+        rerun TEXT NOT NULL DEFAULT '',
+        rerun_status TEXT NOT NULL DEFAULT '',
+        last_error TEXT NOT NULL DEFAULT '',
+        ended_at REAL,
+        PRIMARY KEY (account, failed)
+    );
+    CREATE INDEX reruns_open ON reruns (account, state);
+    CREATE INDEX outbox_waiting ON outbox (account, sref) WHERE state = 'waiting';
     """,
 }

@@ -54,6 +54,7 @@ from watcher.store.base import (
 from watcher.store.history import HistoryTables
 from watcher.store.outbox import OutboxTables
 from watcher.store.people import PeopleTables
+from watcher.store.reruns import RerunTables
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _SELECT_STATES = f"SELECT {STATE_COLUMNS} FROM jobs WHERE account = ?"  # noqa: S608  # constant column names
@@ -67,7 +68,7 @@ def _multi_row(head: str, tail: str, width: int) -> str:
     return f"{head} VALUES {','.join([marks] * _ROWS_A_STATEMENT)}{tail}"
 
 
-class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
+class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.account = DEFAULT_ACCOUNT
@@ -275,6 +276,7 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
             fresh = self._record_events(commit, stamps)
             queued = self._queue_alerts(commit, fresh)
             self._write_regressions(commit)
+            self._write_reruns(self._db, commit.reruns, commit.now)
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
