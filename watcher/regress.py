@@ -122,7 +122,9 @@ def judge(
                 out.skipped += 1
                 continue
             seen.add(page)
-            clean = baseline.clean_run("completed", run.get("resultCode"), rerun_of_failure=False)
+            clean = baseline.clean_run(
+                "completed", run.get("resultCode"), rerun_of_failure=bool(job.rerun_of)
+            )
             for metric, thresholds in metrics.items():
                 key = (job.template, page[0], page[1], metric)
                 _observe(out, key, job, run, thresholds, clean, stored, now)

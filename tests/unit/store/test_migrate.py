@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.store.test_contract import T0, T1, failed_job, state
 from tests.unit.store.test_contract import cycle as make_cycle
+from tests.unit.store.test_contract_reruns import held_failure
 from watcher.people import Ack, Silence
 from watcher.store import SqliteStore, StoreError
 from watcher.store.migrate import migrate
@@ -30,6 +31,7 @@ async def sqlite_state(path: Path) -> None:
     await store.expire_silence(ended, T0)
     await store.add_ack(Ack(0, "default", job="jobs/9", status="running", comment="on it"), T1)
     await store.add_ack(Ack(0, "shop-uk", job="jobs/1", status="failed"), T1)
+    await held_failure(store, "jobs/4")  # a rerun due, holding its failure's alert
     await store.close()
 
 
@@ -38,17 +40,18 @@ async def test_everything_reads_the_same_after_the_copy(tmp_path: Path, pg_url: 
     await sqlite_state(path)
     copied = await migrate(path, pg_url)
     assert copied.rows == {
-        "jobs": 4,
+        "jobs": 5,
         "templates": 0,
-        "events": 3,
-        "outbox": 3,
-        "alert_steps": 2,  # the sent alert's and the retried one's
+        "events": 4,
+        "outbox": 5,
+        "alert_steps": 3,  # the sent alert's, the retried one's, the held one's
         "silences": 2,
         "acks": 2,
         "series": 0,
         "lookups": 0,
+        "reruns": 1,
     }
-    assert copied.pending == 2
+    assert copied.pending == 3  # and one waiting for its rerun
     source, target = SqliteStore(path, readonly=True), await PgStore.open(pg_url)
     try:
         for name in ("default", "shop-uk"):
@@ -66,6 +69,7 @@ async def test_everything_reads_the_same_after_the_copy(tmp_path: Path, pg_url: 
         assert await target.alert_records(T0) == await source.alert_records(T0)
         assert await target.silences() == await source.silences()
         assert await target.acks() == await source.acks()
+        assert await target.reruns(T0) == await source.reruns(T0)
         assert [a.holds for a in await target.acks()] == [True, True]
         new = await target.add_silence(Silence(0, (("to", "*"),), T0, T1, comment="x"), T1)
         assert new > max(s.id for s in await source.silences())  # ids go on past the copy
@@ -87,6 +91,6 @@ async def test_a_non_empty_target_is_refused_and_left_as_it_was(
         await migrate(path, pg_url)
     target = await PgStore.open(pg_url)
     try:
-        assert (await target.outbox_counts()).pending == 2
+        assert (await target.outbox_counts()).pending == 3
     finally:
         await target.close()
