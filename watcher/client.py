@@ -372,13 +372,14 @@ class Client:
             return None
 
     async def start_job(self, template: str) -> str:
-        """POST /jobs for `template`; the new job's sref. A 4xx raises JobRefused, 429
-        and 5xx are retried like reads (then ApiError); an answer that never came raises
-        StartUnknown: the job may exist, and only a look at the template's jobs can say."""
+        """POST /jobs for `template`, once (and again after a 401 with a new token); the
+        new job's sref. A 4xx raises JobRefused; 429 and 5xx raise ApiError, for the
+        caller to try again later (so a request never outlives `start_budget`); an
+        answer that never came raises StartUnknown: the job may exist, and only a look
+        at the template's jobs can say."""
         url = f"{self._s.base_url}/jobs"
         body = json.dumps({"jobTemplateUri": template}).encode()
         renewed = False
-        attempt = 0
         while True:
             async with self._gate:
                 token = await self._bearer()
@@ -410,11 +411,12 @@ class Client:
             self._count("start", f"http_{status}")
             if status != 429 and status < 500:
                 raise JobRefused(f"POST jobs: HTTP {status}: {template} cannot be started")
-            if attempt >= self._s.retries:
-                raise ApiError(f"POST jobs: HTTP {status} (after {attempt + 1} attempts)")
-            wait = _retry_after(got.headers.get("Retry-After"))
-            await self._backoff(attempt, wait, f"POST jobs: HTTP {status}")
-            attempt += 1
+            raise ApiError(f"POST jobs: HTTP {status}")
+
+    @property
+    def start_budget(self) -> float:
+        """The longest a `start_job` can take, in seconds: a token and two requests."""
+        return 3 * self._s.timeout + 5
 
     async def jobs_of(self, template: str, start: datetime, end: datetime) -> list[Job]:
         """The jobs of `template` that started in [start, end]: the listing by date with

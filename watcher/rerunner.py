@@ -6,8 +6,10 @@ job: its row is committed `starting` (attempts + 1) before the request and `star
 process left it and, with PostgreSQL, while the account's lease holds. A row found
 `starting` later (a crash, a failover, or an answer that never came between the two)
 is settled by a look at the template's jobs started since the claim; only when none is
-there does the request go again. So no crash or failover starts a job twice, as long
-as the API lists a started job within CLAIM_GRACE.
+there does the request go again, and only once the row is older than the longest a
+start request can take (`Client.start_budget`: till then it may be in flight in a
+deposed leader). So no crash or failover starts a job twice, as long as the API lists
+a started job by then.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ MAX_STARTS = 10  # start requests a cycle: a storm of failures waits its turn
 MAX_LOOKS = 20  # reruns read by sref a cycle (those the listing did not show)
 MAX_ATTEMPTS = 5  # start requests of one rerun that failed before it is given up
 RETRY_AFTER = timedelta(minutes=1)  # times the attempts, before a failed start is retried
-CLAIM_GRACE = timedelta(seconds=60)  # a younger `starting` may be a request in flight
 LOOK_BACK = timedelta(minutes=2)  # before the claim: the API's clock may be behind
 
 
@@ -68,7 +69,8 @@ async def start_due(
 ) -> int:
     """Start the reruns that are due (at most MAX_STARTS); how many requests went."""
     taken = {r.rerun for r in reruns if r.rerun}
-    due = [r for r in reruns if _due(r, now)][:MAX_STARTS]
+    grace = timedelta(seconds=client.start_budget)
+    due = [r for r in reruns if _due(r, now, grace)][:MAX_STARTS]
     sent = 0
     for rerun in due:
         if rerun.state == flakes.STARTING:
@@ -81,13 +83,13 @@ async def start_due(
     return sent
 
 
-def _due(rerun: Rerun, now: datetime) -> bool:
+def _due(rerun: Rerun, now: datetime, grace: timedelta) -> bool:
     if rerun.state == flakes.DUE:
         return rerun.due_at <= now
     return (
         rerun.state == flakes.STARTING
         and rerun.claimed_at is not None
-        and now - rerun.claimed_at >= CLAIM_GRACE
+        and now - rerun.claimed_at >= grace
     )
 
 
@@ -147,7 +149,7 @@ async def _start(
     except JobRefused as exc:
         change = flakes.release(claim, now, f"the start request was refused: {exc}")
     except StartUnknown as exc:
-        # Left `starting`: after CLAIM_GRACE a look at the template's jobs decides.
+        # Left `starting`: after the start budget, a look at the template's jobs decides.
         log.warning("rerun_start_unknown", sref=rerun.sref, template=template, error=str(exc))
         failed = dataclasses.replace(claim, last_error=str(exc))
         await store.save_rerun(Change(failed), now, expect=expect, fence=fence)

@@ -55,9 +55,7 @@ async def test_a_decided_rerun_holds_the_alerts_of_its_rules(store: Store) -> No
 async def test_a_second_decision_for_one_failed_job_is_ignored(store: Store) -> None:
     planned = await held_failure(store)
     again = dataclasses.replace(planned, decided_at=T1, rules=("other",))
-    await store.commit_cycle(
-        dataclasses.replace(cycle(now=T1), reruns=[Change(again, new=True)])
-    )
+    await store.commit_cycle(dataclasses.replace(cycle(now=T1), reruns=[Change(again, new=True)]))
     assert await store.reruns(T0) == [planned]
 
 
