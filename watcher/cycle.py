@@ -338,9 +338,10 @@ def _rerun_now(
     if (overdue := flakes.overdue(rerun, now)) is not None:
         return overdue, None
     job = looked.get(rerun.rerun)
-    if job is None or (job.status == rerun.rerun_status):
+    if job is None:
         return None, None
-    return flakes.ended(rerun, job, now)
+    change, event = flakes.ended(rerun, job, now)
+    return (None, None) if change.rerun == rerun else (change, event)
 
 
 def _report_failure(

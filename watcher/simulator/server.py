@@ -286,4 +286,6 @@ async def _create_job(request: web.Request) -> web.Response:
         started_by=API_USER,
         run_type="manual",
     )
+    if faults.create_delay:
+        await asyncio.sleep(faults.create_delay)
     return web.json_response({"results": {"jobUri": job.sref}}, status=201)

@@ -104,6 +104,9 @@ class Faults:
     # POST /jobs only: the next n valid starts answer create_fail_status, creating nothing.
     create_fail_next: int = 0
     create_fail_status: int = 500
+    # POST /jobs only: seconds between creating the job and answering (a crash or a
+    # timeout there leaves the caller not knowing that the job exists).
+    create_delay: float = 0.0
 
 
 RERUN_MODES = {"flaky": "completed", "broken": "failed"}
