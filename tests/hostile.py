@@ -95,6 +95,7 @@ class Seen:
     method: str
     path_qs: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 Answerer = Callable[[web.Request], Answer]
@@ -124,7 +125,8 @@ class HostileApi:
         return [s.path_qs for s in self.seen]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
+        body = await request.read()
+        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers), body))
         chosen = self.answer(request)
         try:
             await asyncio.sleep(chosen.delay)
