@@ -38,7 +38,7 @@ async def start(route: Callable[[web.Request], Answer], **kw: object) -> tuple[o
                 outcome: object = await client.start_job(TEMPLATE)
             except ApiError as exc:
                 outcome = exc
-                assert CLIENT_SECRET not in str(exc)
+        assert CLIENT_SECRET not in str(outcome)
         return outcome, sum(1 for p in api.paths() if p.split("?")[0].endswith("/jobs"))
 
 
