@@ -192,6 +192,21 @@ class Ack:
         }
 
 
+# Where an alert stands. waiting: held for the rerun of its failed job; flaky and
+# replaced: not sent, by the rerun's end (see `flakes`).
+ALERT_STATES = (
+    "pending",
+    "sent",
+    "given_up",
+    "resolved",
+    "silenced",
+    "acked",
+    "waiting",
+    "flaky",
+    "replaced",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One step of an alert's life after it was queued."""

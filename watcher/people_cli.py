@@ -18,7 +18,7 @@ from typing import Any
 
 from watcher import people
 from watcher.logs import escape_controls
-from watcher.people import Refused
+from watcher.people import ALERT_STATES, Refused
 from watcher.settings import Settings
 from watcher.store import SqliteStore, Store
 from watcher.web import Console, actions, data
@@ -66,7 +66,7 @@ def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
     history = sub.add_parser("history", parents=[common], help="every alert's life")
     history.add_argument("--since", default="1d", help="a duration back (1d) or an ISO time")
     history.add_argument("--channel")
-    history.add_argument("--state", help="pending, sent, given_up, silenced, acked, resolved")
+    history.add_argument("--state", help=", ".join(ALERT_STATES))
     history.add_argument("--limit", type=int, default=200)
     history.add_argument("--json", action="store_true")
 

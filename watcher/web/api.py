@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from watcher.people import Refused
+from watcher.people import ALERT_STATES, Refused
 from watcher.store import StoreError
 from watcher.web import Console, actions, data
 
@@ -36,7 +36,6 @@ log = structlog.get_logger("watcher.api")
 PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024  # bytes of a request's body
 MAX_LIMIT = 2000
-ALERT_STATES = ("pending", "sent", "given_up", "resolved", "silenced", "acked")
 HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from watcher import __version__
-from watcher.people import SILENCE_KEYS
+from watcher.people import ALERT_STATES, SILENCE_KEYS
 
 JSON = "application/json"
 
@@ -77,7 +77,8 @@ SCHEMAS: dict[str, Any] = {
             "at": TIME,
             "what": {
                 "type": "string",
-                "description": "held, silenced, acked, attempt, sent, given_up, requeued, resolved",
+                "description": "held, silenced, acked, attempt, sent, given_up, requeued,"
+                " resolved, waiting, released, flaky, replaced",
             },
             "detail": _nullable("string"),
         },
@@ -97,7 +98,7 @@ SCHEMAS: dict[str, Any] = {
             "status": _nullable("string"),
             "state": {
                 "type": "string",
-                "enum": ["pending", "sent", "given_up", "resolved", "silenced", "acked"],
+                "enum": list(ALERT_STATES),
             },
             "queued_at": TIME,
             "done_at": TIME_OR_NULL,
