@@ -13,6 +13,8 @@ import pytest
 
 from tests.postgres import PostgresServer
 from tests.unit.store.test_contract import T0, T1, alert, cycle, event, failed_job, state
+from tests.unit.store.test_contract_reruns import held_failure
+from watcher.flakes import Change
 from watcher.store import Fenced, Lease, StoreError
 from watcher.store.pg_schema import PG_SCHEMA_VERSION
 from watcher.store.postgres import PgStore
@@ -154,3 +156,19 @@ async def test_a_restarted_server_costs_no_call(own_postgres: PostgresServer) ->
         assert await failed_job(store, "jobs/2") == 1
     finally:
         await store.close()
+
+
+async def test_a_deposed_leader_cannot_move_a_rerun(store: PgStore) -> None:
+    """A start request's claim and its answer are fenced like a commit: once another
+    replica holds the account, the old leader's claim is refused and writes nothing."""
+    planned = await held_failure(store)
+    old = await store.acquire("default", "a", 0.2)
+    assert old is not None
+    await asyncio.sleep(0.4)
+    new = await store.acquire("default", "b", 30)
+    assert new is not None
+    claim = dataclasses.replace(planned, state="starting", attempts=1, claimed_at=T1)
+    with pytest.raises(Fenced):
+        await store.save_rerun(Change(claim), T1, expect=("due", 0), fence=old)
+    assert await store.reruns(T0) == [planned]
+    assert await store.save_rerun(Change(claim), T1, expect=("due", 0), fence=new)
