@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -148,6 +149,8 @@ def test_the_variable_list_names_each_value_where_templates_read_it() -> None:
         "template": "jobTemplates/6789",
         "test_runs_uri": "testRuns?job=jobs%2F1",
         "test_runs": runs,
+        "rerun_of": "",
+        "rerun": "",
     }
     assert named["event"] == {
         "kind": "transition",
@@ -209,3 +212,15 @@ def test_the_collector_is_paused_during_the_work_and_restored_after() -> None:
     assert asyncio.run(work()) == 7
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_the_flake_filters_links_travel_in_the_trailing_object() -> None:
+    """`job.rerun_of` and `job.rerun` ride in the trailing object, only when a job has
+    one: the list of every other job stays as it was."""
+    plain = Event(EventKind.TRANSITION, JOB, "running", "failed", NOW)
+    rerun = dataclasses.replace(JOB, sref="jobs/2", rerun_of="jobs/1")
+    linked = Event(EventKind.TRANSITION, rerun, "running", "failed", NOW)
+    assert not isinstance(json.loads(fast.variable_list(plain, None))[-1], dict)
+    named = fast.named_variables(json.loads(fast.variable_list(linked, None)))
+    assert (named["job"]["rerun_of"], named["job"]["rerun"]) == ("jobs/1", "")
+    assert named["event"]["metric"] is None
