@@ -296,6 +296,7 @@ class Daemon:
             explain=self.explain,
             account=account.name,
             fence=fence,
+            dry_run=self.dry_run,
         )
 
     def _leaders_changed(self) -> None:

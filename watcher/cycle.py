@@ -62,6 +62,7 @@ class Context:
     explain: bool = False  # make every event and log every rule's decision on it (debug)
     account: str = DEFAULT_ACCOUNT  # whose jobs (`store` is scoped to it, `rules` for it)
     fence: Lease | None = None  # with PostgreSQL: the commit holds only while this lease does
+    dry_run: bool = False  # nothing sent, and no job started (the flake filter's reruns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +389,9 @@ async def start_reruns(
     latest = {r.sref: r for r in known}
     latest.update((c.rerun.sref, c.rerun) for c in reran)
     due = [r for r in latest.values() if r.state in (flakes.DUE, flakes.STARTING)]
-    if due:
+    if due and ctx.dry_run:
+        log.info("reruns_not_started", count=len(due), reason="dry run")
+    elif due:
         await rerunner.start_due(ctx.client, ctx.store, due, ctx.clock(), ctx.fence)
 
 

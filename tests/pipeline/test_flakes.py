@@ -11,6 +11,8 @@ from tests.conftest import Hook
 from tests.pipeline.test_events import Clock, Harness, Make, clock, make, timed
 
 __all__ = ["clock", "make", "timed"]  # the fixtures, shared with test_events
+from watcher.app import Daemon
+from watcher.settings import Settings
 from watcher.simulator.world import SimJob
 
 TEMPLATE = "jobTemplates/6789"
@@ -162,3 +164,15 @@ async def test_a_rerun_that_never_ends_releases_the_alert_at_the_deadline(
     await h.close()
     assert hook.titles() == ["Nightly checkout failed"]
     assert h.world.launches.posts[TEMPLATE] == 1
+
+
+async def test_a_dry_run_starts_no_job(make: Make, clock: Clock, hook: Hook) -> None:
+    h = make(RULES)
+    await h.daemon.close()
+    h.daemon = Daemon(Settings(**h.doc), clock=clock, dry_run=True)
+    await h.cycle()
+    scheduled_failure(h)
+    await until_rerun_ends(h, clock)
+    await h.close()
+    assert h.world.launches.posts.get(TEMPLATE, 0) == 0
+    assert hook.received == []

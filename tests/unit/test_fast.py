@@ -7,8 +7,8 @@ a value passed in the wrong place) makes the two builds differ.
 from __future__ import annotations
 
 import asyncio
-import gc
 import dataclasses
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 
