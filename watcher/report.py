@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -222,9 +223,46 @@ async def _read_status(store: Store, accounts: list[str]) -> dict[str, Any]:
             "outbox": {"pending": counts.pending, "sent": counts.sent, "given_up": counts.given_up},
             "pending": await _outbox(store, "pending"),
             "given_up": await _outbox(store, "given_up"),
+            "reruns": await _reruns(store, accounts),
         }
     finally:
         await store.close()
+
+
+async def _reruns(store: Store, accounts: list[str]) -> list[dict[str, Any]]:
+    """The flake filter's reruns of the day before each account's last poll, and every
+    one still open."""
+    found = []
+    for name in accounts:
+        scoped = store.scoped(name)
+        since = (await scoped.watermark() or datetime.now(UTC)) - timedelta(days=1)
+        found += [(name, r) for r in await scoped.reruns(since)]
+    return [
+        {
+            "account": name,
+            "failed": r.sref,
+            "template": r.failed.template,
+            "state": r.state,
+            "rerun": r.rerun or None,
+            "rerun_status": r.rerun_status or None,
+            "due_at": r.due_at.isoformat(),
+            "attempts": r.attempts,
+            "last_error": r.last_error or None,
+        }
+        for name, r in found
+    ]
+
+
+def _rerun_line(r: dict[str, Any]) -> str:
+    what = {
+        "due": f"due at {r['due_at']}",
+        "starting": "start requested, answer not known yet",
+    }.get(r["state"], r["state"])
+    if r["rerun"]:
+        what += f": {r['rerun']} {r['rerun_status'] or ''}".rstrip()
+    if r["last_error"] and r["state"] in ("due", "starting", "released"):
+        what += f" ({r['last_error']})"
+    return f"  {r['failed']} ({r['template']}) {what}"
 
 
 def _account_lines(data: dict[str, Any]) -> list[str]:
@@ -262,6 +300,9 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
         f"  {e['at']} {e['sref']} {e['kind']} {e['from']} -> {e['to']}"
         for e in data["recent_events"]
     ] or ["  (none)"]
+    if data.get("reruns"):
+        lines.append("reruns (flake filter):")
+        lines += [_rerun_line(r) for r in data["reruns"]]
     for label in ("pending", "given_up"):
         if data[label]:
             lines.append(f"{label.replace('_', ' ')}:")

@@ -5,12 +5,14 @@ refused and failing start requests, and reruns that never end."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import Hook
 from tests.pipeline.test_events import Clock, Harness, Make, clock, make, timed
 
 __all__ = ["clock", "make", "timed"]  # the fixtures, shared with test_events
+from watcher import report
 from watcher.app import Daemon
 from watcher.settings import Settings
 from watcher.simulator.world import SimJob
@@ -74,6 +76,8 @@ async def test_a_flaky_failure_is_not_alerted_and_its_flaky_event_is(
     body = str(hook.received[0]["message"])
     assert f"jobs/{failed.id}" in body
     assert rerun in body
+    shown = report.status_text(await asyncio.to_thread(report.status, Settings(**h.doc)))
+    assert f"  jobs/{failed.id} ({TEMPLATE}) flaky: {rerun} completed" in shown
 
 
 async def test_a_rerun_that_fails_too_sends_one_alert_naming_both_jobs(
