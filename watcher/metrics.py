@@ -162,6 +162,8 @@ class Metrics:
 
     def leads(self, account: str, led: bool, *, changed: bool) -> None:
         self.leader.labels(account).set(1 if led else 0)
+        if not led:  # its leader follows them now: summed over replicas, counted once
+            self.jobs_followed.labels(account).set(0)
         if changed:
             change = LeaderChange.TAKEN if led else LeaderChange.LOST
             self.leader_changes.labels(account, change).inc()
