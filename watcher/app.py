@@ -462,6 +462,7 @@ class Daemon:
     async def _reload_now(self, reload: Callable[[], Settings]) -> None:
         # Reading and checking a configuration (its YAML, every template) happens in a
         # thread: polls and health answers go on meanwhile.
+        outcome = "reload failed (see the log): running on as before"
         try:
             fresh = await asyncio.to_thread(reload)
         except ConfigError as exc:
@@ -470,8 +471,10 @@ class Daemon:
         else:
             self.apply(fresh)
             outcome = "configuration reloaded"
-        if self._systemd:  # the reload is over, taken or refused
-            self._systemd.send(f"READY=1\nSTATUS={outcome}")
+        finally:
+            # The reload is over, whatever its end: systemd leaves "reloading" only now.
+            if self._systemd:
+                self._systemd.send(f"READY=1\nSTATUS={outcome}")
 
     def apply(self, fresh: Settings) -> None:
         """Adopt a new configuration's rules, channels, templates, delivery and interval.
