@@ -24,14 +24,14 @@ from watcher import cycle, fast, logs, report, schedule
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.leadership import Elector, Leadership, Solo
-from watcher.metrics import Metrics
+from watcher.metrics import Metrics, PollOutcome
 from watcher.notifier import Notifier
 from watcher.rules import rules_for
 from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
 from watcher.store import Fenced, Lease, SqliteStore, Store, StoreError
-from watcher.systemd import ServiceManager
+from watcher.systemd import AccountPoll, ServiceManager, poll_status
 from watcher.web import Console
 
 log = structlog.get_logger("watcher.app")
@@ -82,6 +82,7 @@ class Account:
     last_success: float | None = None  # monotonic time of its last good poll
     last_error: str | None = None
     led_since: float | None = None  # monotonic time this replica began polling it
+    last_report: cycle.CycleReport | None = None  # of its last good poll
 
 
 class Daemon:
@@ -106,11 +107,13 @@ class Daemon:
         self.settings = settings
         self.dry_run = dry_run
         self._local_clock = local_clock
-        self.metrics = Metrics()
+        resolved = settings.accounts_resolved()
+        self.metrics = Metrics(resolved, settings.channels)
+        self.metrics.poll_interval.set(settings.poll.interval)
         self.store = store if store is not None else open_store(settings, dry_run=dry_run)
         self.accounts = {
             name: Account(name, Client(api, metrics=self.metrics), self.store.scoped(name))
-            for name, api in settings.accounts_resolved().items()
+            for name, api in resolved.items()
         }
         self.client = next(iter(self.accounts.values())).client  # whose Date sets the clock
         self.explain = explain
@@ -146,8 +149,9 @@ class Daemon:
         self._scheduler: schedule.PollSchedule | None = None
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        self._systemd: ServiceManager | None = None  # told how each cycle went
         for name in self.accounts:
-            self.metrics.leader.labels(name).set(1 if name in self.leadership.leads() else 0)
+            self.metrics.leads(name, name in self.leadership.leads(), changed=False)
         fast.freeze_loaded()
 
     def console(self) -> Console:
@@ -198,6 +202,10 @@ class Daemon:
             results = [await self._poll(account) for account in self._led()]
         finally:
             structlog.contextvars.unbind_contextvars("cycle")
+        if self._systemd is not None:
+            self._systemd.status(
+                poll_status([self._account_poll(a) for a in self._led()], self.clock())
+            )
         if any(results):
             await self._prune()
             self._checkpoint()
@@ -205,6 +213,13 @@ class Daemon:
             self.metrics.outbox(counts.pending, counts.given_up)
             self.notifier.wake.set()
         return all(results)
+
+    @staticmethod
+    def _account_poll(account: Account) -> AccountPoll:
+        report = account.last_report
+        if account.last_error or report is None:
+            return AccountPoll(account.name, error=account.last_error or "not polled yet")
+        return AccountPoll(account.name, report.jobs_seen, report.events, report.alerts)
 
     async def _poll(self, account: Account) -> bool:
         if account.name not in self.leadership.leads():
@@ -215,26 +230,26 @@ class Daemon:
             report = await cycle.run_cycle(self._context(account, fence))
         except Fenced as exc:
             account.last_error = str(exc)
-            self.metrics.polls.labels(account.name, "fenced").inc()
+            self.metrics.poll_done(account.name, PollOutcome.FENCED)
             log.warning("cycle_fenced", account=account.name, error=str(exc), state="unchanged")
             return False
         except (ApiError, StoreError) as exc:
             account.last_error = str(exc)
-            self.metrics.polls.labels(account.name, "failed").inc()
+            self.metrics.poll_done(account.name, PollOutcome.FAILED)
             log.warning("poll_failed", account=account.name, error=str(exc), state="unchanged")
             return False
         except Exception:
             # A bug must not kill the daemon: the cycle committed nothing, the next retries.
             account.last_error = "internal error (see the log)"
-            self.metrics.polls.labels(account.name, "crashed").inc()
+            self.metrics.poll_done(account.name, PollOutcome.CRASHED)
             log.exception("poll_crashed", account=account.name, state="unchanged")
             return False
         finally:
             self.metrics.poll_duration.observe(time.monotonic() - started)
         account.last_success = time.monotonic()
         account.last_error = None
-        self.metrics.polls.labels(account.name, "ok").inc()
-        self.metrics.poll_succeeded(account.name)
+        account.last_report = report
+        self.metrics.poll_done(account.name, PollOutcome.OK)
         self.metrics.jobs_followed.labels(account.name).set(report.followed)
         log.info(
             "poll_done",
@@ -305,7 +320,8 @@ class Daemon:
         now = time.monotonic()
         taken = False
         for name, account in self.accounts.items():
-            self.metrics.leader.labels(name).set(1 if name in led else 0)
+            was_led = account.led_since is not None
+            self.metrics.leads(name, name in led, changed=(name in led) != was_led)
             if name not in led:
                 account.led_since = None
             elif account.led_since is None:
@@ -420,6 +436,7 @@ class Daemon:
             dry_run=self.dry_run,
         )
         watchdog = asyncio.create_task(systemd.watchdog()) if systemd else None
+        self._systemd = systemd
         if systemd:
             systemd.ready()
         try:
@@ -439,17 +456,26 @@ class Daemon:
             log.warning("reload_unavailable", hint="no configuration file to reload")
             return
         if self._reloading is None or self._reloading.done():
+            if self._systemd:
+                self._systemd.reloading()
             self._reloading = asyncio.ensure_future(self._reload_now(self._reload))
 
     async def _reload_now(self, reload: Callable[[], Settings]) -> None:
         # Reading and checking a configuration (its YAML, every template) happens in a
         # thread: polls and health answers go on meanwhile.
+        outcome = "reload failed (see the log): running on as before"
         try:
             fresh = await asyncio.to_thread(reload)
         except ConfigError as exc:
             log.error("reload_refused", problems=exc.problems, keeping="the running configuration")
-            return
-        self.apply(fresh)
+            outcome = "reload refused (see the log): running on as before"
+        else:
+            self.apply(fresh)
+            outcome = "configuration reloaded"
+        finally:
+            # The reload is over, whatever its end: systemd leaves "reloading" only now.
+            if self._systemd:
+                self._systemd.send(f"READY=1\nSTATUS={outcome}")
 
     def apply(self, fresh: Settings) -> None:
         """Adopt a new configuration's rules, channels, templates, delivery and interval.
@@ -470,6 +496,7 @@ class Daemon:
         self.notifier.reconfigure(fresh.channels, fresh.delivery)
         if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
             self._scheduler.set_interval(fresh.poll.interval)
+        self.metrics.poll_interval.set(fresh.poll.interval)
         log.info("configuration_reloaded", rules=len(fresh.rules), channels=sorted(fresh.channels))
 
     def _request_stop(self, sig: signal.Signals) -> None:

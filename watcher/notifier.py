@@ -176,6 +176,8 @@ class Notifier:
         """New channels and delivery settings; sends in flight finish with the old ones."""
         self._delivery = delivery
         self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
+        if self._metrics:
+            self._metrics.known_channels(channels)
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -365,6 +367,8 @@ class Notifier:
         if outcome is DeliveryOutcome.SENT:
             await self._store.mark_sent(ids, now)
             bound.info("alert_sent", reason=outcome)
+            if self._metrics:  # queued by the cycle that saw the event: its latency
+                self._metrics.delivered(channel, (i.created_at for i in items), now)
         elif outcome is DeliveryOutcome.GIVEN_UP:
             await self._store.mark_given_up(ids, now, f"channel kept failing: {error}")
             bound.error(

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from watcher import web as web_console
 from watcher.web import Console
@@ -67,7 +68,9 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
+        # prometheus_client's own handler: OpenMetrics when the scraper asks for it, gzip
+        # when it accepts it.
+        app.router.add_get("/metrics", make_aiohttp_handler(self._registry))
         if self._console is not None:
             web_console.mount(app, self._console)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -106,9 +109,3 @@ class HealthServer:
             **roles,
         }
         return web.json_response(body, status=503)
-
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self._registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )

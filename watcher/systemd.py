@@ -1,12 +1,16 @@
-"""sd_notify without a dependency: READY=1, WATCHDOG=1 and STOPPING=1 as datagrams to
-`$NOTIFY_SOCKET` (a leading `@` is an abstract socket). Does nothing outside systemd."""
+"""sd_notify without a dependency: READY=1, WATCHDOG=1, STATUS=, RELOADING=1 and
+STOPPING=1 as datagrams to `$NOTIFY_SOCKET` (a leading `@` is an abstract socket). Does
+nothing outside systemd."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -42,6 +46,16 @@ class ServiceManager:
     def ready(self) -> None:
         self.send("READY=1")
 
+    def status(self, text: str) -> None:
+        """One line for `systemctl status` (systemd shows the last one sent)."""
+        self.send("STATUS=" + " ".join(text.split()))
+
+    def reloading(self) -> None:
+        """A reload began; READY=1 says it ended. systemd 253 and newer want the
+        monotonic time with it, to tell this reload from an earlier one."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+
     def stopping(self) -> None:
         self.send("STOPPING=1")
 
@@ -52,3 +66,32 @@ class ServiceManager:
         while True:
             self.send("WATCHDOG=1")
             await asyncio.sleep(self.watchdog_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPoll:
+    """How one account's last poll went, for the status line: what it saw, or why not."""
+
+    account: str
+    jobs_seen: int = 0
+    events: int = 0
+    alerts: int = 0
+    error: str | None = None
+
+
+def poll_status(polls: Sequence[AccountPoll], at: datetime) -> str:
+    """The STATUS= line after a cycle: each account polled and how it went."""
+    if not polls:
+        return "standby: another replica polls every account; delivering alerts"
+    parts = [
+        f"{p.account} failed ({p.error})"
+        if p.error
+        else f"{p.account} ok ({_count(p.jobs_seen, 'job')} seen, {_count(p.events, 'event')}, "
+        f"{_count(p.alerts, 'alert')} queued)"
+        for p in polls
+    ]
+    return f"last poll {at:%Y-%m-%d %H:%M:%S}Z: " + "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
