@@ -19,7 +19,19 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from watcher import fast, flakes, models, poller, regress, render, rerunner, rules, timers, tracker
+from watcher import (
+    fast,
+    flakes,
+    metrics,
+    models,
+    poller,
+    regress,
+    render,
+    rerunner,
+    rules,
+    timers,
+    tracker,
+)
 from watcher.client import ApiError, Client
 from watcher.flakes import Rerun
 from watcher.metrics import Metrics
@@ -129,6 +141,10 @@ async def run_cycle(ctx: Context) -> CycleReport:
     runs = await enrich(ctx, routed)
     queued, fresh = await commit(ctx, seen, changes, routed, runs, measured, reran)
     settle(ctx, seen, changes)
+    if ctx.metrics:
+        for change in reran:
+            if change.rerun.state in metrics.RERUN_OUTCOMES:
+                ctx.metrics.reruns.labels(ctx.account, change.rerun.state).inc()
     await start_reruns(ctx, known, reran)
     kinds = account(ctx, seen, changes, routed, fresh)
     observation = seen.observation
@@ -392,7 +408,9 @@ async def start_reruns(
     if due and ctx.dry_run:
         log.info("reruns_not_started", count=len(due), reason="dry run")
     elif due:
-        await rerunner.start_due(ctx.client, ctx.store, due, ctx.clock(), ctx.fence)
+        started = await rerunner.start_due(ctx.client, ctx.store, due, ctx.clock(), ctx.fence)
+        if ctx.metrics and started:
+            ctx.metrics.reruns.labels(ctx.account, "started").inc(started)
 
 
 async def enrich(ctx: Context, routed: Routed) -> TestRuns:

@@ -46,6 +46,8 @@ class LeaderChange(enum.StrEnum):
 POLLED_ENDPOINT = "jobs"
 COMMON_API_OUTCOMES = ("ok", "timeout", "connection_error")
 
+RERUN_OUTCOMES = ("started", "flaky", "failed", "released")
+
 # Delivery latency, from the cycle that saw the event to the channel's acceptance: a
 # poll interval (60s by default) plus the channel's answer, retries, digests' group_wait,
 # and quiet hours at the far end.
@@ -130,6 +132,13 @@ class Metrics:
             ["account", "change"],
             registry=r,
         )
+        self.reruns = Counter(
+            "watcher_reruns",
+            "The flake filter's reruns by account and what became of them: started (the"
+            " start request answered), flaky, failed (the rerun failed too), released",
+            ["account", "outcome"],
+            registry=r,
+        )
         Info("watcher_build", "Build information", registry=r).info({"version": __version__})
         for account in accounts:
             self._known_account(account)
@@ -146,6 +155,8 @@ class Metrics:
             self.leader_changes.labels(account, change)
         self.jobs_followed.labels(account)
         self.leader.labels(account)
+        for outcome in RERUN_OUTCOMES:
+            self.reruns.labels(account, outcome)
 
     def known_channels(self, channels: Iterable[str]) -> None:
         """Create the series of these channels (at start, and for those a reload adds)."""

@@ -67,20 +67,22 @@ async def _read(client: Client, sref: str) -> Job | None:
 async def start_due(
     client: Client, store: Store, reruns: Sequence[Rerun], now: datetime, fence: Lease | None
 ) -> int:
-    """Start the reruns that are due (at most MAX_STARTS); how many requests went."""
+    """Start the reruns that are due (at most MAX_STARTS); how many started (or were
+    found started)."""
     taken = {r.rerun for r in reruns if r.rerun}
     grace = timedelta(seconds=client.start_budget)
     due = [r for r in reruns if _due(r, now, grace)][:MAX_STARTS]
-    sent = 0
+    started = 0
     for rerun in due:
         if rerun.state == flakes.STARTING:
             adopted = await _settle(client, store, rerun, taken, now, fence)
             if adopted is None:
                 continue  # the listing could not be read: no request blind
             if adopted:
+                started += 1
                 continue
-        sent += await _start(client, store, rerun, now, fence)
-    return sent
+        started += await _start(client, store, rerun, now, fence)
+    return started
 
 
 def _due(rerun: Rerun, now: datetime, grace: timedelta) -> bool:
@@ -153,7 +155,7 @@ async def _start(
         log.warning("rerun_start_unknown", sref=rerun.sref, template=template, error=str(exc))
         failed = dataclasses.replace(claim, last_error=str(exc))
         await store.save_rerun(Change(failed), now, expect=expect, fence=fence)
-        return 1
+        return 0
     except ApiError as exc:
         change = _retry(claim, now, str(exc))
     else:
@@ -161,9 +163,10 @@ async def _start(
         started = dataclasses.replace(
             claim, state=flakes.STARTED, rerun=sref, rerun_status="pending", last_error=""
         )
-        change = Change(started)
+        await store.save_rerun(Change(started), now, expect=expect, fence=fence)
+        return 1
     await store.save_rerun(change, now, expect=expect, fence=fence)
-    return 1
+    return 0
 
 
 def _retry(claim: Rerun, now: datetime, error: str) -> Change:

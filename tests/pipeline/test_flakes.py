@@ -95,6 +95,10 @@ async def test_a_rerun_that_fails_too_sends_one_alert_naming_both_jobs(
     await h.close()
     (rerun,) = h.world.launches.created[TEMPLATE]
     assert hook.titles() == [f"Nightly checkout failed (rerun of jobs/{failed.id})"]
+    registry = h.daemon.metrics.registry
+    for outcome, count in (("started", 1), ("failed", 1), ("flaky", 0), ("released", 0)):
+        labels = {"account": "default", "outcome": outcome}
+        assert registry.get_sample_value("watcher_reruns_total", labels) == count
     assert hook.received[0]["message"] == rerun
 
 
