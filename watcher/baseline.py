@@ -56,7 +56,7 @@ The rules (SPEC, "Performance-aware events", `regressed`):
   alerts for one regression and a false `improved` between them). The line a third of
   the way up is about 1.5 standard deviations under such a regressed level, and the
   evidence asks for about four standard deviations under it in all; a real recovery
-  still fires in 2-3 runs when the regression was large, about 6 (13 at most) when it
+  still fires in 2-3 runs when the regression was large, about 5 (12 at most) when it
   was as small as that (`benchmarks/README.md`).
 - A new level becomes the baseline (i) when acknowledged (`acknowledge`): the values
   since the regression began become the whole baseline, so the series gives no verdict
