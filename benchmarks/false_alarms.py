@@ -17,6 +17,13 @@ ones given:
   up to and including the one that fires `regressed`. Target (issue 16, for a 25% step):
   at most `consecutive` runs, every series. At 10% noise a 25% step is 2.2 standard
   deviations a run: no rule meets both targets there (benchmarks/README.md).
+- **a lasting regression**: `--series` series of 40 stable runs, then +25% held for
+  `--runs` runs; every `improved` and every `regressed` after the first is a false alarm
+  (the series flapping). Target: 0 of each, up to 10% noise.
+- **recovery delay**: `--series` series of 40 stable runs, then each `--step` held until
+  `regressed` fires (series that do not fire within 60 runs are left out), 10 more runs
+  at the new level, then back to the old level for 60 runs; the delay is the number of
+  runs at the old level up to and including the one that fires `improved`.
 
 Seeded (`random.Random`): the same numbers every run. Prints a table with PASS/MISS
 beside each target (never fails on a number); `--quick` is 5 series of 200 runs.
@@ -45,6 +52,7 @@ WARMUP = 40  # stable runs before the step
 AFTER = 60  # runs held at the new level
 TARGET_NOISE = 0.10  # the false-alarm target holds up to this coefficient of variation
 TARGET_STEP = 0.25  # the detection-delay target is for this step
+HOLD = 10  # runs held at the new level after `regressed`, before a recovery
 
 
 def lognormal(rng: random.Random, level: float, cv: float) -> float:
@@ -107,8 +115,81 @@ def detection(cv: float, series: int, step: float, thresholds: Thresholds) -> di
     }
 
 
+def lasting(
+    cv: float, series: int, runs: int, step: float, thresholds: Thresholds
+) -> dict[str, Any]:
+    """A step held for `runs` runs: the first `regressed` is right, anything after is not."""
+    improved = extra = fired = 0
+    for index in range(series):
+        rng = random.Random(f"stay-{cv}-{step}-{index}")
+        state = SeriesState()
+        for _ in range(WARMUP):
+            state, _ = observe(state, lognormal(rng, LEVEL, cv), thresholds)
+        state = SeriesState(baseline=state.baseline)
+        regressed = 0
+        for _ in range(runs):
+            state, verdict = observe(state, lognormal(rng, LEVEL * (1 + step), cv), thresholds)
+            regressed += verdict.fired == "regressed"
+            improved += verdict.fired == "improved"
+        extra += max(0, regressed - 1)
+        fired += regressed > 0
+    return {
+        "cv": cv,
+        "series": series,
+        "runs": runs,
+        "step": step,
+        "improved": improved,
+        "extra_regressed": extra,
+        "series_regressed": fired,
+    }
+
+
+def recovery(cv: float, series: int, step: float, thresholds: Thresholds) -> dict[str, Any]:
+    """Runs back at the old level until `improved`, for the series whose step fired."""
+    delays: list[int] = []
+    early = missed = 0
+    for index in range(series):
+        rng = random.Random(f"back-{cv}-{step}-{index}")
+        state = SeriesState()
+        for _ in range(WARMUP):
+            state, _ = observe(state, lognormal(rng, LEVEL, cv), thresholds)
+        state = SeriesState(baseline=state.baseline)
+        for _ in range(AFTER):
+            state, verdict = observe(state, lognormal(rng, LEVEL * (1 + step), cv), thresholds)
+            if verdict.fired == "regressed":
+                break
+        else:
+            continue  # never regressed: nothing to recover from
+        for _ in range(HOLD):
+            state, verdict = observe(state, lognormal(rng, LEVEL * (1 + step), cv), thresholds)
+            early += verdict.fired == "improved"
+        if not state.regressed:
+            continue  # a false `improved` while held: counted, no delay to measure
+        for run in range(1, AFTER + 1):
+            state, verdict = observe(state, lognormal(rng, LEVEL, cv), thresholds)
+            if verdict.fired == "improved":
+                delays.append(run)
+                break
+        else:
+            missed += 1
+    return {
+        "cv": cv,
+        "series": series,
+        "step": step,
+        "recovered": len(delays),
+        "improved_while_held": early,
+        "median_delay": statistics.median(delays) if delays else None,
+        "max_delay": max(delays) if delays else None,
+        "missed": missed,
+    }
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def _target(aimed: bool, ok: bool) -> str:
+    return f"target 0, {_verdict(ok)}" if aimed else "no target"
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -147,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     alarms = [false_alarms(cv, series, runs, thresholds) for cv in levels]
     steps = [detection(cv, series, step, thresholds) for step in steps_asked for cv in levels]
+    stays = [lasting(cv, series, runs, TARGET_STEP, thresholds) for cv in levels]
+    backs = [recovery(cv, series, step, thresholds) for step in steps_asked for cv in levels]
     seconds = time.perf_counter() - started
 
     settings = (
@@ -204,13 +287,58 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             )
         print(_table(rows))
+    _print_lasting(stays, series, runs)
+    _print_recovery(backs, series, steps_asked)
     print(f"\n{seconds:.1f} s")
     if args.json:
-        args.json.write_text(
-            json.dumps({"false_alarms": alarms, "detection": steps}, indent=2) + "\n",
-            encoding="utf-8",
-        )
+        numbers = {"false_alarms": alarms, "detection": steps, "lasting": stays, "recovery": backs}
+        args.json.write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _print_lasting(stays: list[dict[str, Any]], series: int, runs: int) -> None:
+    print()
+    print(
+        f"a lasting regression: {series} series, {WARMUP} stable runs then "
+        f"+{100 * TARGET_STEP:g}% held {runs} runs; false = `improved`, `regressed` after the first"
+    )
+    rows = [["noise (cv)", "series regressed", "improved", "extra regressed"]]
+    for s in stays:
+        aimed = s["cv"] <= TARGET_NOISE + 1e-9
+        rows.append(
+            [
+                f"{100 * s['cv']:g}%",
+                f"{s['series_regressed']}/{series}",
+                f"{s['improved']} ({_target(aimed, s['improved'] == 0)})",
+                f"{s['extra_regressed']} ({_target(aimed, s['extra_regressed'] == 0)})",
+            ]
+        )
+    print(_table(rows))
+
+
+def _print_recovery(backs: list[dict[str, Any]], series: int, steps: list[float]) -> None:
+    for step in steps:
+        print()
+        print(
+            f"recovery: {series} series, +{100 * step:g}% until `regressed`, {HOLD} more runs, "
+            f"then back for {AFTER} runs; delay = runs back until `improved`"
+        )
+        rows = [["noise (cv)", "regressed", "improved while held", "recovered", "median", "max"]]
+        for b in backs:
+            if b["step"] != step:
+                continue
+            fired = b["recovered"] + b["missed"]
+            rows.append(
+                [
+                    f"{100 * b['cv']:g}%",
+                    f"{fired + b['improved_while_held']}/{series}",
+                    str(b["improved_while_held"]),
+                    f"{b['recovered']}/{fired}",
+                    "-" if b["median_delay"] is None else f"{b['median_delay']:g}",
+                    "-" if b["max_delay"] is None else str(b["max_delay"]),
+                ]
+            )
+        print(_table(rows))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,13 @@ def _free_port() -> int:
 
 
 def _settings(
-    base_url: str, token_url: str, hook_port: int, state: Path, listen: str, token: str
+    base_url: str,
+    token_url: str,
+    hook_port: int,
+    state: Path,
+    listen: str,
+    token: str,
+    interval: float = 2.0,
 ) -> Settings:
     return Settings(
         api={
@@ -65,7 +71,7 @@ def _settings(
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
         },
-        poll={"interval": 2, "lookback": "6h", "overlap": "30s"},
+        poll={"interval": interval, "lookback": "6h", "overlap": "30s"},
         state={"path": state},
         channels={"terminal": f"json://127.0.0.1:{hook_port}/alerts"},
         rules=[
@@ -102,13 +108,31 @@ def _settings(
                 "notify": ["terminal"],
                 "severity": "warning",
             },
+            {
+                "name": "checkout-slower",
+                "match": {
+                    "event": "regressed",
+                    "template": [scenarios.DEMO_SPEED_TEMPLATE],
+                    "metric": ["onLoad"],
+                },
+                "notify": ["terminal"],
+                "severity": "warning",
+            },
+            {
+                "name": "checkout-back",
+                "match": {"event": "improved", "template": [scenarios.DEMO_SPEED_TEMPLATE]},
+                "notify": ["terminal"],
+                "severity": "success",
+            },
         ],
         delivery={"group_wait": 0, "retry_initial": 1},
         server={"listen": listen, "api_token": token},
     )
 
 
-async def run(*, log_level: str = "warning") -> int:
+async def run(*, log_level: str = "warning", speed: float = 1.0) -> int:
+    """The demo; `speed` runs the story and the polls that many times faster (the tests
+    run it at 4: the same alerts in a quarter of the time)."""
     logs.configure(fmt="console", level=log_level, stream=sys.stderr)
     started = time.monotonic()
     shown: list[str] = []
@@ -126,12 +150,14 @@ async def run(*, log_level: str = "warning") -> int:
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as folder:
         async with running_simulator(world) as sim:
             state = Path(folder) / "s.db"
-            settings = _settings(sim.base_url, sim.token_url, hook_port, state, listen, token)
+            settings = _settings(
+                sim.base_url, sim.token_url, hook_port, state, listen, token, 2.0 / speed
+            )
             daemon = Daemon(settings)
             stop = asyncio.Event()
-            story = asyncio.create_task(scenarios.demo(world, stop))
+            story = asyncio.create_task(scenarios.demo(world, stop, speed=speed))
             running = asyncio.create_task(daemon.run())
-            await asyncio.wait({running}, timeout=STORY_SECONDS + TAIL_SECONDS)
+            await asyncio.wait({running}, timeout=(STORY_SECONDS + TAIL_SECONDS) / speed)
             daemon.stop.set()
             stop.set()
             code = await running

@@ -149,6 +149,20 @@ def _series_lines(settings: Settings, account: str, row: SeriesRow) -> list[str]
         f" {len(state.pending)}; since the regression {len(state.since)}"
         f" (back in band {state.clear_streak})"
     )
+    if band is not None:
+        lines.append("  " + _evidence(state, band, thresholds))
     recent = (state.baseline + state.since + state.pending)[-baseline.RECENT :]
     lines.append("  recent (oldest first): " + ", ".join(f"{v:.4g}" for v in recent))
     return lines
+
+
+def _evidence(
+    state: baseline.SeriesState, band: baseline.Band, thresholds: baseline.Thresholds
+) -> str:
+    """The evidence a verdict waits on: of a regression, or while regressed of a
+    recovery (under its line), in runs' worth against `consecutive`."""
+    if not state.regressed:
+        found = band.evidence(state.pending)
+        return f"evidence of a regression {found:.2f} of {thresholds.consecutive}"
+    found, line, _ = band.recovery(state.since, state.recovering)
+    return f"evidence of a recovery {found:.2f} of {thresholds.consecutive} (under {line:.4g})"

@@ -109,6 +109,7 @@ async def test_a_step_fires_regressed_once_and_improved_once_across_restarts(
     assert "jobTemplates/6789 https://shop.example.com/checkout [Chrome] onLoad" in shown
     assert "baseline: median " in shown
     assert "in band; regressions so far 1" in shown
+    assert "evidence of a regression " in shown  # what the next verdict waits on
     assert await explain.series_report(Settings(**h.doc), "jobTemplates/1") == (
         "no series recorded for jobTemplates/1"
     )

@@ -8,16 +8,42 @@ from collections import Counter
 import aiohttp
 import pytest
 
+from watcher import baseline
 from watcher.simulator import DEMO_END_STATE, SCENARIOS, World, serve
+from watcher.simulator.scenarios import DEMO_SPEED_NAME, DEMO_SPEED_RUNS, DEMO_SPEED_TEMPLATE
 from watcher.simulator.world import STATUSES, TERMINAL
 
 
 async def test_demo_reaches_its_end_state() -> None:
-    """The demo story, at speed 50, ends exactly as DEMO_END_STATE says."""
+    """The demo story, at speed 50, ends exactly as DEMO_END_STATE says, its page-speed
+    runs apart: DEMO_SPEED_RUNS of them, all completed."""
     world = World()
     await asyncio.wait_for(SCENARIOS["demo"](world, asyncio.Event(), speed=50), 5)
-    assert tuple((job.name, job.status) for job in world.jobs()) == DEMO_END_STATE
-    assert world.jobs()[0].template == "jobTemplates/6789"
+    story = [job for job in world.jobs() if job.name != DEMO_SPEED_NAME]
+    assert tuple((job.name, job.status) for job in story) == DEMO_END_STATE
+    assert story[0].template == "jobTemplates/6789"
+    speed = [job for job in world.jobs() if job.name == DEMO_SPEED_NAME]
+    assert [job.status for job in speed] == ["completed"] * DEMO_SPEED_RUNS
+
+
+async def test_the_demo_speed_runs_regress_then_recover() -> None:
+    """The page-speed runs, oldest first: 7 at their level, 2 with onLoad 50% slower, 3
+    back; judged by the watcher's statistics: `regressed` on the 2nd slow run, then
+    `improved` within the 3 back (2% noise: the same with any job ids)."""
+    for others in (0, 5, 13):  # other jobs first: other ids, other noise draws
+        world = World()
+        for _ in range(others):
+            world.add_job(status="completed")
+        await asyncio.wait_for(SCENARIOS["demo"](world, asyncio.Event(), speed=50), 5)
+        speed = [job for job in reversed(world.jobs()) if job.name == DEMO_SPEED_NAME]
+        onload = [world.perf.runs(job)[0]["onLoad"] for job in speed]
+        assert all(job.template == DEMO_SPEED_TEMPLATE for job in speed)
+        state, fired = baseline.SeriesState(), []
+        for value in onload:
+            state, verdict = baseline.observe(state, value, baseline.Thresholds())
+            fired.append(verdict.fired)
+        assert fired[:9] == [None] * 8 + ["regressed"], onload
+        assert fired[9:].count("improved") == 1, onload
 
 
 async def test_demo_stops_early_when_asked() -> None:

@@ -308,7 +308,7 @@ def test_a_run_that_is_not_clean_never_enters_a_baseline() -> None:
     assert second.fired == "regressed"
 
 
-# --- improved after recovery -------------------------------------------------------
+# --- improved after recovery: evidence, the mirror of regressed's --------------------
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -324,18 +324,90 @@ def test_improved_after_recovery(seed: int, consecutive: int) -> None:
     state, verdicts = feed([2.0, 3.0], thresholds, state)
     assert fired(verdicts) == []
     assert state.regressed
-    # back within the limit (the allowance above the median, +10% here), not the band:
-    # a value of noise can be more than 2 sigmas up, so the recovery is spread +-5%
-    state, back = feed(bounded(2.0, 0.05, consecutive, seed + 4), thresholds, state)
+    # runs back at (or under) the old median are a full run of evidence each: they fire
+    # on the `consecutive`th, as regressed's runs past the band do
+    old = statistics.median(frozen)
+    state, back = feed(bounded(old * 0.94, 0.05, consecutive, seed + 4), thresholds, state)
     assert fired(back) == [(consecutive - 1, "improved")]
+    assert back[-1].recovery == pytest.approx(consecutive)
     assert not state.regressed
     assert state.since == ()
+    assert state.recovering == 0
     # the in-band values joined the baseline; the regressed ones did not
     assert max(state.baseline) < 2.5
     assert state.baseline[-consecutive:] == tuple(v.value for v in back)
     # and it can regress again
     state, again = feed([3.0] * consecutive, thresholds, state)
     assert fired(again) == [(consecutive - 1, "regressed")]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_recovery_in_noise_fires_within_a_few_runs(seed: int) -> None:
+    """Back at the old level with its noise (5%): each run is about a run of evidence,
+    some less: `improved` within 8 runs (the benchmark: 3, 6 at most, for 40-100% at 5%)."""
+    state = regressed_series(seed)
+    state, back = feed(noisy(2.0, 0.05, 10, seed + 60), state=state)
+    events = fired(back)
+    assert events
+    assert events[0][1] == "improved"
+    assert events[0][0] + 1 <= 8
+
+
+def test_runs_in_band_without_evidence_are_not_a_recovery() -> None:
+    """Just under the old limit is in band, but hardly any evidence (a sliver a run):
+    a regressed level that straddles the limit does not look recovered by chance
+    (SPEC's rule before did)."""
+    state = regressed_series(1)
+    judged = band(state.baseline, DEFAULT)
+    assert judged is not None
+    state, verdicts = feed([judged.limit * 0.999] * 20, state=state)
+    assert fired(verdicts) == []
+    assert all(v.recovery is not None and v.recovery < 1 for v in verdicts)
+    assert state.regressed
+
+
+def test_evidence_without_runs_in_band_is_not_a_recovery() -> None:
+    """Evidence of `consecutive` runs, but the last run is past the old limit: wait."""
+    state = regressed_series(2)
+    judged = band(state.baseline, DEFAULT)
+    assert judged is not None
+    state, verdicts = feed([judged.median * 0.5] * 3 + [judged.limit * 1.01], state=state)
+    assert fired(verdicts) == [(1, "improved")]  # two runs far under: fired already
+    state = regressed_series(2)
+    state, verdicts = feed([judged.median * 0.5, judged.limit * 1.01], state=state)
+    assert fired(verdicts) == []
+    assert verdicts[-1].recovery is not None
+    assert verdicts[-1].recovery > 0
+    state, verdicts = feed([judged.median * 0.9], state=state)
+    assert fired(verdicts) == []  # evidence enough now, but only one run back in band
+    state, verdicts = feed([judged.median * 0.9], state=state)
+    assert fired(verdicts) == [(0, "improved")]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_lasting_25_percent_regression_at_10_percent_noise_does_not_flap(seed: int) -> None:
+    """The issue's case: after a 25% step at 10% noise, a third of the runs fall under
+    the old limit by chance. One `regressed` at most, no `improved`, and the level
+    becomes the baseline after `baseline.runs` runs (SPEC's rule before flapped: 359
+    false `improved` in 300 such series of 1,000 runs)."""
+    state, _ = feed(noisy(2.0, 0.10, 40, seed + 300))
+    state, verdicts = feed(noisy(2.5, 0.10, 1000, seed + 400), state=state)
+    events = [kind for _, kind in fired(verdicts)]
+    assert events in ([], ["regressed"])
+
+
+def test_the_recovery_line_is_a_third_of_the_way_up_or_the_limit() -> None:
+    state, _ = feed([1.9, 2.0, 2.1] * 20)
+    judged = band(state.baseline, DEFAULT)
+    assert judged is not None
+    assert judged.recovery_line(()) == judged.limit
+    assert judged.recovery_line((2.3, 2.25, 2.35)) == pytest.approx(2.0 * (2.3 / 2.0) ** (1 / 3))
+    assert judged.recovery_line((9.0,) * 3) == judged.limit  # a large regression
+    zero = band((0.0,) * 10, DEFAULT)
+    assert zero is not None
+    assert zero.recovery_line((0.3,)) == pytest.approx(0.1)  # the floor (a third is 0.1)
+    assert zero.recovery_weight(0.1, 0.0) == 1.0
+    assert zero.recovery_weight(0.1, 0.2) == -1.0
 
 
 # --- bad values are skipped --------------------------------------------------------
@@ -467,6 +539,10 @@ def test_state_is_bounded(runs: int, consecutive: int) -> None:
         b'{"v": 1, "b": [], "p": [1], "r": true}',
         b'{"v": 1, "b": [], "s": [1]}',
         b'{"v": 1, "b": [], "r": true, "s": [1], "c": 2}',
+        b'{"v": 1, "b": [], "r": true, "s": [1], "e": 1}',
+        b'{"v": 1, "b": [], "r": true, "s": [1, 2], "e": -1}',
+        b'{"v": 1, "b": [], "r": true, "s": [1, 2], "e": true}',
+        b'{"v": 1, "b": [], "e": 1}',
         b"\xff\xfe",
     ],
 )

@@ -7,8 +7,9 @@ Every scenario takes ``(world, stop, *, seed, speed)``; sleeps are divided by
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -37,16 +38,26 @@ class _Stopped(Exception):
 
 
 class _Story:
-    """Runs a linear script; while it waits, running jobs keep producing results."""
+    """Runs a linear script; while it waits, running jobs keep producing results and
+    cues (actions set for a story time) happen, in order: a second line of the story
+    that stays deterministic (the same jobs in the same order, so the same ids and the
+    same test runs) because it runs in the script's own steps."""
 
     def __init__(self, world: World, stop: asyncio.Event, speed: float) -> None:
         self.world, self.stop, self.speed = world, stop, speed
         self.cast: list[SimJob] = []
+        self.elapsed = 0.0  # story seconds (at speed 1)
+        self._cues: list[tuple[float, int, Callable[[], object]]] = []
 
     def add(self, **kwargs: Any) -> SimJob:
         job = self.world.add_job(**kwargs)
         self.cast.append(job)
         return job
+
+    def cue(self, at: float, action: Callable[[], object]) -> None:
+        """Run `action` once the story has waited `at` seconds in all."""
+        self._cues.append((at, len(self._cues), action))
+        self._cues.sort()
 
     async def wait(self, seconds: float) -> None:
         while seconds > 0:
@@ -54,12 +65,16 @@ class _Story:
             if await pause(self.stop, step, self.speed):
                 raise _Stopped
             seconds -= step
+            self.elapsed += step
             for job in self.cast:
                 if job.status == "running" and self.world.get(job.id) is job:
                     self.world.progress(job)
+            while self._cues and self._cues[0][0] <= self.elapsed + 1e-9:
+                self._cues.pop(0)[2]()
 
 
-# Newest first, as GET /jobs lists them once the demo story has ended.
+# Newest first, as GET /jobs lists them once the demo story has ended, but for the
+# page-speed runs (DEMO_SPEED_RUNS of them, all completed, interleaved).
 DEMO_END_STATE: tuple[tuple[str, str], ...] = (
     ("Nightly checkout", "completed"),
     ("Nightly checkout", "failed"),
@@ -110,6 +125,21 @@ _SMOKE: dict[str, Any] = {
     "template": "jobTemplates/3021",
     "url": f"{_SHOP}/basket",
 }
+_SPEED: dict[str, Any] = {
+    "name": "Checkout page speed",
+    "template": "jobTemplates/6790",
+    "run_type": "scheduled",
+    "url": f"{_SHOP}/checkout",
+}
+DEMO_SPEED_TEMPLATE = _SPEED["template"]
+DEMO_SPEED_NAME = _SPEED["name"]
+# The page-speed beat: a run every SPEED_EVERY s from SPEED_FROM; runs up to SPEED_NORMAL
+# make the baseline (min_runs 6, and one judged), the next SPEED_SLOW are 50% slower
+# to onLoad (`regressed` on the 2nd), the rest are back (`improved` within 2-3).
+SPEED_FROM, SPEED_EVERY = 2.0, 3.0
+SPEED_NORMAL, SPEED_SLOW, SPEED_BACK = 7, 2, 3
+DEMO_SPEED_RUNS = SPEED_NORMAL + SPEED_SLOW + SPEED_BACK
+SPEED_FACTOR = 1.5
 
 
 async def demo(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float = 1.0) -> None:
@@ -120,7 +150,10 @@ async def demo(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float
     running since 3 hours ago. Then, a few seconds apart: Nightly checkout #1 goes
     pending -> running -> failed; a new Homepage completes; a Site crawl expires;
     "Basket API smoke test" is cancelled; the weekly regression completes; Nightly
-    checkout #2 fails again; Nightly checkout #3 completes (the recovery).
+    checkout #2 fails again; Nightly checkout #3 completes (the recovery). Meanwhile,
+    every 3 s from 2 s on, a "Checkout page speed" run (one page, one browser, 2% noise)
+    completes: 7 at its level, 2 with onLoad 50% slower (ending at 26 s and 29 s: the
+    `regressed` alert), 3 back at its level (the last ends at 38 s: `improved`).
 
     End state, newest first (``DEMO_END_STATE``): Nightly checkout completed,
     Nightly checkout failed, Basket API smoke test cancelled, Site crawl expired,
@@ -144,7 +177,29 @@ def _history(world: World, hours_ago: float, minutes: int, pages: int, **kw: Any
     return job
 
 
+def _speed_beat(world: World, story: _Story) -> None:
+    """Cue the page-speed runs: each starts as the one before completes."""
+    template = DEMO_SPEED_TEMPLATE
+    world.perf.set_pages(template, [("Checkout", f"{_SHOP}/checkout")], ["Chrome"])
+    world.perf.set_noise(template, 0.02)
+    runs: list[SimJob] = []
+
+    def step(n: int) -> None:
+        if runs:
+            world.set_status(runs[-1], "completed")
+        if n == SPEED_NORMAL:
+            world.perf.shift(template, "onLoad", SPEED_FACTOR)
+        elif n == SPEED_NORMAL + SPEED_SLOW:
+            world.perf.recover(template)
+        if n < DEMO_SPEED_RUNS:
+            runs.append(world.add_job(status="running", **_SPEED))
+
+    for n in range(DEMO_SPEED_RUNS + 1):
+        story.cue(SPEED_FROM + SPEED_EVERY * n, functools.partial(step, n))
+
+
 async def _demo_script(world: World, story: _Story) -> None:
+    _speed_beat(world, story)
     _history(world, 24, 18, 14, status="completed", **_NIGHTLY)
     _history(world, 5, 1, 0, status="failed", **_SEARCH)
     three_hours_ago = world.now() - timedelta(hours=3)

@@ -1,0 +1,45 @@
+"""`watcher demo` end to end, in process at 4 times its speed: the story against the
+simulator, the real daemon, the terminal receiver; what it prints is what is checked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import _CurrentStdout
+from watcher import demo, logs
+
+
+@pytest.fixture
+def demo_logging() -> Iterator[None]:
+    """The demo configures logging for its terminal: the suite's is put back after."""
+    yield
+    logs.configure(fmt="json", level="debug", stream=_CurrentStdout())  # type: ignore[arg-type]
+
+
+def alerts(printed: str) -> list[str]:
+    """The alert lines the demo printed: `[ 12.3s] KIND title`."""
+    return [m.group(1) for m in re.finditer(r"^\[\s*[\d.]+s\] (\S+ .*)$", printed, re.M)]
+
+
+@pytest.mark.usefixtures("demo_logging")
+async def test_the_demo_tells_its_story_with_a_regression_and_its_recovery(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every beat of the story arrives, among them one `regressed` (Checkout onLoad about
+    50% slower) and then its `improved`, each once."""
+    assert await demo.run(speed=4) == 0
+    shown = alerts(capsys.readouterr().out)
+    slower = [a for a in shown if "slower than its baseline" in a]
+    back = [a for a in shown if "back to its baseline" in a]
+    assert len(slower) == 1, shown
+    assert re.match(r"WARNING .*Checkout onLoad (4\d|5\d)% slower than its baseline", slower[0])
+    assert len(back) == 1, shown
+    assert back[0].startswith("SUCCESS ")
+    assert shown.index(slower[0]) < shown.index(back[0])
+    assert any("Nightly checkout failed 2 times in a row" in a for a in shown), shown
+    assert any("is green again" in a for a in shown), shown
+    assert any("Site crawl expired" in a for a in shown), shown
+    assert any("was cancelled by" in a for a in shown), shown
