@@ -140,6 +140,7 @@ class Daemon:
             metrics=self.metrics,
             dry_run=dry_run,
             holder=self.instance,
+            chartless=settings.chartless(),
         )
         self.stop = asyncio.Event()
         self._cycle: asyncio.Task[bool] | None = None
@@ -466,7 +467,7 @@ class Daemon:
         if fixed:
             log.warning("reload_needs_restart", sections=fixed)
         self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})
-        self.notifier.reconfigure(fresh.channels, fresh.delivery)
+        self.notifier.reconfigure(fresh.channels, fresh.delivery, fresh.chartless())
         if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
             self._scheduler.set_interval(fresh.poll.interval)
         log.info("configuration_reloaded", rules=len(fresh.rules), channels=sorted(fresh.channels))

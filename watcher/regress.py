@@ -179,6 +179,7 @@ def _event(
             "page_url": key[1],
             "browser": key[2],
             "runs": list(verdict.recent),
+            "limit": verdict.limit,
         },
     )
 
