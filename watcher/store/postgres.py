@@ -42,6 +42,7 @@ from watcher.store.base import (
     StoreError,
     Unreachable,
     all_series_query,
+    latest_series_query,
     event_reports,
     job_json,
     job_states,
@@ -331,6 +332,9 @@ class PgStore(PgOutbox, PgPeople):
     async def all_series(self, template: str | None = None) -> list[SeriesRow]:
         sql, params = all_series_query("%s", self.account, template)
         return series_rows(await self._rows(sql, params))
+
+    async def latest_series(self, limit: int) -> list[SeriesRow]:
+        return series_rows(await self._rows(latest_series_query("%s"), (self.account, limit)))
 
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         cutoff = before.timestamp()

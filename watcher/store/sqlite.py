@@ -42,6 +42,7 @@ from watcher.store.base import (
     Store,
     StoreError,
     all_series_query,
+    latest_series_query,
     event_reports,
     job_json,
     job_states,
@@ -453,6 +454,10 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables):
         """Every series of the account (of one template), by key."""
         sql, params = all_series_query("?", self.account, template)
         return series_rows(self._db.execute(sql, params))
+
+    async def latest_series(self, limit: int) -> list[SeriesRow]:
+        """The account's series updated last, newest first, at most `limit`."""
+        return series_rows(self._db.execute(latest_series_query("?"), (self.account, limit)))
 
     async def templates(self) -> dict[str, TemplateState]:
         sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = ?"  # noqa: S608  # constant column names
