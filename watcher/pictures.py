@@ -46,7 +46,8 @@ def from_perf(perf: Mapping[str, Any]) -> chart.Series | None:
     """The chart of a regressed/improved event's variables; None without any run (an
     alert queued before charts, or odd data: the alert goes without a picture)."""
     raw = perf.get("runs")
-    values = [n for n in (_number(v) for v in raw) if n is not None] if isinstance(raw, list) else []
+    numbers = (_number(v) for v in raw) if isinstance(raw, list) else ()
+    values = [n for n in numbers if n is not None]
     if not values:
         return None
     metric = str(perf.get("metric") or "")
