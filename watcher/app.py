@@ -20,7 +20,8 @@ from pathlib import Path
 
 import structlog
 
-from watcher import cycle, fast, logs, report, schedule
+from watcher import cycle, fast, logs, regress, report, schedule
+from watcher.baseline import Thresholds
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.leadership import Elector, Leadership, Solo
@@ -30,7 +31,7 @@ from watcher.rules import rules_for
 from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
-from watcher.store import Fenced, Lease, SqliteStore, Store, StoreError
+from watcher.store import Fenced, Lease, SeriesKey, SqliteStore, Store, StoreError
 from watcher.systemd import ServiceManager
 from watcher.web import Console
 
@@ -161,7 +162,12 @@ class Daemon:
             shared=not isinstance(self.leadership, Solo),
             replica=self.replica,
             wake=self.notifier.wake.set,
+            thresholds=self._thresholds,
         )
+
+    def _thresholds(self, account: str, key: SeriesKey) -> Thresholds:
+        """A series' thresholds under the rules as they are now (a reload counts)."""
+        return regress.series_thresholds(rules_for(self.settings.rules, account), key)
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())
