@@ -7,24 +7,28 @@ from __future__ import annotations
 
 import base64
 import email
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.conftest import Hook, Mailbox, serve
 from tests.pipeline.test_events import Clock, harness
-from tests.pipeline.test_regressions import RULES, TEMPLATE, clock, runs, sim
+from tests.pipeline.test_regressions import RULES, TEMPLATE, clock, nightly, runs, sim
 from watcher.simulator.runner import SimulatorHandle
+from watcher.web import mount
 
 __all__ = ["clock", "sim"]  # the regression tests' fixtures: a fixed clock, one page
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 RED, GREEN = "#d64545", "#2f9e5b"
+HOME = "jobTemplates/1101"
 
 
 class Gotify:
@@ -124,3 +128,53 @@ async def test_a_rule_with_chart_false_sends_the_text_alone(
     assert len(hook.received) == 1
     assert "slower than its baseline" in hook.titles()[0]
     assert hook.received[0]["attachments"] == []
+
+
+async def test_the_api_and_the_series_page_show_the_same_series(
+    sim: SimulatorHandle, tmp_path: Path, clock: Clock, hook: Hook
+) -> None:
+    """After a regression: GET /api/v1/series says regressed with its numbers, the
+    series page draws the same 12 runs, and a series still learning says so."""
+    home = {**RULES[0], "name": "home", "match": {"event": "regressed", "template": [HOME]}}
+    h = harness(sim, tmp_path, clock, {"hook": hook.url}, [*RULES, home])
+    await h.cycle()
+    await runs(h, clock, 10)
+    h.world.perf.shift(TEMPLATE, "onLoad", 1.4)
+    await runs(h, clock, 2)
+    h.world.perf.set_pages(HOME, [("Home", "https://shop.example.com/")])
+    nightly(h, clock, HOME)
+    await h.cycle()
+    app = web.Application()
+    mount(app, h.daemon.console())
+    runner, port = await serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/api/v1/series") as resp:
+                found = await resp.json()
+            async with session.get(f"http://127.0.0.1:{port}/series") as resp:
+                html = await resp.text()
+                policy = resp.headers["Content-Security-Policy"]
+    finally:
+        await runner.cleanup()
+        await h.close()
+    shown = {(s["template"], s["browser"]): s for s in found}
+    slow = shown[(TEMPLATE, "Chrome")]
+    assert (slow["state"], slow["metric"], slow["unit"], slow["regressions"]) == (
+        "regressed",
+        "onLoad",
+        "s",
+        1,
+    )
+    assert len(slow["recent"]) == 12
+    assert slow["latest"] == slow["recent"][-1]
+    assert slow["median"] < slow["limit"] < slow["latest"]
+    assert "chart" not in slow  # the API gives numbers; the page draws them
+    learning = [s for s in found if s["template"] == HOME]
+    assert {s["state"] for s in learning} == {"learning"}
+    assert found[0]["template"] == HOME  # updated last, first
+
+    assert "img-src 'self' data:" in policy
+    charts = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    assert len(charts) == len(found)
+    drawn = [points(base64.b64decode(c).decode()) for c in charts]
+    assert [GREEN] * 10 + [RED] * 2 in drawn
