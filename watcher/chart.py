@@ -84,7 +84,8 @@ def _axis(top: float, bottom: float, y: _Scale, unit: str) -> str:
     for value in (top, (top + bottom) / 2, bottom):
         labels.append(
             f'<text x="{_PAD_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end"'
-            f' font-size="10" fill="{_INK}">{escape(quantity(value, unit))}</text>'
+            f' font-size="10" font-family="sans-serif" fill="{_INK}">'
+            f"{escape(quantity(value, unit))}</text>"
         )
     return "".join(labels)
 
