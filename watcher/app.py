@@ -20,7 +20,8 @@ from pathlib import Path
 
 import structlog
 
-from watcher import cycle, fast, logs, report, schedule
+from watcher import cycle, fast, logs, regress, report, schedule
+from watcher.baseline import Thresholds
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
 from watcher.leadership import Elector, Leadership, Solo
@@ -30,7 +31,7 @@ from watcher.rules import rules_for
 from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
 from watcher.settled import Settled
-from watcher.store import Fenced, Lease, SqliteStore, Store, StoreError
+from watcher.store import Fenced, Lease, SeriesKey, SqliteStore, Store, StoreError
 from watcher.systemd import AccountPoll, ServiceManager, poll_status
 from watcher.web import Console
 
@@ -143,6 +144,7 @@ class Daemon:
             metrics=self.metrics,
             dry_run=dry_run,
             holder=self.instance,
+            chartless=settings.chartless(),
         )
         self.stop = asyncio.Event()
         self._cycle: asyncio.Task[bool] | None = None
@@ -164,7 +166,12 @@ class Daemon:
             shared=not isinstance(self.leadership, Solo),
             replica=self.replica,
             wake=self.notifier.wake.set,
+            thresholds=self._thresholds,
         )
+
+    def _thresholds(self, account: str, key: SeriesKey) -> Thresholds:
+        """A series' thresholds under the rules as they are now (a reload counts)."""
+        return regress.series_thresholds(rules_for(self.settings.rules, account), key)
 
     def _api_time(self) -> datetime:
         return self.client.api_now(self._local_clock())
@@ -493,7 +500,7 @@ class Daemon:
         if fixed:
             log.warning("reload_needs_restart", sections=fixed)
         self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})
-        self.notifier.reconfigure(fresh.channels, fresh.delivery)
+        self.notifier.reconfigure(fresh.channels, fresh.delivery, fresh.chartless())
         if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
             self._scheduler.set_interval(fresh.poll.interval)
         self.metrics.poll_interval.set(fresh.poll.interval)

@@ -84,12 +84,14 @@ def _axis(top: float, bottom: float, y: _Scale, unit: str) -> str:
     for value in (top, (top + bottom) / 2, bottom):
         labels.append(
             f'<text x="{_PAD_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end"'
-            f' font-size="10" fill="{_INK}">{escape(_number(value, unit))}</text>'
+            f' font-size="10" font-family="sans-serif" fill="{_INK}">'
+            f"{escape(quantity(value, unit))}</text>"
         )
     return "".join(labels)
 
 
-def _number(value: float, unit: str) -> str:
+def quantity(value: float, unit: str) -> str:
+    """A value as the chart labels it: times under a second in milliseconds."""
     if unit == "s" and value < 1:
         return f"{value * 1000:.0f} ms"
     return f"{value:.3g} {unit}".strip()

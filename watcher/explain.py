@@ -12,7 +12,7 @@ from pathlib import Path
 
 from watcher import baseline, cycle, files, logs, payload, regress, render, report, rules
 from watcher.config import ConfigError
-from watcher.models import Event, EventKind, Job
+from watcher.models import Event, EventKind
 from watcher.settings import Settings
 from watcher.store import SeriesRow, SqliteStore, Store
 
@@ -122,10 +122,7 @@ async def _series(settings: Settings, template: str | None) -> list[tuple[str, S
 
 def _series_lines(settings: Settings, account: str, row: SeriesRow) -> list[str]:
     template, page, browser, metric = row.key
-    probe = Job(sref="", name="", status="completed", template=template)
-    thresholds = regress.metrics_for(rules.rules_for(settings.rules, account), probe).get(
-        metric, baseline.Thresholds.for_metric(metric)
-    )
+    thresholds = regress.series_thresholds(rules.rules_for(settings.rules, account), row.key)
     when = f"{row.updated_at:%Y-%m-%d %H:%M}Z"
     head = f"{template} {page} [{browser}] {metric} ({account}, updated {when})"
     try:

@@ -115,6 +115,7 @@ PERF_VARIABLES = (
     "page_url",
     "browser",
     "runs",
+    "limit",  # the flagging limit: with `runs` and `baseline`, what the chart draws
 )
 _NO_PERF: dict[str, Any] = dict.fromkeys(PERF_VARIABLES)
 # The flake filter's links (`job.rerun_of`, `job.rerun`), in the same trailing object

@@ -5,6 +5,11 @@ accepted are not sent to again on retry. Each channel delivers in its own task, 
 a slow or dead channel never holds up the others. The decision what to do with a
 batch is a pure function (`decide`) that takes the clock as an argument.
 
+A `regressed` or `improved` alert carries its series' chart (`pictures`) as an SVG
+attachment, drawn at send time from the variables it was queued with, unless its rule
+says `chart: false`; a channel that takes no files gets the text alone (apprise leaves
+attachments out for it).
+
 Several replicas may deliver from one PostgreSQL outbox: a batch is claimed before it
 is sent (`Store.claim`), for CLAIM_SECONDS, so no two replicas send one alert, and a
 replica that dies mid-send leaves a claim that expires rather than a stranded alert.
@@ -22,8 +27,9 @@ from datetime import datetime, timedelta
 
 import apprise
 import structlog
+from apprise.attachment.memory import AttachMemory
 
-from watcher import logs, people, quiet, render
+from watcher import logs, people, pictures, quiet, render
 from watcher.metrics import Metrics
 from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
 from watcher.people import Step
@@ -47,6 +53,7 @@ IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
 CLAIM_SECONDS = 30.0
 
 
+MAX_CHARTS = 4  # charts attached to one digest: the first alerts' that have one
 _MAX_ERROR = 500  # characters of a delivery error kept in an alert's history
 _TROUBLE = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
@@ -81,16 +88,49 @@ class Message:
     title: str
     body: str
     severity: Severity
+    charts: tuple[pictures.Attachment, ...] = ()
 
 
-def compose(items: Sequence[OutboxItem]) -> Message:
-    """One alert as itself; several as a digest: a summary title, each title a line."""
+def compose(items: Sequence[OutboxItem], chartless: frozenset[str] = frozenset()) -> Message:
+    """One alert as itself; several as a digest: a summary title, each title a line.
+    With the charts of its regressed/improved alerts (at most MAX_CHARTS), but those of
+    the rules in `chartless`."""
+    charts = _charts([i.alert for i in items if i.alert.rule not in chartless])
     if len(items) == 1:
         alert = render.finish(items[0].alert)
-        return Message(title=alert.title, body=alert.body, severity=alert.severity)
+        return Message(title=alert.title, body=alert.body, severity=alert.severity, charts=charts)
     severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
     body = "\n".join(f"- {render.title(item.alert)}" for item in items)
-    return Message(title=digest_title([i.alert for i in items]), body=body, severity=severity)
+    title = digest_title([i.alert for i in items])
+    return Message(title=title, body=body, severity=severity, charts=charts)
+
+
+def _charts(alerts: Sequence[Alert]) -> tuple[pictures.Attachment, ...]:
+    found: list[pictures.Attachment] = []
+    for alert in alerts:
+        if len(found) == MAX_CHARTS:
+            break
+        try:
+            chart = pictures.for_alert(alert, len(found) + 1)
+        except Exception as exc:  # odd variables: the alert still goes, without a picture
+            log.error("chart_unavailable", event_key=alert.key, error=str(exc))
+            continue
+        if chart is not None:
+            found.append(chart)
+    return tuple(found)
+
+
+def attachments(message: Message) -> list[AttachMemory] | None:
+    """The message's charts as apprise attachments, new for each send: plugins read
+    them from their own threads, and a memory attachment's reads share one position."""
+    if not message.charts:
+        return None
+    return [_attachment(chart) for chart in message.charts]
+
+
+def _attachment(chart: pictures.Attachment) -> AttachMemory:
+    # apprise's attachment classes carry no annotations
+    return AttachMemory(content=chart.svg, name=chart.name, mimetype=pictures.SVG_TYPE)  # type: ignore[no-untyped-call]
 
 
 def _happening(alert: Alert) -> tuple[bool, str]:
@@ -160,8 +200,10 @@ class Notifier:
         metrics: Metrics | None = None,
         dry_run: bool = False,
         holder: str = "local",
+        chartless: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
+        self._chartless = chartless  # rules that said `chart: false`
         self._holder = holder  # who claims the alerts it sends (the replica's name)
         self._delivery = delivery
         self._clock = clock
@@ -172,9 +214,16 @@ class Notifier:
         self._unknown: set[str] = set()  # channels with pending alerts but no configuration
         self.wake = asyncio.Event()
 
-    def reconfigure(self, channels: dict[str, list[str]], delivery: DeliverySettings) -> None:
-        """New channels and delivery settings; sends in flight finish with the old ones."""
+    def reconfigure(
+        self,
+        channels: dict[str, list[str]],
+        delivery: DeliverySettings,
+        chartless: frozenset[str] = frozenset(),
+    ) -> None:
+        """New channels, delivery settings and chartless rules; sends in flight finish
+        with the old ones."""
         self._delivery = delivery
+        self._chartless = chartless
         self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
         if self._metrics:
             self._metrics.known_channels(channels)
@@ -349,10 +398,15 @@ class Notifier:
         items = [i for i in items if i.id in mine]
         if not items:
             return True
-        message = await asyncio.to_thread(compose, items)
+        message = await asyncio.to_thread(compose, items, self._chartless)
         bound = log.bind(channel=channel, alerts=len(items), title=message.title)
         if self._dry_run:
-            bound.info("alert_dry_run", body=message.body, severity=str(message.severity))
+            bound.info(
+                "alert_dry_run",
+                body=message.body,
+                severity=str(message.severity),
+                charts=[c.name for c in message.charts],
+            )
             await self._store.mark_sent([i.id for i in items], self._clock())
             self._count(channel, DeliveryOutcome.DRY_RUN, len(items))
             return True
@@ -391,7 +445,10 @@ class Notifier:
         (its last warning or error for this call, secrets masked), for the history."""
         try:
             result = await target.async_notify(
-                title=message.title, body=message.body, notify_type=_NOTIFY_TYPE[message.severity]
+                title=message.title,
+                body=message.body,
+                notify_type=_NOTIFY_TYPE[message.severity],
+                attach=attachments(message),
             )
         except Exception as exc:  # a plugin's bug must not kill the delivery loop
             log.error("channel_error", error=type(exc).__name__)

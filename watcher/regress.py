@@ -55,6 +55,17 @@ def metrics_for(rule_list: Sequence[Rule], job: Job) -> dict[str, baseline.Thres
     return found
 
 
+def series_thresholds(rule_list: Sequence[Rule], key: SeriesKey) -> baseline.Thresholds:
+    """The thresholds a stored series is shown with: those of the first rule that takes
+    a completed job known only by its template and names the metric, else the metric's
+    defaults (a series keeps no job's name or type, so a rule that matches on those is
+    passed over here). `rule_list` is the series' account's (`rules.rules_for`)."""
+    template, _page, _browser, metric = key
+    probe = Job(sref="", name="", status="completed", template=template)
+    found = metrics_for(rule_list, probe).get(metric)
+    return found if found is not None else baseline.Thresholds.for_metric(metric)
+
+
 def wanted(rule_list: Sequence[Rule], jobs: Iterable[Job]) -> list[Job]:
     """The completed jobs whose test runs some regressed/improved rule wants, by start."""
     if not any(r.match.event in (EventKind.REGRESSED, EventKind.IMPROVED) for r in rule_list):
@@ -181,6 +192,7 @@ def _event(
             "page_url": key[1],
             "browser": key[2],
             "runs": list(verdict.recent),
+            "limit": verdict.limit,
         },
     )
 

@@ -122,6 +122,7 @@ SAMPLE_PERF: Mapping[str, object] = {
     "page_url": "https://example.com/checkout",
     "browser": "Chrome",
     "runs": [1.5, 1.49, 1.52, 2.08, 2.1],
+    "limit": 1.65,
 }
 
 

@@ -570,6 +570,8 @@ class Rule(Section):
     include_test_runs: bool = False
     drop_if_resolved: bool = False
     rerun: RerunSettings | None = None
+    # regressed, improved: attach the series' chart (SVG) where the channel takes files
+    chart: bool | None = None
 
     @field_validator("title", "body")
     @classmethod
@@ -582,6 +584,10 @@ class Rule(Section):
     def _repeat_for_stuck(self) -> Rule:
         if self.repeat_after is not None and self.match.event is not EventKind.STUCK:
             raise ValueError("repeat_after: only for event stuck")
+        if self.chart is not None and self.match.event not in _PERF:
+            raise ValueError(
+                f"chart: only for event regressed or improved, not {self.match.event.value}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -594,6 +600,12 @@ class Rule(Section):
             wanted = ", ".join(sorted(FAILURE_STATUSES))
             raise ValueError(f"rerun: the rule's `to` names no failure ({wanted})")
         return self
+
+    @property
+    def charted(self) -> bool:
+        """Whether this rule's alerts carry their series' chart: regressed and improved
+        ones unless the rule says `chart: false`."""
+        return self.match.event in _PERF and self.chart is not False
 
 
 class DeliverySettings(Section):
@@ -744,6 +756,10 @@ class Settings(BaseSettings):
         """Every account by name, in the configuration's order, with its merged and
         validated api settings: the `accounts` mapping, or {"default": api} without it."""
         return dict(self.accounts) if self.accounts else {DEFAULT_ACCOUNT: self.api}
+
+    def chartless(self) -> frozenset[str]:
+        """The rules whose alerts go without their series' chart (`chart: false`)."""
+        return frozenset(rule.name for rule in self.rules if not rule.charted)
 
     @field_validator("channels")
     @classmethod

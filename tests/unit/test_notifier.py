@@ -7,8 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.unit.test_pictures import PERF, queued
 from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
-from watcher.notifier import Message, backoff, compose, decide, digest_title, ready
+from watcher.notifier import (
+    MAX_CHARTS,
+    Message,
+    attachments,
+    backoff,
+    compose,
+    decide,
+    digest_title,
+    ready,
+)
 from watcher.settings import DeliverySettings
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -235,3 +245,46 @@ def test_ready_batch_goes_at_its_earliest_member() -> None:
         item(2, created=T0 + timedelta(minutes=1)),
     ]
     assert ready(batch, T0, 10.0) == T0 + timedelta(minutes=1, seconds=10)
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+
+def charted(n: int, rule: str = "slower") -> OutboxItem:
+    """A queued regressed alert of rule `rule`, with its variables."""
+    alert = queued(PERF)
+    alert.rule = rule
+    return OutboxItem(id=n, alert=alert, created_at=T0, attempts=0, next_attempt_at=T0)
+
+
+def test_a_regressed_alert_goes_with_its_chart_unless_its_rule_is_chartless() -> None:
+    (chart,) = compose([charted(1)]).charts
+    assert chart.name.endswith(".svg")
+    assert chart.svg.startswith("<svg")
+    assert compose([charted(1)], chartless=frozenset({"slower"})).charts == ()
+    assert compose([item()]).charts == ()  # a transition has none
+
+
+def test_a_digest_carries_at_most_max_charts() -> None:
+    items = [charted(n) for n in range(1, 8)] + [item(9)]
+    charts = compose(items).charts
+    assert len(charts) == MAX_CHARTS
+    assert len({c.name for c in charts}) == MAX_CHARTS  # told apart
+
+
+def test_unreadable_variables_lose_the_chart_not_the_alert() -> None:
+    broken = charted(1)
+    broken.alert.variables = "[1, 2"
+    message = compose([broken])
+    assert message.charts == ()
+    assert message.title  # the alert still says what it is about
+
+
+def test_each_send_gets_its_own_attachments() -> None:
+    message = compose([charted(1)])
+    first, second = attachments(message), attachments(message)
+    assert first is not None
+    assert second is not None
+    assert first[0] is not second[0]
+    assert first[0].mimetype == "image/svg+xml"
+    assert attachments(compose([item()])) is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from watcher.settings import Match, PollSettings
+from watcher.settings import Match, PollSettings, Rule
 
 
 def perf(**match: Any) -> Match:
@@ -96,3 +96,32 @@ def test_lookups_a_cycle_are_bounded() -> None:
     assert PollSettings().test_run_lookups == 50
     with pytest.raises(ValidationError):
         PollSettings(test_run_lookups=0)
+
+
+def rule(event: str, **extra: Any) -> Rule:
+    needs: dict[str, Any] = {
+        "stuck": {"after": "2h"},
+        "missed": {"every": "1d", "template": ["jobTemplates/1"]},
+    }
+    match = {"event": event, **needs.get(event, {})}
+    return Rule.model_validate({"name": "r", "match": match, "notify": ["ops"], **extra})
+
+
+def test_regressed_and_improved_alerts_carry_a_chart_unless_the_rule_says_not() -> None:
+    assert rule("regressed").charted
+    assert rule("improved", chart=True).charted
+    assert not rule("regressed", chart=False).charted
+    assert not rule("transition").charted
+
+
+@pytest.mark.parametrize("event", ["transition", "stuck", "missed"])
+@pytest.mark.parametrize("chart", [True, False])
+def test_chart_is_only_for_regressed_and_improved(event: str, chart: bool) -> None:
+    says = f"chart: only for event regressed or improved, not {event}"
+    with pytest.raises(ValidationError, match=says):
+        rule(event, chart=chart)
+
+
+def test_chart_must_be_a_boolean() -> None:
+    with pytest.raises(ValidationError, match="chart"):
+        rule("regressed", chart="sometimes")

@@ -152,6 +152,15 @@ def all_series_query(mark: str, account: str, template: str | None) -> tuple[str
     return sql + " ORDER BY template, page, browser, metric", params
 
 
+def latest_series_query(mark: str) -> str:
+    """The query of `latest_series` (either store), on (account, limit): the account's
+    series updated last, newest first (ties by key, so a page is stable)."""
+    return (
+        f"SELECT {SERIES_COLUMNS} FROM series WHERE account = {mark}"  # noqa: S608  # constant column names
+        f" ORDER BY updated_at DESC, template, page, browser, metric LIMIT {mark}"
+    )
+
+
 def series_rows(rows: Iterable[Sequence[Any]]) -> list[SeriesRow]:
     return [
         SeriesRow((row[0], row[1], row[2], row[3]), row[4], row[5], need_dt(row[6])) for row in rows
@@ -318,6 +327,7 @@ class Store(Protocol):
     async def pending_lookups(self, limit: int) -> list[Lookup]: ...
     async def series(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, SeriesRow]: ...
     async def all_series(self, template: str | None = None) -> list[SeriesRow]: ...
+    async def latest_series(self, limit: int) -> list[SeriesRow]: ...
     async def checkpoint(self) -> None: ...
     async def usable(self) -> bool: ...
     async def close(self) -> None: ...

@@ -45,6 +45,7 @@ from watcher.store.base import (
     event_reports,
     job_json,
     job_states,
+    latest_series_query,
     lookups,
     once_each,
     series_rows,
@@ -337,6 +338,9 @@ class PgStore(PgOutbox, PgPeople, PgReruns):
     async def all_series(self, template: str | None = None) -> list[SeriesRow]:
         sql, params = all_series_query("%s", self.account, template)
         return series_rows(await self._rows(sql, params))
+
+    async def latest_series(self, limit: int) -> list[SeriesRow]:
+        return series_rows(await self._rows(latest_series_query("%s"), (self.account, limit)))
 
     async def prune(self, before: datetime, limit: int = 5000) -> int:
         cutoff = before.timestamp()

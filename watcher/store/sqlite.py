@@ -45,6 +45,7 @@ from watcher.store.base import (
     event_reports,
     job_json,
     job_states,
+    latest_series_query,
     lookups,
     once_each,
     series_rows,
@@ -455,6 +456,10 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
         """Every series of the account (of one template), by key."""
         sql, params = all_series_query("?", self.account, template)
         return series_rows(self._db.execute(sql, params))
+
+    async def latest_series(self, limit: int) -> list[SeriesRow]:
+        """The account's series updated last, newest first, at most `limit`."""
+        return series_rows(self._db.execute(latest_series_query("?"), (self.account, limit)))
 
     async def templates(self) -> dict[str, TemplateState]:
         sql = f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account = ?"  # noqa: S608  # constant column names

@@ -11,7 +11,13 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import SecretStr
 
-from watcher.store import Store
+from watcher.baseline import Thresholds
+from watcher.store import SeriesKey, Store
+
+
+def default_thresholds(_account: str, key: SeriesKey) -> Thresholds:
+    """A series' thresholds when no rule is at hand: its metric's defaults."""
+    return Thresholds.for_metric(key[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,8 @@ class Console:
     shared: bool  # PostgreSQL with replicas: leaders come from the leases
     replica: str  # this replica's name
     wake: Callable[[], None]  # tell delivery that something changed (a requeue)
+    # (account, series) -> the thresholds its rule judges it with, as configured now
+    thresholds: Callable[[str, SeriesKey], Thresholds] = default_thresholds
 
 
 def mount(app: web.Application, console: Console) -> None:

@@ -194,6 +194,17 @@ async def get_templates(console: Console, request: web.Request) -> web.Response:
     return answer(await data.templates(console.store, console.accounts, console.clock()))
 
 
+async def get_series(console: Console, request: web.Request) -> web.Response:
+    params = query(request, {"limit"})
+    found = await data.series(
+        console.store,
+        console.accounts,
+        console.thresholds,
+        limit=limit_of(params, data.SERIES_SHOWN),
+    )
+    return answer(found)
+
+
 async def get_events(console: Console, request: web.Request) -> web.Response:
     params = query(request, {"limit"})
     return answer(await console.store.recent_events(limit_of(params, 50)))
@@ -258,6 +269,7 @@ ROUTES = (
     Route("GET", "/status", get_status),
     Route("GET", "/accounts", get_accounts),
     Route("GET", "/templates", get_templates),
+    Route("GET", "/series", get_series),
     Route("GET", "/events", get_events),
     Route("GET", "/alerts", get_alerts),
     Route("POST", "/alerts/{id}/retry", post_retry, write=True),

@@ -4,19 +4,22 @@ here writes, and no secret is in any of it: channel URLs are never read, only na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher import people
+from watcher import chart, people, pictures
+from watcher.baseline import Thresholds
 from watcher.models import Alert, EventKind
 from watcher.people import AlertRecord
-from watcher.store import Store
+from watcher.store import SeriesKey, SeriesRow, Store
 
 RUNS_SHOWN = 20  # runs of each template, newest last
 DAY = timedelta(days=1)
 DAY_LIMIT = 2000  # alerts of the last day looked through for each template's latest
 ALERTS_SHOWN = 500  # alerts listed, newest first
+SERIES_SHOWN = 50  # series listed, updated last first: each is a chart on the page
 
 
 def iso(value: datetime | None) -> str | None:
@@ -154,3 +157,62 @@ async def silences(
 async def acks(store: Store, *, everything: bool = False) -> list[dict[str, Any]]:
     """Acknowledgements in force (with `everything`, those over too)."""
     return [ack.report() for ack in await store.acks() if everything or ack.holds]
+
+
+async def series(
+    store: Store,
+    names: Sequence[str],
+    thresholds: Callable[[str, SeriesKey], Thresholds],
+    *,
+    limit: int = SERIES_SHOWN,
+    charts: bool = False,
+) -> list[dict[str, Any]]:
+    """The series updated last (of every account, at most `limit`), newest first: the
+    state of each (learning, ok, regressed; unreadable if its stored state is), its
+    latest value, baseline median and limit, and its recent values, oldest first; with
+    `charts`, its chart as an SVG `data:` URI (an image: the page's CSP allows it)."""
+    found = [
+        (account, row)
+        for account in names
+        for row in await store.scoped(account).latest_series(limit)
+    ]
+    found.sort(key=lambda pair: pair[1].updated_at, reverse=True)
+    return [_series(account, row, thresholds, charts) for account, row in found[:limit]]
+
+
+def _series(
+    account: str,
+    row: SeriesRow,
+    thresholds: Callable[[str, SeriesKey], Thresholds],
+    with_chart: bool,
+) -> dict[str, Any]:
+    template, page, browser, metric = row.key
+    shown: dict[str, Any] = {
+        "account": account,
+        "template": template,
+        "page_url": page,
+        "browser": browser,
+        "metric": metric,
+        "unit": pictures.unit(metric),
+        "updated_at": iso(row.updated_at),
+        "regressions": row.regressions,
+    }
+    try:
+        standing: pictures.Standing | None = pictures.standing(row, thresholds(account, row.key))
+    except ValueError:  # the cycle logs it when it reads the series; here it is said so
+        standing = None
+    shown.update(
+        state=standing.state if standing else "unreadable",
+        latest=standing.latest if standing else None,
+        median=standing.median if standing else None,
+        limit=standing.limit if standing else None,
+        baseline_runs=standing.runs if standing else 0,
+        min_runs=standing.needed if standing else None,
+        recent=list(standing.recent) if standing else [],
+    )
+    if with_chart:
+        svg = chart.svg(standing.series).encode() if standing else None
+        shown["chart"] = (
+            f"data:image/svg+xml;base64,{base64.b64encode(svg).decode()}" if svg else None
+        )
+    return shown

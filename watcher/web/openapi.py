@@ -128,6 +128,31 @@ SCHEMAS: dict[str, Any] = {
             "last_alert": {"oneOf": [_ref("Alert"), {"type": "null"}]},
         },
     },
+    "Series": {
+        "type": "object",
+        "description": "a series of test-run values: template, page URL, browser, metric",
+        "properties": {
+            "account": {"type": "string"},
+            "template": {"type": "string"},
+            "page_url": {"type": "string"},
+            "browser": {"type": "string"},
+            "metric": {"type": "string"},
+            "unit": {"type": "string", "description": "s for timings, B for pageSize"},
+            "updated_at": TIME,
+            "regressions": {"type": "integer", "description": "regressions so far"},
+            "state": {"type": "string", "enum": ["learning", "ok", "regressed", "unreadable"]},
+            "latest": _nullable("number", description="the last value judged"),
+            "median": _nullable("number", description="the baseline's; null while learning"),
+            "limit": _nullable("number", description="a value above it is flagged"),
+            "baseline_runs": {"type": "integer"},
+            "min_runs": _nullable("integer", description="values needed for a verdict"),
+            "recent": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "recent values, oldest first",
+            },
+        },
+    },
     "Matcher": {
         "type": "object",
         "required": ["key", "value"],
@@ -281,6 +306,13 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _operation(
             "Each watched template: recent runs, failure streak, last alert of the day",
             ("200", _list("Template")),
+        )
+    },
+    "/series": {
+        "get": _operation(
+            "The series updated last, newest first: state, latest value, baseline, recent values",
+            ("200", _list("Series")),
+            params=(LIMIT,),
         )
     },
     "/events": {

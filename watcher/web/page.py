@@ -15,7 +15,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
-from watcher import people
+from watcher import chart, people
 from watcher.people import Refused
 from watcher.web import Console, actions, data
 
@@ -80,7 +80,12 @@ def shown_state(alert: Mapping[str, Any]) -> str:
     return "retrying" if alert["attempts"] else "pending"
 
 
-_ENV.filters.update(ago=ago, clock=clock, shown_state=shown_state)
+def quantity(value: float | None, unit: str) -> str:
+    """A series' value as its chart labels it; a dash for none."""
+    return "-" if value is None else chart.quantity(value, unit)
+
+
+_ENV.filters.update(ago=ago, clock=clock, shown_state=shown_state, quantity=quantity)
 
 
 async def render(
@@ -117,6 +122,23 @@ async def render(
     }
     html = _ENV.get_template("index.html").render(context)
     return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
+
+
+async def render_series(console: Console, *, refresh: bool = True) -> web.Response:
+    """The series page: the series updated last, each with its chart inline (an SVG
+    `data:` image, which the CSP's img-src allows and which runs no script)."""
+    context = {
+        "now": console.clock(),
+        "here": "/series",
+        "refresh": refresh,
+        "accounts": console.accounts,
+        "shown": data.SERIES_SHOWN,
+        "series": await data.series(
+            console.store, console.accounts, console.thresholds, charts=True
+        ),
+    }
+    html = _ENV.get_template("series.html").render(context)
+    return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
 
 def _text(form: Form, key: str) -> str:
@@ -173,11 +195,14 @@ def _number(request: web.Request) -> int:
 
 
 def mount(app: web.Application, console: Console) -> None:
-    """The page, its stylesheet, and the four form targets."""
+    """The page, the series page, their stylesheet, and the four form targets."""
 
     async def index(request: web.Request) -> web.Response:
         # ?refresh=off: a person writing a comment does not want it thrown away in 30 s.
         return await render(console, refresh=request.query.get("refresh") != "off")
+
+    async def series(request: web.Request) -> web.Response:
+        return await render_series(console, refresh=request.query.get("refresh") != "off")
 
     async def static(request: web.Request) -> web.Response:
         path = STATIC / request.match_info["name"]
@@ -205,6 +230,7 @@ def mount(app: web.Application, console: Console) -> None:
         return handle
 
     app.router.add_get("/", index)
+    app.router.add_get("/series", series)
     app.router.add_get(r"/static/{name:[a-z0-9-]+\.[a-z]+}", static)
     app.router.add_post("/silences", write(lambda _r, form: _add_silence(console, form)))
     app.router.add_post(

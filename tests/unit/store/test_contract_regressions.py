@@ -64,6 +64,20 @@ async def test_series_are_written_with_the_cycle_and_read_back_by_key(store: Sto
     assert await other.all_series() == []
 
 
+async def test_the_latest_series_come_newest_first_within_the_limit(store: Store) -> None:
+    """What the status page lists: the account's series updated last, at most `limit`."""
+    third = ("jobTemplates/1101", "https://shop.example.com/", "Chrome", "onLoad")
+    rows = [
+        dataclasses.replace(row(key, (1.0,)), updated_at=T0 + timedelta(minutes=n))
+        for n, key in enumerate([OTHER, KEY, third])
+    ]
+    await store.commit_cycle(commit(series=rows))
+    assert [r.key for r in await store.latest_series(2)] == [third, KEY]
+    assert [r.key for r in await store.latest_series(10)] == [third, KEY, OTHER]
+    assert (await store.latest_series(1))[0].updated_at == T0 + timedelta(minutes=2)
+    assert await store.scoped("shop-uk").latest_series(10) == []
+
+
 async def test_lookups_wait_oldest_first_and_leave_when_done(store: Store) -> None:
     """Queued by one commit, kept (attempts counted) until a commit says they are done;
     the same job queued twice is one lookup."""

@@ -74,7 +74,16 @@ async def fetch(url: str, method: str = "GET", **kw: Any) -> tuple[int, Any, str
 
 
 async def test_a_store_away_is_a_json_503(base: str) -> None:
-    for path in ["/status", "/accounts", "/templates", "/events", "/alerts", "/silences", "/acks"]:
+    for path in [
+        "/status",
+        "/accounts",
+        "/templates",
+        "/series",
+        "/events",
+        "/alerts",
+        "/silences",
+        "/acks",
+    ]:
         code, body, cache = await fetch(base + api.PREFIX + path)
         assert (code, cache) == (503, "no-store"), path
         assert "state store" in body["error"]
