@@ -76,6 +76,23 @@ def _settings(
         channels={"terminal": f"json://127.0.0.1:{hook_port}/alerts"},
         rules=[
             {
+                "name": "flaky-or-not",
+                "match": {
+                    "to": ["failed"],
+                    "run_type": ["scheduled"],
+                    "template": [scenarios.DEMO_FLAKY_TEMPLATE],
+                },
+                "rerun": {"delay": interval},
+                "notify": ["terminal"],
+                "stop": True,
+            },
+            {
+                "name": "flaky",
+                "match": {"event": "flaky"},
+                "notify": ["terminal"],
+                "severity": "info",
+            },
+            {
                 "name": "keeps-failing",
                 "match": {"to": ["failed", "expired"], "consecutive": 2, "repeat": "every"},
                 "notify": ["terminal"],

@@ -157,8 +157,14 @@ def _why_not(job: Job, streak: int, this_hour: int, cap: int) -> str:
 
 def without_rerun_rules(event: Event, fired: Sequence[Rule]) -> Sequence[Rule]:
     """A rerun's own events do not go to the rules that asked for reruns: those speak
-    through the alerts that the rerun's failed job held (see `ended`)."""
-    if not event.job.rerun_of or rerun_rule(fired) is None:
+    through the alerts that the rerun's failed job held (see `ended`). Nor does its
+    `recovered`: its completion is the failure's `flaky` event, and the failure was
+    never told."""
+    if not event.job.rerun_of or not fired:
+        return fired
+    if event.kind is EventKind.RECOVERED:
+        return ()
+    if rerun_rule(fired) is None:
         return fired
     return tuple(r for r in fired if r.rerun is None)
 

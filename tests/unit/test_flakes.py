@@ -92,6 +92,8 @@ def test_a_reruns_own_events_do_not_go_to_rerun_rules() -> None:
     rerun = failure("jobs/2", rerun_of="jobs/1")
     assert flakes.without_rerun_rules(rerun, (PLAIN, rule())) == (PLAIN,)
     assert flakes.without_rerun_rules(failure(), (PLAIN, rule())) == (PLAIN, rule())
+    back = dataclasses.replace(rerun, kind=EventKind.RECOVERED, to_status="completed")
+    assert flakes.without_rerun_rules(back, (PLAIN,)) == ()
 
 
 def test_a_completed_rerun_makes_the_failure_flaky() -> None:

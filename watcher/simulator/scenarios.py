@@ -79,6 +79,7 @@ DEMO_END_STATE: tuple[tuple[str, str], ...] = (
     ("Nightly checkout", "completed"),
     ("Nightly checkout", "failed"),
     ("Basket API smoke test", "cancelled"),
+    ("Mobile landing", "failed"),
     ("Site crawl", "expired"),
     ("Homepage", "completed"),
     ("Nightly checkout", "failed"),
@@ -131,6 +132,14 @@ _SPEED: dict[str, Any] = {
     "run_type": "scheduled",
     "url": f"{_SHOP}/checkout",
 }
+# The flaky beat: a scheduled run that fails, and passes when started again.
+_LANDING: dict[str, Any] = {
+    "name": "Mobile landing",
+    "template": "jobTemplates/1187",
+    "run_type": "scheduled",
+    "url": "https://m.example.com/",
+}
+DEMO_FLAKY_TEMPLATE = _LANDING["template"]
 DEMO_SPEED_TEMPLATE = _SPEED["template"]
 DEMO_SPEED_NAME = _SPEED["name"]
 # The page-speed beat: a run every SPEED_EVERY s from SPEED_FROM; runs up to SPEED_NORMAL
@@ -150,13 +159,16 @@ async def demo(world: World, stop: asyncio.Event, *, seed: int = 0, speed: float
     running since 3 hours ago. Then, a few seconds apart: Nightly checkout #1 goes
     pending -> running -> failed; a new Homepage completes; a Site crawl expires;
     "Basket API smoke test" is cancelled; the weekly regression completes; Nightly
-    checkout #2 fails again; Nightly checkout #3 completes (the recovery). Meanwhile,
+    checkout #2 fails again; Nightly checkout #3 completes (the recovery). A scheduled
+    "Mobile landing" run fails after the crawl starts; a job of its template started
+    through POST /jobs (the watcher's rerun) completes 4 s later. Meanwhile,
     every 3 s from 2 s on, a "Checkout page speed" run (one page, one browser, 2% noise)
     completes: 7 at its level, 2 with onLoad 50% slower (ending at 26 s and 29 s: the
     `regressed` alert), 3 back at its level (the last ends at 38 s: `improved`).
 
-    End state, newest first (``DEMO_END_STATE``): Nightly checkout completed,
-    Nightly checkout failed, Basket API smoke test cancelled, Site crawl expired,
+    End state, newest first (``DEMO_END_STATE``, reruns apart): Nightly checkout
+    completed, Nightly checkout failed, Basket API smoke test cancelled, Mobile landing
+    failed, Site crawl expired,
     Homepage completed, Nightly checkout failed, Homepage completed (2 h ago),
     Weekly regression suite completed, Product search failed (5 h ago), Nightly
     checkout completed (yesterday).
@@ -221,7 +233,12 @@ async def _demo_script(world: World, story: _Story) -> None:
     world.set_status(home, "completed")
     await story.wait(1)
     crawl = story.add(status="running", **_CRAWL)
-    await story.wait(3)
+    await story.wait(1)
+    # fails where it would have completed; a job started through POST /jobs passes
+    world.fail_next(DEMO_FLAKY_TEMPLATE, mode="flaky")
+    world.launches.pending_for, world.launches.run_for = 1 / story.speed, 3 / story.speed
+    story.add(status="completed", **_LANDING)
+    await story.wait(2)
     smoke = story.add(status="running", **_SMOKE)
     await story.wait(4)
     world.set_status(crawl, "expired")
