@@ -147,10 +147,12 @@ def _settings(
     )
 
 
-async def run(*, log_level: str = "warning", speed: float = 1.0) -> int:
+async def run(*, log_level: str | None = "warning", speed: float = 1.0) -> int:
     """The demo; `speed` runs the story and the polls that many times faster (the tests
-    run it at 4: the same alerts in a quarter of the time)."""
-    logs.configure(fmt="console", level=log_level, stream=sys.stderr)
+    run it at 4: the same alerts in a quarter of the time). `log_level` None leaves the
+    process's logging as it is (a test's: structlog caches loggers as first used)."""
+    if log_level is not None:
+        logs.configure(fmt="console", level=log_level, stream=sys.stderr)
     started = time.monotonic()
     shown: list[str] = []
     world = World()

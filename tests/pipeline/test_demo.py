@@ -4,19 +4,10 @@ simulator, the real daemon, the terminal receiver; what it prints is what is che
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import _CurrentStdout
-from watcher import demo, logs
-
-
-@pytest.fixture
-def demo_logging() -> Iterator[None]:
-    """The demo configures logging for its terminal: the suite's is put back after."""
-    yield
-    logs.configure(fmt="json", level="debug", stream=_CurrentStdout())  # type: ignore[arg-type]
+from watcher import demo
 
 
 def alerts(printed: str) -> list[str]:
@@ -24,13 +15,12 @@ def alerts(printed: str) -> list[str]:
     return [m.group(1) for m in re.finditer(r"^\[\s*[\d.]+s\] (\S+ .*)$", printed, re.M)]
 
 
-@pytest.mark.usefixtures("demo_logging")
 async def test_the_demo_tells_its_story_with_a_regression_a_recovery_and_a_flake(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Every beat of the story arrives, among them one `regressed` (Checkout onLoad about
     50% slower) and then its `improved`, each once."""
-    assert await demo.run(speed=4) == 0
+    assert await demo.run(speed=4, log_level=None) == 0  # the suite's logging
     shown = alerts(capsys.readouterr().out)
     slower = [a for a in shown if "slower than its baseline" in a]
     back = [a for a in shown if "back to its baseline" in a]
