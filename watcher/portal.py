@@ -21,7 +21,8 @@ def problem(pattern: str) -> str | None:
     a host of its own, and use only the placeholders, each bare (`{id}`, not `{id!r}`
     or `{id:>9}`)."""
     try:
-        fields = [(n, spec, conv) for _, n, spec, conv in _FORMATTER.parse(pattern) if n is not None]
+        parsed = list(_FORMATTER.parse(pattern))
+        fields = [(name, spec, conv) for _, name, spec, conv in parsed if name is not None]
     except ValueError as exc:
         return f"{pattern!r}: {exc} (write a literal brace as {{{{ or }}}})"
     for name, spec, conversion in fields:

@@ -134,7 +134,28 @@ SAMPLE_PERF: Mapping[str, object] = {
 }
 
 
-# What `check` and `explain` show for `job.portal_url` when no pattern is configured.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Looks:
+    """What shapes a message beyond its alert, from the configuration as it is when the
+    alert is sent: the body format each rule declares, each account's portal pattern."""
+
+    formats: Mapping[str, Format] = dataclasses.field(default_factory=dict)
+    portals: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def portal(self, account: str) -> str:
+        return self.portals.get(account, "")
+
+    def body_format(self, alert: Alert, channel_reads: Format) -> Format:
+        """The rule's format if it declares one; else a rule's own body is plain text
+        (as it was written before formats existed), and the default body is written in
+        the format the channel reads. A rule gone since the alert was queued declares
+        nothing."""
+        if (declared := self.formats.get(alert.rule)) is not None:
+            return declared
+        return Format.TEXT if alert.body_source is not None else channel_reads
+
+
+# What `check` shows for `job.portal_url` when no pattern is configured.
 SAMPLE_PORTAL = "https://portal.example.com/jobs/{id}"
 
 

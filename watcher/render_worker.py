@@ -54,9 +54,7 @@ class Worker:
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def render(
-        self, source: str, variables: dict[str, Any], to: Format = Format.TEXT
-    ) -> Answer:
+    def render(self, source: str, variables: dict[str, Any], to: Format = Format.TEXT) -> Answer:
         """("ok", text), ("error", why it cannot render) or ("over", which budget), in
         format `to` (values escaped for it: `sandbox`)."""
         return self._ask(("render", source, variables, str(to)))

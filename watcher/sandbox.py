@@ -76,7 +76,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     so `'x' * 10**9` costs nothing until it is rendered, and then raises.
 
     Output is escaped for `to` by `finalize` rather than Jinja's autoescape, which
-    knows only HTML; Markup (what `safe`, `escape` and `link` return) passes as it is."""
+    knows only HTML; what `safe`, `escape` and `link` return passes as it is."""
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -94,9 +94,16 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class Written(str):
+    """Text already in the template's format (what `escape` and `link` return): output
+    as it is. Jinja's own `safe` gives Markup, which passes the same way."""
+
+    __slots__ = ()
+
+
 def _finalizer(to: Format) -> Any:
     def finalize(value: Any) -> Any:
-        if to is Format.TEXT or isinstance(value, Markup):
+        if to is Format.TEXT or isinstance(value, Markup | Written):
             return value
         return formats.escape(str(value), to)  # str(): an undefined variable raises here
 
@@ -104,17 +111,19 @@ def _finalizer(to: Format) -> Any:
 
 
 def _escaper(to: Format) -> Any:
-    def escape(value: Any) -> Markup:
+    def escape(value: Any) -> Written:
         """`value` escaped for the format, once: escaping what is escaped keeps it."""
-        return Markup(value if isinstance(value, Markup) else formats.escape(str(value), to))
+        if isinstance(value, Markup | Written):
+            return Written(value)
+        return Written(formats.escape(str(value), to))
 
     return escape
 
 
 def _linker(to: Format) -> Any:
-    def link(url: Any, label: Any = "") -> Markup:
+    def link(url: Any, label: Any = "") -> Written:
         """A link to `url` shown as `label`, in the format's own way (`formats.link`)."""
-        return Markup(formats.link(str(url or ""), str(label or ""), to))
+        return Written(formats.link(str(url or ""), str(label or ""), to))
 
     return link
 
