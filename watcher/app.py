@@ -144,7 +144,7 @@ class Daemon:
             metrics=self.metrics,
             dry_run=dry_run,
             holder=self.instance,
-            chartless=settings.chartless(),
+            looks=settings.looks(),
         )
         self.stop = asyncio.Event()
         self._cycle: asyncio.Task[bool] | None = None
@@ -500,7 +500,7 @@ class Daemon:
         if fixed:
             log.warning("reload_needs_restart", sections=fixed)
         self.settings = fresh.model_copy(update={s: getattr(old, s) for s in fixed})
-        self.notifier.reconfigure(fresh.channels, fresh.delivery, fresh.chartless())
+        self.notifier.reconfigure(fresh.channels, fresh.delivery, self.settings.looks())
         if fresh.poll.interval != old.poll.interval and self._scheduler is not None:
             self._scheduler.set_interval(fresh.poll.interval)
         self.metrics.poll_interval.set(fresh.poll.interval)

@@ -332,6 +332,7 @@ async def _notify_test(settings: Settings, channel: str) -> int:
                 title="watcher test message",
                 body=f"This is a test of channel {channel!r} from watcher {__version__}.",
                 notify_type=apprise.NotifyType.INFO,
+                body_format=apprise.NotifyFormat.TEXT,
             )
         )
         print(f"{'delivered' if ok else 'FAILED'}: {masked}")

@@ -71,7 +71,9 @@ def explain_job(
         lines.append(f"  {decision.rule.name}: {mark} ({decision.reason.value})")
         if decision.fires:
             fired.append(decision.rule)
-    for alert in map(render.finish, cycle.alerts_for(event, fired)):
+    looks = settings.looks()
+    for queued in cycle.alerts_for(event, fired):
+        alert = render.finish(queued, portal_pattern=looks.portal(queued.account))
         lines += [
             f"-> {alert.channel} [{alert.severity.value}] {alert.title}",
             *(f"     {line}" for line in alert.body.splitlines()),

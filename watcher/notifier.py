@@ -5,19 +5,25 @@ accepted are not sent to again on retry. Each channel delivers in its own task, 
 a slow or dead channel never holds up the others. The decision what to do with a
 batch is a pure function (`decide`) that takes the clock as an argument.
 
+Several replicas may deliver from one PostgreSQL outbox: a batch is claimed before it
+is sent (`Store.claim`), for CLAIM_SECONDS, so no two replicas send one alert, and a
+replica that dies mid-send leaves a claim that expires rather than a stranded alert.
+
+Each URL gets the message in the format it reads (`formats.for_url`, or the rule's
+`format`), declared to apprise as the body's format so that apprise converts only
+where a service wants another, and never escapes twice. Titles are plain text; a
+service without titles (Mattermost, Telegram) gets it escaped for the body it leads.
+
 A `regressed` or `improved` alert carries its series' chart (`pictures`) as an SVG
 attachment, drawn at send time from the variables it was queued with, unless its rule
 says `chart: false`; a channel that takes no files gets the text alone (apprise leaves
 attachments out for it).
-
-Several replicas may deliver from one PostgreSQL outbox: a batch is claimed before it
-is sent (`Store.claim`), for CLAIM_SECONDS, so no two replicas send one alert, and a
-replica that dies mid-send leaves a claim that expires rather than a stranded alert.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 from collections import Counter, defaultdict
@@ -29,7 +35,8 @@ import apprise
 import structlog
 from apprise.attachment.memory import AttachMemory
 
-from watcher import logs, people, pictures, quiet, render
+from watcher import formats, logs, people, pictures, quiet, render
+from watcher.formats import Format
 from watcher.metrics import Metrics
 from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
 from watcher.people import Step
@@ -51,9 +58,9 @@ IDLE_WAKE = 30.0  # seconds between outbox checks when nothing is scheduled
 # short enough that a dead replica's alerts go soon. A replica paused longer than this
 # in the middle of a send may repeat that one message (the documented window).
 CLAIM_SECONDS = 30.0
-
-
 MAX_CHARTS = 4  # charts attached to one digest: the first alerts' that have one
+
+
 _MAX_ERROR = 500  # characters of a delivery error kept in an alert's history
 _TROUBLE = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
@@ -84,30 +91,61 @@ def target(url: str) -> apprise.Apprise:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """One channel URL: its apprise object, the format it reads, and whether its service
+    has no title of its own (apprise then puts the title at the head of the body)."""
+
+    apprise: apprise.Apprise
+    reads: Format
+    untitled: bool
+
+
+def destination(url: str) -> Destination:
+    sink = target(url)
+    untitled = any(service.title_maxlen <= 0 for service in sink)
+    return Destination(sink, formats.for_url(url), untitled)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    title: str
-    body: str
+    title: str  # plain text
+    body: str  # in `format`
     severity: Severity
+    format: Format = Format.TEXT
     charts: tuple[pictures.Attachment, ...] = ()
 
+    def title_for(self, where: Destination) -> str:
+        """The title as `where` takes it: plain text, or escaped for the body it leads."""
+        return formats.escape(self.title, self.format) if where.untitled else self.title
 
-def compose(items: Sequence[OutboxItem], chartless: frozenset[str] = frozenset()) -> Message:
-    """One alert as itself; several as a digest: a summary title, each title a line.
-    With the charts of its regressed/improved alerts (at most MAX_CHARTS), but those of
-    the rules in `chartless`."""
-    charts = _charts([i.alert for i in items if i.alert.rule not in chartless])
+
+_PLAIN = render.Looks()
+
+
+def compose(
+    items: Sequence[OutboxItem], reads: Format = Format.TEXT, looks: render.Looks = _PLAIN
+) -> Message:
+    """One alert as itself, its body in the format its rule declares or else the one the
+    channel `reads`; several as a digest in that format: a summary title, each alert's
+    title a line, linked to its job in the portal when there is a pattern."""
     if len(items) == 1:
-        alert = render.finish(items[0].alert)
-        return Message(title=alert.title, body=alert.body, severity=alert.severity, charts=charts)
+        queued = items[0].alert
+        to = looks.body_format(queued, reads)
+        alert = render.finish(queued, to, looks.portal(queued.account))
+        return Message(alert.title, alert.body, alert.severity, to)
     severity = max((i.alert.severity for i in items), key=_SEVERITY_ORDER.index)
-    body = "\n".join(f"- {render.title(item.alert)}" for item in items)
-    title = digest_title([i.alert for i in items])
-    return Message(title=title, body=body, severity=severity, charts=charts)
+    lines = [render.line(i.alert, looks.portal(i.alert.account)) for i in items]
+    body = digest_body(lines, reads)
+    return Message(digest_title([i.alert for i in items]), body, severity, reads)
 
 
-def _charts(alerts: Sequence[Alert]) -> tuple[pictures.Attachment, ...]:
+def charts(
+    items: Sequence[OutboxItem], chartless: frozenset[str]
+) -> tuple[pictures.Attachment, ...]:
+    """The charts of the regressed/improved alerts of a message (at most MAX_CHARTS), but
+    those of the rules in `chartless`."""
     found: list[pictures.Attachment] = []
-    for alert in alerts:
+    for alert in (i.alert for i in items if i.alert.rule not in chartless):
         if len(found) == MAX_CHARTS:
             break
         try:
@@ -131,6 +169,14 @@ def attachments(message: Message) -> list[AttachMemory] | None:
 def _attachment(chart: pictures.Attachment) -> AttachMemory:
     # apprise's attachment classes carry no annotations
     return AttachMemory(content=chart.svg, name=chart.name, mimetype=pictures.SVG_TYPE)  # type: ignore[no-untyped-call]
+
+
+def digest_body(lines: Sequence[tuple[str, str]], to: Format) -> str:
+    """A digest's (title, portal link) lines as a list in format `to`."""
+    entries = [formats.link(url, title, to) for title, url in lines]
+    if to is Format.HTML:
+        return "<ul>\n" + "\n".join(f"<li>{entry}</li>" for entry in entries) + "\n</ul>"
+    return "\n".join(f"- {entry}" for entry in entries)
 
 
 def _happening(alert: Alert) -> tuple[bool, str]:
@@ -189,6 +235,10 @@ def _own_time(item: OutboxItem) -> datetime | None:
     return item.next_attempt_at if item.attempts or item.held else None
 
 
+def _destinations(channels: dict[str, list[str]]) -> dict[str, list[Destination]]:
+    return {name: [destination(url) for url in urls] for name, urls in channels.items()}
+
+
 class Notifier:
     def __init__(
         self,
@@ -200,16 +250,16 @@ class Notifier:
         metrics: Metrics | None = None,
         dry_run: bool = False,
         holder: str = "local",
-        chartless: frozenset[str] = frozenset(),
+        looks: render.Looks = _PLAIN,
     ) -> None:
         self._store = store
-        self._chartless = chartless  # rules that said `chart: false`
         self._holder = holder  # who claims the alerts it sends (the replica's name)
         self._delivery = delivery
         self._clock = clock
         self._metrics = metrics
         self._dry_run = dry_run
-        self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
+        self._looks = looks
+        self._targets = _destinations(channels)
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._unknown: set[str] = set()  # channels with pending alerts but no configuration
         self.wake = asyncio.Event()
@@ -218,13 +268,12 @@ class Notifier:
         self,
         channels: dict[str, list[str]],
         delivery: DeliverySettings,
-        chartless: frozenset[str] = frozenset(),
+        looks: render.Looks = _PLAIN,
     ) -> None:
-        """New channels, delivery settings and chartless rules; sends in flight finish
-        with the old ones."""
+        """New channels, delivery settings and looks; sends in flight finish with the old."""
         self._delivery = delivery
-        self._chartless = chartless
-        self._targets = {name: [target(url) for url in urls] for name, urls in channels.items()}
+        self._looks = looks
+        self._targets = _destinations(channels)
         if self._metrics:
             self._metrics.known_channels(channels)
         self.wake.set()
@@ -398,7 +447,11 @@ class Notifier:
         items = [i for i in items if i.id in mine]
         if not items:
             return True
-        message = await asyncio.to_thread(compose, items, self._chartless)
+        skip = frozenset.intersection(*(i.done_targets for i in items))
+        targets = [(n, t) for n, t in enumerate(self._targets[channel]) if n not in skip]
+        wanted = {t.reads for _, t in targets} if not self._dry_run else set()
+        messages = await asyncio.to_thread(self._compose, items, wanted)
+        message = messages[Format.TEXT]
         bound = log.bind(channel=channel, alerts=len(items), title=message.title)
         if self._dry_run:
             bound.info(
@@ -410,9 +463,7 @@ class Notifier:
             await self._store.mark_sent([i.id for i in items], self._clock())
             self._count(channel, DeliveryOutcome.DRY_RUN, len(items))
             return True
-        skip = frozenset.intersection(*(i.done_targets for i in items))
-        targets = [(n, t) for n, t in enumerate(self._targets[channel]) if n not in skip]
-        results = await asyncio.gather(*(self._notify(t, message) for _, t in targets))
+        results = await asyncio.gather(*(self._notify(t, messages[t.reads]) for _, t in targets))
         done = skip | {n for (n, _), (ok, _) in zip(targets, results, strict=True) if ok}
         error = "; ".join(dict.fromkeys(why for ok, why in results if not ok))
         now = self._clock()
@@ -440,14 +491,25 @@ class Notifier:
         self._count(channel, outcome, len(items))
         return outcome is DeliveryOutcome.SENT
 
-    async def _notify(self, target: apprise.Apprise, message: Message) -> tuple[bool, str]:
+    def _compose(self, items: list[OutboxItem], reads: set[Format]) -> dict[Format, Message]:
+        """The message for each format the channel's URLs read; text always (the log's)."""
+        drawn = charts(items, self._looks.chartless)
+        return {
+            to: dataclasses.replace(compose(items, to, self._looks), charts=drawn)
+            for to in {Format.TEXT, *reads}
+        }
+
+    async def _notify(self, target: Destination, message: Message) -> tuple[bool, str]:
         """Whether the URL accepted the message; if not, why, as apprise recorded it
         (its last warning or error for this call, secrets masked), for the history."""
         try:
-            result = await target.async_notify(
-                title=message.title,
+            result = await target.apprise.async_notify(
+                title=message.title_for(target),
                 body=message.body,
                 notify_type=_NOTIFY_TYPE[message.severity],
+                # What the body is written in: apprise converts it only for a service
+                # that reads another format (Markdown to HTML for an email, say).
+                body_format=apprise.NotifyFormat(message.format.value),
                 attach=attachments(message),
             )
         except Exception as exc:  # a plugin's bug must not kill the delivery loop

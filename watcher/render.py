@@ -2,6 +2,8 @@
 
 Templates see plain dicts of strings and numbers, never our objects, so a template
 cannot reach beyond its variables; an unknown variable is an error, not a blank.
+A title is plain text; a body renders in the format its channel reads (`formats`),
+with the values escaped for it, so the defaults are written once for all three.
 A rule's template renders in a child process within a budget (`render_worker`); one
 that fails or goes over renders the default instead, so the alert still goes. The
 defaults are ours and render in-process.
@@ -19,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from watcher import fast, render_worker, sandbox
+from watcher import fast, formats, portal, render_worker, sandbox
+from watcher.formats import Format
 from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job
 
 log = structlog.get_logger("watcher.render")
@@ -49,12 +52,17 @@ _DETAILS = (
     "Type: {{ job.type }}, run: {{ job.run_type }}, started by {{ job.started_by }}"
     " at {{ job.started_at }}.\n"
     "Template: {{ job.template }}. Pages: {{ job.page_count }}."
-    "{% if job.url %}\nURL: {{ job.url }}{% endif %}"
+    "{% if job.url %}\nURL: {{ link(job.url) }}{% endif %}"
     "{% for run in job.test_runs %}{% if loop.first %}\nTest runs:{% endif %}"
     "\n- {{ run.pageTitle or run.url }} [{{ run.browser }}] result {{ run.resultCode }},"
     " onLoad {{ run.onLoad }}{% endfor %}"
 )
-DEFAULT_BODIES: Mapping[EventKind, str] = {
+# Last in every body: a Markdown link, an HTML <a>, in text the bare address.
+_PORTAL = (
+    "{% if job.portal_url %}\n"
+    "{{ link(job.portal_url, 'Open in the Performance Analyzer portal') }}{% endif %}"
+)
+_BODIES: Mapping[EventKind, str] = {
     EventKind.TRANSITION: "Job {{ job.name }} ({{ job.sref }}) went from {{ event.from }}"
     " to {{ event.to }} at {{ event.at }}.\n"
     "{% if job.rerun_of %}It reran {{ job.rerun_of }}, which had failed: both runs"
@@ -84,6 +92,7 @@ DEFAULT_BODIES: Mapping[EventKind, str] = {
     "Recent values, oldest first: {{ event.runs | join(', ') }}.\n"
     "Template: {{ job.template }}.",
 }
+DEFAULT_BODIES: Mapping[EventKind, str] = {kind: body + _PORTAL for kind, body in _BODIES.items()}
 
 SAMPLE_JOB = Job(
     sref="jobs/12345",
@@ -126,23 +135,59 @@ SAMPLE_PERF: Mapping[str, object] = {
 }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Looks:
+    """What shapes a message beyond its alert, from the configuration as it is when the
+    alert is sent: the body format each rule declares, each account's portal pattern,
+    the rules whose alerts go without their chart."""
+
+    formats: Mapping[str, Format] = dataclasses.field(default_factory=dict)
+    portals: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    chartless: frozenset[str] = frozenset()  # rules that said `chart: false`
+
+    def portal(self, account: str) -> str:
+        return self.portals.get(account, "")
+
+    def body_format(self, alert: Alert, channel_reads: Format) -> Format:
+        """The rule's format if it declares one; else a rule's own body is plain text
+        (as it was written before formats existed), and the default body is written in
+        the format the channel reads. A rule gone since the alert was queued declares
+        nothing."""
+        if (declared := self.formats.get(alert.rule)) is not None:
+            return declared
+        return Format.TEXT if alert.body_source is not None else channel_reads
+
+
+# What `check` shows for `job.portal_url` when no pattern is configured.
+SAMPLE_PORTAL = "https://portal.example.com/jobs/{id}"
+
+
 def context(
     event: Event,
     rule_name: str,
     severity: str,
     test_runs: list[dict[str, object]] | None = None,
+    portal_pattern: str = "",
 ) -> dict[str, Any]:
     """All the variables a template sees (SPEC "Templates"): the job's, the event's and
     the rule's, read back from what the outbox would keep, as when the alert is sent;
     `job.test_runs` is empty unless the rule asked for them (`include_test_runs`)."""
-    return _read(queued(event, test_runs), rule_name, severity)
+    return _read(queued(event, test_runs), rule_name, severity, portal_pattern=portal_pattern)
 
 
 def _read(
-    queued_variables: str, rule_name: str, severity: str, account: str = DEFAULT_ACCOUNT
+    queued_variables: str,
+    rule_name: str,
+    severity: str,
+    account: str = DEFAULT_ACCOUNT,
+    portal_pattern: str = "",
 ) -> dict[str, Any]:
     found: dict[str, Any] = {**fast.named_variables(json.loads(queued_variables))}
-    found["job"]["account"] = account  # the alert's, not queued with the job
+    job = found["job"]
+    job["account"] = account  # the alert's, not queued with the job
+    # Made when rendered, from the pattern configured now, not queued: a corrected
+    # pattern corrects the links of alerts still waiting to go.
+    job["portal_url"] = portal.url(portal_pattern, str(job["sref"]), str(job["template"]))
     found["rule"] = {"name": rule_name, "severity": severity}
     return found
 
@@ -162,7 +207,7 @@ def check(source: str) -> str | None:
     """Return why `source` cannot be used (syntax, unknown variable, unsafe access,
     unbounded, over budget with the sample job), or None. Bounded in time and memory
     whatever the source (`render_worker`)."""
-    sample = context(SAMPLE_EVENT, "rule", "failure")
+    sample = context(SAMPLE_EVENT, "rule", "failure", portal_pattern=SAMPLE_PORTAL)
     sample["event"].update(SAMPLE_PERF)
     outcome, text = render_worker.shared().check(source, sample)
     if outcome == "ok":
@@ -173,31 +218,35 @@ def check(source: str) -> str | None:
     return f"invalid template ({name}): {message}"
 
 
-def render(source: str, variables: Mapping[str, object]) -> str:
-    """A configured template's text within its budget; RenderError if it fails on
-    these variables or goes over budget."""
-    outcome, text = render_worker.shared().render(source, dict(variables))
+def render(source: str, variables: Mapping[str, object], to: Format = Format.TEXT) -> str:
+    """A configured template's text in format `to` within its budget; RenderError if it
+    fails on these variables or goes over budget."""
+    outcome, text = render_worker.shared().render(source, dict(variables), to)
     if outcome != "ok":
         raise RenderError(text, outcome)
     return text
 
 
-def _trusted(source: str, variables: Mapping[str, object]) -> str:
-    """A built-in template, rendered in-process: ours, and linear in its variables."""
-    return sandbox.render_capped(sandbox.compiled(source), dict(variables))
+def _trusted(source: str, variables: Mapping[str, object], to: Format = Format.TEXT) -> str:
+    """A built-in template, rendered in-process: ours, and linear in its variables.
+    Written with text's line breaks: in HTML each becomes a <br>."""
+    text = sandbox.render_capped(sandbox.compiled(source, to), dict(variables))
+    return text.replace("\n", "<br>\n") if to is Format.HTML else text
 
 
 _strikes: Counter[str] = Counter()  # templates over budget, by source, since start
 STRIKES = 3  # then a template is not tried again: each try costs its whole budget
 
 
-def _configured(source: str, variables: Mapping[str, object], rule: str, part: str) -> str | None:
+def _configured(
+    source: str, variables: Mapping[str, object], rule: str, part: str, to: Format
+) -> str | None:
     """A rule's template's text, or None (logged) to use the default instead."""
     if _strikes[source] >= STRIKES:
         log.error("template_over_budget", rule=rule, part=part, reason="over budget before")
         return None
     try:
-        return render(source, variables)
+        return render(source, variables, to)
     except RenderError as exc:
         text, outcome = exc.args
         if outcome == "over":
@@ -209,14 +258,19 @@ def _configured(source: str, variables: Mapping[str, object], rule: str, part: s
 
 
 def _with_fallback(
-    source: str | None, default: str, variables: Mapping[str, object], rule: str, part: str
+    source: str | None,
+    default: str,
+    variables: Mapping[str, object],
+    rule: str,
+    part: str,
+    to: Format = Format.TEXT,
 ) -> str:
     if source is not None:
-        text = _configured(source, variables, rule, part)
+        text = _configured(source, variables, rule, part, to)
         # Channels refuse an empty message, which would be retried until given up.
         if text:
             return text
-    return _trusted(default, variables)
+    return _trusted(default, variables, to)
 
 
 def _title(alert: Alert, variables: Mapping[str, object]) -> str:
@@ -224,31 +278,39 @@ def _title(alert: Alert, variables: Mapping[str, object]) -> str:
     return _with_fallback(alert.title_source, default, variables, alert.rule, "title")
 
 
-def _variables(alert: Alert) -> dict[str, Any]:
-    return _read(alert.variables, alert.rule, str(alert.severity), alert.account)
+def _variables(alert: Alert, portal_pattern: str) -> dict[str, Any]:
+    return _read(alert.variables, alert.rule, str(alert.severity), alert.account, portal_pattern)
 
 
 def title(alert: Alert) -> str:
-    """The alert's title (what a digest lists), rendered if it is not yet."""
+    """The alert's title (what a digest lists), rendered if it is not yet: plain text."""
+    return line(alert)[0]
+
+
+def line(alert: Alert, portal_pattern: str = "") -> tuple[str, str]:
+    """The alert's title and its job's portal link ("" if none), for a digest's line."""
     if not alert.variables:
-        return alert.title
+        return alert.title, ""
     try:
-        return _title(alert, _variables(alert))
+        variables = _variables(alert, portal_pattern)
+        return _title(alert, variables), str(variables["job"]["portal_url"])
     except Exception as exc:  # unreadable variables: say what the alert is about
         log.error("alert_unrenderable", event_key=alert.key, error=str(exc))
-        return f"{alert.rule}: {alert.key}"
+        return f"{alert.rule}: {alert.key}", ""
 
 
-def finish(alert: Alert) -> Alert:
-    """The alert with its title and body rendered, from the variables it was queued with."""
+def finish(alert: Alert, to: Format = Format.TEXT, portal_pattern: str = "") -> Alert:
+    """The alert with its title (plain text) and body (in format `to`) rendered, from
+    the variables it was queued with and the account's portal link pattern."""
     if not alert.variables:
         return alert
     try:
-        variables = _variables(alert)
+        variables = _variables(alert, portal_pattern)
         heading = _title(alert, variables)
         body = DEFAULT_BODIES[alert.kind]
-        text = _with_fallback(alert.body_source, body, variables, alert.rule, "body")
+        text = _with_fallback(alert.body_source, body, variables, alert.rule, "body", to)
     except Exception as exc:
         log.error("alert_unrenderable", event_key=alert.key, error=str(exc))
-        heading = text = f"{alert.rule}: {alert.key}"
-    return dataclasses.replace(alert, title=heading, body=text or heading, variables="")
+        heading = f"{alert.rule}: {alert.key}"
+        text = formats.escape(heading, to)
+    return dataclasses.replace(alert, title=heading, body=text, variables="")

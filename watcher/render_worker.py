@@ -32,6 +32,7 @@ import msgspec
 from jinja2 import TemplateError
 
 from watcher import sandbox
+from watcher.formats import Format
 
 RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
 GRACE_SECONDS = 2.0  # then the parent kills a child that did not answer
@@ -53,20 +54,21 @@ class Worker:
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def render(self, source: str, variables: dict[str, Any]) -> Answer:
-        """("ok", text), ("error", why it cannot render) or ("over", which budget)."""
-        return self._ask(("render", source, variables))
+    def render(self, source: str, variables: dict[str, Any], to: Format = Format.TEXT) -> Answer:
+        """("ok", text), ("error", why it cannot render) or ("over", which budget), in
+        format `to` (values escaped for it: `sandbox`)."""
+        return self._ask(("render", source, variables, str(to)))
 
     def check(self, source: str, sample: dict[str, Any]) -> Answer:
         """As `render` with the sample variables, after parsing and `sandbox.lint`."""
-        return self._ask(("check", source, sample))
+        return self._ask(("check", source, sample, str(Format.TEXT)))
 
     def close(self) -> None:
         """Stop the child: it exits when its stdin closes, or is killed after a second."""
         with self._lock:
             self._stop(patience=1.0)
 
-    def _ask(self, request: tuple[str, str, dict[str, Any]]) -> Answer:
+    def _ask(self, request: tuple[str, str, dict[str, Any], str]) -> Answer:
         frame = msgspec.msgpack.encode(request)
         with self._lock:
             try:
@@ -152,14 +154,14 @@ def shared() -> Worker:
 # The child's side.
 
 
-def _render(source: str, variables: dict[str, Any]) -> str:
-    return sandbox.render_capped(sandbox.compiled(source), variables)
+def _render(source: str, variables: dict[str, Any], to: Format) -> str:
+    return sandbox.render_capped(sandbox.compiled(source, to), variables)
 
 
-def _check(source: str, sample: dict[str, Any]) -> str:
+def _check(source: str, sample: dict[str, Any], to: Format) -> str:
     if problem := sandbox.lint(sandbox.parse(source)):
         raise sandbox.Unbounded(problem)
-    return _render(source, sample)
+    return _render(source, sample, to)
 
 
 def _alarm(_signum: int, _frame: object) -> None:
@@ -167,11 +169,11 @@ def _alarm(_signum: int, _frame: object) -> None:
 
 
 def _serve(request: list[Any], seconds: float, memory: int) -> Answer:
-    kind, source, variables = request
-    work: Callable[[str, dict[str, Any]], str] = _check if kind == "check" else _render
+    kind, source, variables, to = request
+    work: Callable[[str, dict[str, Any], Format], str] = _check if kind == "check" else _render
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return "ok", work(source, variables)
+        return "ok", work(source, variables, Format(to))
     except sandbox.OverBudget as exc:
         return "over", str(exc)
     except MemoryError:

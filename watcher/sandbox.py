@@ -9,6 +9,11 @@ passes `check` may still blow up on a real job name. Three layers bound one:
 - `render_worker` runs every configured template in a child process with a time
   limit and a memory limit, and kills it past either, for what no rule can foresee.
 Output is cut while it is produced, so an endless loop of text cannot fill memory.
+
+A template renders for one message format (`formats.Format`): in Markdown and HTML,
+whatever a `{{ ... }}` puts out is escaped for that format (the template's own text is
+not), unless it is marked safe (`| safe`, `link(...)`, `| escape`), so a job's name
+shows as itself. In text nothing is escaped.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from watcher import formats
+from watcher.formats import Format
 
 MAX_RENDERED = 4000  # characters in a title or body; longer is cut with an ellipsis
 MAX_ITEMS = 100_000  # items a repetition or a range may make
@@ -64,13 +73,18 @@ def _power(left: Any, right: Any) -> Any:
 class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja2's immutable sandbox, strict about unknown variables, with repetition,
     powers and ranges bounded. Intercepted operators are not folded at compile time,
-    so `'x' * 10**9` costs nothing until it is rendered, and then raises."""
+    so `'x' * 10**9` costs nothing until it is rendered, and then raises.
+
+    Output is escaped for `to` by `finalize` rather than Jinja's autoescape, which
+    knows only HTML; what `safe`, `escape` and `link` return passes as it is."""
 
     intercepted_binops = frozenset({"*", "**"})
 
-    def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False)
+    def __init__(self, to: Format = Format.TEXT) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, finalize=_finalizer(to))
         self.globals["range"] = _bounded_range
+        self.globals["link"] = _linker(to)
+        self.filters["escape"] = self.filters["e"] = _escaper(to)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -80,17 +94,52 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-_SANDBOX = Sandbox()
+class Written(str):
+    """Text already in the template's format (what `escape` and `link` return): output
+    as it is. Jinja's own `safe` gives Markup, which passes the same way."""
+
+    __slots__ = ()
+
+
+def _finalizer(to: Format) -> Any:
+    def finalize(value: Any) -> Any:
+        if to is Format.TEXT or isinstance(value, Markup | Written):
+            return value
+        return formats.escape(str(value), to)  # str(): an undefined variable raises here
+
+    return finalize
+
+
+def _escaper(to: Format) -> Any:
+    def escape(value: Any) -> Written:
+        """`value` escaped for the format, once: escaping what is escaped keeps it."""
+        if isinstance(value, Markup | Written):
+            return Written(value)
+        return Written(formats.escape(str(value), to))
+
+    return escape
+
+
+def _linker(to: Format) -> Any:
+    def link(url: Any, label: Any = "") -> Written:
+        """A link to `url` shown as `label`, in the format's own way (`formats.link`)."""
+        return Written(formats.link(str(url or ""), str(label or ""), to))
+
+    return link
+
+
+_SANDBOXES = {to: Sandbox(to) for to in Format}
 
 
 @functools.lru_cache(maxsize=256)
-def compiled(source: str) -> Template:
-    """The template compiled in the sandbox (syntax errors raise TemplateSyntaxError)."""
-    return _SANDBOX.from_string(source)
+def compiled(source: str, to: Format = Format.TEXT) -> Template:
+    """The template compiled in the sandbox for format `to` (syntax errors raise
+    TemplateSyntaxError)."""
+    return _SANDBOXES[to].from_string(source)
 
 
 def parse(source: str) -> nodes.Template:
-    return _SANDBOX.parse(source)
+    return _SANDBOXES[Format.TEXT].parse(source)
 
 
 def render_capped(template: Template, variables: dict[str, Any]) -> str:

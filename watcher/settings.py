@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import cron, files, render
+from watcher import cron, files, portal, render
 from watcher.baseline import (
     DEFAULT_ALLOWANCE,
     DEFAULT_MAD,
@@ -36,6 +36,7 @@ from watcher.baseline import (
     TIME_METRICS,
     Thresholds,
 )
+from watcher.formats import Format
 from watcher.models import (
     DEFAULT_ACCOUNT,
     FAILURE_STATUSES,
@@ -130,6 +131,17 @@ class ApiSettings(Section):
     # bytes, `16MiB` 16,777,216; a plain number is bytes.
     max_response_size: Annotated[ByteSize, Field(ge=1024)] = ByteSize(16_000_000)
     verify_tls: bool = True
+    # Where a job is seen in the Performance Analyzer portal, e.g.
+    # https://portal.example.com/jobs/{id} (placeholders: portal.PLACEHOLDERS); the
+    # portal's addresses are not documented with the API. Empty: messages have no link.
+    portal_url: str = ""
+
+    @field_validator("portal_url")
+    @classmethod
+    def _portal_url(cls, value: str) -> str:
+        if value and (problem := portal.problem(value)):
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -565,6 +577,10 @@ class Rule(Section):
     severity: Severity = Severity.FAILURE
     title: str | None = None
     body: str | None = None
+    # The body's format on every channel of the rule. Unset: the default body is
+    # written in the format each channel reads (formats.for_url), the rule's own body
+    # is plain text. Titles are always plain text.
+    format: Format | None = None
     stop: bool = False
     repeat_after: Duration | None = Field(None, gt=0)
     include_test_runs: bool = False
@@ -757,9 +773,14 @@ class Settings(BaseSettings):
         validated api settings: the `accounts` mapping, or {"default": api} without it."""
         return dict(self.accounts) if self.accounts else {DEFAULT_ACCOUNT: self.api}
 
-    def chartless(self) -> frozenset[str]:
-        """The rules whose alerts go without their series' chart (`chart: false`)."""
-        return frozenset(rule.name for rule in self.rules if not rule.charted)
+    def looks(self) -> render.Looks:
+        """What messages look like beyond their alerts: rules' formats, portal links, the
+        rules whose alerts go without their series' chart (`chart: false`)."""
+        return render.Looks(
+            formats={rule.name: rule.format for rule in self.rules if rule.format},
+            portals={n: a.portal_url for n, a in self.accounts_resolved().items() if a.portal_url},
+            chartless=frozenset(rule.name for rule in self.rules if not rule.charted),
+        )
 
     @field_validator("channels")
     @classmethod
