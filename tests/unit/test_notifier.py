@@ -14,6 +14,7 @@ from watcher.notifier import (
     Message,
     attachments,
     backoff,
+    charts,
     compose,
     decide,
     digest_title,
@@ -258,30 +259,29 @@ def charted(n: int, rule: str = "slower") -> OutboxItem:
 
 
 def test_a_regressed_alert_goes_with_its_chart_unless_its_rule_is_chartless() -> None:
-    (chart,) = compose([charted(1)]).charts
+    (chart,) = charts([charted(1)], frozenset())
     assert chart.name.endswith(".svg")
     assert chart.svg.startswith("<svg")
-    assert compose([charted(1)], chartless=frozenset({"slower"})).charts == ()
-    assert compose([item()]).charts == ()  # a transition has none
+    assert charts([charted(1)], frozenset({"slower"})) == ()
+    assert charts([item()], frozenset()) == ()  # a transition has none
 
 
 def test_a_digest_carries_at_most_max_charts() -> None:
     items = [charted(n) for n in range(1, 8)] + [item(9)]
-    charts = compose(items).charts
-    assert len(charts) == MAX_CHARTS
-    assert len({c.name for c in charts}) == MAX_CHARTS  # told apart
+    drawn = charts(items, frozenset())
+    assert len(drawn) == MAX_CHARTS
+    assert len({c.name for c in drawn}) == MAX_CHARTS  # told apart
 
 
 def test_unreadable_variables_lose_the_chart_not_the_alert() -> None:
     broken = charted(1)
     broken.alert.variables = "[1, 2"
-    message = compose([broken])
-    assert message.charts == ()
-    assert message.title  # the alert still says what it is about
+    assert charts([broken], frozenset()) == ()
+    assert compose([broken]).title  # the alert still says what it is about
 
 
 def test_each_send_gets_its_own_attachments() -> None:
-    message = compose([charted(1)])
+    message = Message("t", "b", Severity.WARNING, charts=charts([charted(1)], frozenset()))
     first, second = attachments(message), attachments(message)
     assert first is not None
     assert second is not None
