@@ -129,30 +129,17 @@ def _case(name: str, comment: str, entries: dict[str, str], default: str) -> lis
 
 
 def bash(tree: Command) -> str:
+    """A script of four lookup functions (case statements written from the tree) and
+    one completion function that reads the command line through them."""
     commands, options, positionals = {}, {}, {}
-    # flag -> command path -> REPLY for its value, or None where the flag takes none
-    replies: dict[str, dict[str, str | None]] = {}
     for command in tree.walk():
-        key = " ".join(command.path)
+        key = f'"{_words(list(command.path))}"'
         if command.commands:
-            commands[f'"{key}"'] = f'"{_words([c.path[-1] for c in command.commands])}"'
-        options[f'"{key}"'] = f'"{_words([f for o in command.options for f in o.flags])}"'
+            commands[key] = f'"{_words([c.path[-1] for c in command.commands])}"'
+        options[key] = f'"{_words([f for o in command.options for f in o.flags])}"'
         choices = next((p.choices for p in command.positionals if p.choices), ())
         if choices:
-            positionals[f'"{key}"'] = f'"{_words(choices)}"'
-        for option in command.options:
-            reply = "@files" if option.files else _words(option.choices)
-            for flag in option.flags:
-                replies.setdefault(flag, {})[key] = f'"{reply}"' if option.takes_value else None
-    value_entries: dict[str, str] = {}
-    for flag, by_path in replies.items():
-        found = set(by_path.values())
-        if len(found) == 1 and None not in found:  # the same wherever it appears
-            value_entries[f'*"|{flag}"'] = found.pop() or ""
-            continue
-        for key, value in by_path.items():
-            if value is not None:
-                value_entries[f'"{key}|{flag}"'] = value
+            positionals[key] = f'"{_words(choices)}"'
     lines = [
         f"# bash completion for watcher {__version__}, written by `watcher completion bash`.",
         "# This shell:  source <(watcher completion bash)",
@@ -166,12 +153,35 @@ def bash(tree: Command) -> str:
         *_case(
             "_watcher_value",
             'does "path|option" take a value? REPLY: its choices, or @files',
-            value_entries,
+            _value_entries(tree),
             "return 1",
         ),
         _BASH_MAIN,
     ]
     return "\n".join(lines)
+
+
+def _value_entries(tree: Command) -> dict[str, str]:
+    """_watcher_value's cases: a flag that takes the same value wherever it appears is
+    one pattern for every path; one that differs (--job: a file for explain, a job for
+    ack) or takes no value somewhere gets a case per path."""
+    replies: dict[str, dict[str, str | None]] = {}  # flag -> path -> REPLY, None: no value
+    for command in tree.walk():
+        key = " ".join(command.path)
+        for option in command.options:
+            reply = f'"{"@files" if option.files else _words(option.choices)}"'
+            for flag in _words(list(option.flags)).split():
+                replies.setdefault(flag, {})[key] = reply if option.takes_value else None
+    entries: dict[str, str] = {}
+    for flag, by_path in replies.items():
+        found = set(by_path.values())
+        if len(found) == 1 and None not in found:
+            entries[f'*"|{flag}"'] = found.pop() or ""
+            continue
+        for key, value in by_path.items():
+            if value is not None:
+                entries[f'"{key}|{flag}"'] = value
+    return entries
 
 
 _BASH_MAIN = r"""_watcher() {
@@ -248,7 +258,7 @@ def _zsh_option(option: Option) -> str:
         if option.files:
             action = "_files"
         elif option.choices:
-            action = f"({' '.join(option.choices)})"
+            action = f"({_words(option.choices)})"
         else:
             action = " "
         value = f":{_message(option.metavar)}:{action}"
@@ -264,7 +274,7 @@ def _zsh_option(option: Option) -> str:
 
 
 def _zsh_positional(index: int, positional: Positional) -> str:
-    action = f"({' '.join(positional.choices)})" if positional.choices else " "
+    action = f"({_words(positional.choices)})" if positional.choices else " "
     where = "*" if positional.many else str(index)
     return _quoted(f"{where}:{_message(positional.help or positional.name)}:{action}")
 
@@ -303,6 +313,8 @@ def _zsh_function(command: Command) -> list[str]:
 
 
 def zsh(tree: Command) -> str:
+    """A function a command, each one _arguments call with its options' descriptions
+    (the help texts), handing the rest of the line to the chosen command's function."""
     lines = [
         "#compdef watcher",
         f"# zsh completion for watcher {__version__}, written by `watcher completion zsh`.",
