@@ -46,9 +46,9 @@ def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--by", help="author (default: your user name)")
     listing = verbs.add_parser("list", parents=[common], help="active and coming silences")
     listing.add_argument("--all", action="store_true", help="those that ended too")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="as JSON, for scripts")
     expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
-    expire.add_argument("id", type=int)
+    expire.add_argument("id", type=int, help="the silence's number, as silence list shows it")
 
     ack = sub.add_parser(
         "ack", parents=[common], help="stop reminders for a job or template until it moves on"
@@ -59,19 +59,23 @@ def add_arguments(sub: Any, common: argparse.ArgumentParser) -> None:
     what.add_argument("--list", action="store_true", help="acknowledgements in force")
     what.add_argument("--expire", type=int, metavar="ID", help="withdraw an acknowledgement")
     ack.add_argument("--account", help="the account (default: the only one configured)")
-    ack.add_argument("--comment", default="")
+    ack.add_argument("--comment", default="", help="why: shown with the acknowledgement")
     ack.add_argument("--by", help="author (default: your user name)")
-    ack.add_argument("--json", action="store_true")
+    ack.add_argument("--json", action="store_true", help="with --list: as JSON, for scripts")
 
     history = sub.add_parser("history", parents=[common], help="every alert's life")
     history.add_argument("--since", default="1d", help="a duration back (1d) or an ISO time")
-    history.add_argument("--channel")
+    history.add_argument("--channel", help="only the alerts for this channel (its name)")
     history.add_argument("--state", help=", ".join(ALERT_STATES))
-    history.add_argument("--limit", type=int, default=200)
-    history.add_argument("--json", action="store_true")
+    history.add_argument(
+        "--limit", type=int, default=200, help="at most this many, newest first (default: 200)"
+    )
+    history.add_argument("--json", action="store_true", help="as JSON, for scripts")
 
     retry = sub.add_parser("retry", parents=[common], help="requeue given-up alerts")
-    retry.add_argument("ids", type=int, nargs="*", metavar="ID")
+    retry.add_argument(
+        "ids", type=int, nargs="*", metavar="ID", help="the alerts' numbers, as history shows them"
+    )
     retry.add_argument("--given-up", action="store_true", help="every given-up alert")
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 
 from tests.conftest import require_tool
 from tests.postgres import PASSWORD as PG_PASSWORD
+from watcher import __version__
 from watcher.cli import EXIT_CONFIG, EXIT_USAGE
 from watcher.settings import Settings, StateSettings, parse_duration
 
@@ -31,7 +33,9 @@ BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.37.0"  # the newest schema set that kubernetes-validate ships
 MAX_EXPOSURE = 2.0
 WARNINGS_OFF = "ignore:'imghdr' is deprecated:DeprecationWarning"
-IMAGE = "ghcr.io/example/watcher:0.1.0"
+REPOSITORY = "ghcr.io/example/watcher"
+IMAGE = f"{REPOSITORY}:{__version__}"  # the manifests' tag is the code's version
+OCI = "org.opencontainers.image."
 
 
 def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -411,28 +415,153 @@ def test_dockerfile_passes_hadolint() -> None:
     assert output.strip() == "", output
 
 
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions, (NAME, arguments) with continuations joined, one list
+    a stage (the ARGs before the first FROM are a stage of their own)."""
+    stages: list[list[tuple[str, str]]] = [[]]
+    for line in re.sub(r"\\\n(\s*#.*\n)*", " ", DOCKERFILE.read_text("utf-8")).splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.strip().partition(" ")
+        if name.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((name.upper(), rest.strip()))
+    return stages
+
+
+def instructions(stage: list[tuple[str, str]], name: str) -> list[str]:
+    return [rest for instruction, rest in stage if instruction == name]
+
+
+def labels(stage: list[tuple[str, str]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for rest in instructions(stage, "LABEL"):
+        for key, value in re.findall(r'([\w.-]+)="([^"]*)"', rest):
+            found[key] = value
+    return found
+
+
+def arg_defaults(stage: list[tuple[str, str]]) -> dict[str, str | None]:
+    args = (rest.partition("=") for rest in instructions(stage, "ARG"))
+    return {name: value if sep else None for name, sep, value in args}
+
+
 def test_dockerfile_builds_a_small_non_root_image() -> None:
     """Two stages, uid 10001, the CLI as entry point, port 9464 and a stdlib health check."""
     text = DOCKERFILE.read_text(encoding="utf-8")
-    instructions = [
-        line.split(None, 1)
-        for line in re.sub(r"\\\n", " ", text).splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    by_name: dict[str, list[str]] = {}
-    for name, *rest in instructions:
-        by_name.setdefault(name.upper(), []).append(rest[0].strip() if rest else "")
-    assert len(by_name["FROM"]) == 2
-    assert by_name["USER"] == ["10001"]
-    assert by_name["ENTRYPOINT"] == ['["/opt/watcher/bin/watcher"]']
-    assert by_name["CMD"] == ['["run", "-c", "/etc/watcher/watcher.yaml"]']
-    assert by_name["EXPOSE"] == ["9464"]
-    assert by_name["STOPSIGNAL"] == ["SIGTERM"]
-    assert "WATCHER_SERVER__LISTEN=0.0.0.0:9464" in " ".join(by_name["ENV"])
-    (health,) = by_name["HEALTHCHECK"]
+    _, builder, final = dockerfile_stages()
+    assert instructions(builder, "FROM") == ["${PYTHON_IMAGE} AS builder"]
+    assert instructions(final, "FROM") == ["${PYTHON_IMAGE}"]
+    assert instructions(final, "USER") == ["10001"]
+    assert instructions(final, "ENTRYPOINT") == ['["/opt/watcher/bin/watcher"]']
+    assert instructions(final, "CMD") == ['["run", "-c", "/etc/watcher/watcher.yaml"]']
+    assert instructions(final, "EXPOSE") == ["9464"]
+    assert instructions(final, "STOPSIGNAL") == ["SIGTERM"]
+    assert "WATCHER_SERVER__LISTEN=0.0.0.0:9464" in " ".join(instructions(final, "ENV"))
+    (health,) = instructions(final, "HEALTHCHECK")
     assert "urllib.request" in health
     assert "http://127.0.0.1:9464/healthz" in health
     assert "COPY --from=builder /opt/watcher /opt/watcher" in text
+
+
+def test_dockerfile_installs_the_lock_and_nothing_else() -> None:
+    """The builder installs requirements.lock with --require-hashes and --no-deps, then
+    watcher itself with no dependencies and no build isolation (its wheel built by the
+    locked setuptools), and pip check finds the set whole."""
+    _, builder, _ = dockerfile_stages()
+    assert "deploy/docker/requirements.lock ./" in instructions(builder, "COPY")
+    runs = instructions(builder, "RUN")
+    pip = "/opt/watcher/bin/pip install --no-cache-dir"
+    (locked,) = [run for run in runs if "-r requirements.lock" in run]
+    assert f"{pip} --require-hashes --no-deps" in locked
+    (own,) = [run for run in runs if re.search(r"install .* \.( |$)", run)]
+    assert f"{pip} --no-deps --no-build-isolation ." in own
+    assert "/opt/watcher/bin/pip check" in own
+    assert not [run for run in runs if "pip install" in run and run not in (locked, own)]
+
+
+def test_image_labels_are_complete_and_agree_with_pyproject() -> None:
+    """The OCI labels: title, description, version, revision, created, source, licenses.
+    Those that vary are build arguments; the fixed ones say what pyproject says."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    _, _, final = dockerfile_stages()
+    found = labels(final)
+    assert found == {
+        f"{OCI}title": project["name"],
+        f"{OCI}description": project["description"],
+        f"{OCI}version": "${VERSION}",
+        f"{OCI}revision": "${REVISION}",
+        f"{OCI}created": "${CREATED}",
+        f"{OCI}source": "${SOURCE}",
+        f"{OCI}licenses": project["license"],
+    }
+    args = arg_defaults(final)
+    assert args == {
+        "VERSION": None,
+        "REVISION": None,
+        "CREATED": None,
+        "SOURCE": project["urls"]["Source"],
+    }
+    # After the stage's last RUN: a new commit's arguments invalidate no layer.
+    names = [name for name, _ in final]
+    last_run = max(i for i, name in enumerate(names) if name == "RUN")
+    assert names.index("ARG") > last_run
+
+
+def test_builder_refuses_a_version_other_than_the_code() -> None:
+    """The builder stage takes VERSION, REVISION and CREATED after its installs, demands
+    them, and compares VERSION with what `watcher --version` says."""
+    _, builder, _ = dockerfile_stages()
+    assert arg_defaults(builder) == {"VERSION": None, "REVISION": None, "CREATED": None}
+    names = [name for name, _ in builder]
+    assert names.index("ARG") > max(
+        i for i, (name, rest) in enumerate(builder) if name == "RUN" and "pip install" in rest
+    )
+    check = instructions(builder, "RUN")[-1]
+    for arg in ("VERSION", "REVISION", "CREATED"):
+        assert f'"${{{arg}:?needs --build-arg {arg}}}"' in check
+    assert '"$built" != "watcher $VERSION"' in check
+    assert "/opt/watcher/bin/watcher --version" in check
+
+
+def test_build_script_fills_the_labels_from_the_checkout() -> None:
+    """deploy/docker/build passes the code's version, the commit and its time, and the
+    Source URL, and tags the image with the version."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    result = run([str(DEPLOY / "docker" / "build"), "--push"], env={**os.environ, "DOCKER": "echo"})
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.split()
+    head = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+    when = run(["git", "log", "-1", "--format=%cI", "HEAD"]).stdout.strip()
+    build_args = dict(
+        words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "--build-arg"
+    )
+    assert build_args["VERSION"] == __version__
+    assert build_args["REVISION"] in (head, f"{head}-dirty")
+    assert build_args["CREATED"] == when
+    assert build_args["SOURCE"] == project["urls"]["Source"]
+    assert set(build_args) == {"VERSION", "REVISION", "CREATED", "SOURCE"}
+    assert words[0] == "build"
+    assert words[words.index("--file") + 1] == "deploy/docker/Dockerfile"
+    assert words[words.index("--tag") + 1] == IMAGE
+    assert words[-2:] == ["--push", "."]
+
+
+def test_every_image_reference_carries_the_code_version() -> None:
+    """Each manifest (and any doc) that names watcher's image with a version tags it
+    with __version__, so a version bump fails here until they follow (placeholders such
+    as IMAGE:VERSION are not versions)."""
+    places = [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("Dockerfile"), *ROOT.glob("*.md")]
+    places += [*(ROOT / "docs").rglob("*.md")]
+    tags: dict[str, set[str]] = {}
+    for path in places:
+        for tag in re.findall(
+            rf"{re.escape(REPOSITORY)}:(\d[\w.+-]*\w|\d)", path.read_text("utf-8")
+        ):
+            tags.setdefault(tag, set()).add(str(path.relative_to(ROOT)))
+    deployments = {str(m.folder.relative_to(ROOT) / "deployment.yaml") for m in (SIDECAR, HA)}
+    assert deployments <= tags.get(__version__, set())
+    assert {tag: files for tag, files in tags.items() if tag != __version__} == {}
 
 
 def test_dockerignore_lets_the_build_inputs_through() -> None:
@@ -453,3 +582,8 @@ def test_dockerignore_lets_the_build_inputs_through() -> None:
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source.rstrip("/") in allowed, source
+    # What pyproject names for the wheel: without LICENSE setuptools builds one anyway,
+    # silently missing its license file.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = {"pyproject.toml", project["readme"], *project["license-files"], "watcher"}
+    assert needed <= {source.rstrip("/") for source in sources}
