@@ -6,17 +6,18 @@ also says which scheduled time (in UTC) the watcher computed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, REALM, Hook
-from tests.pipeline.test_events import Clock, FlakyRunsWorld, Harness, harness
-from watcher.simulator.runner import SimulatorHandle, running_simulator
-from watcher.simulator.tokens import TokenStore
+from tests.conftest import Hook
+from tests.pipeline.test_events import Clock, Harness, clock, harness, timed
+
+__all__ = ["clock", "timed"]  # the fixtures, shared with test_events
+from watcher.simulator.runner import SimulatorHandle
 
 TEMPLATE = "jobTemplates/6789"
 NIGHTLY = {"template": TEMPLATE, "name": "Nightly checkout", "run_type": "scheduled"}
@@ -25,21 +26,6 @@ WEEKDAYS_AT_2 = "0 2 * * 1-5"
 
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]  # year, month, day, ...
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def timed(clock: Clock) -> AsyncIterator[SimulatorHandle]:
-    world = FlakyRunsWorld(clock=clock)
-    world.tokens = TokenStore()
-    async with running_simulator(
-        world, realm=REALM, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
-    ) as handle:
-        yield handle
 
 
 def rule(schedule: str = WEEKDAYS_AT_2, timezone: str = "Europe/London") -> dict[str, Any]:
