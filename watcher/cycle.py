@@ -23,7 +23,6 @@ from watcher import (
     fast,
     flakes,
     metrics,
-    models,
     poller,
     regress,
     render,
@@ -328,16 +327,15 @@ async def reruns(
     looked = await rerunner.look(ctx.client, started, listed) if started else {}
     done: list[flakes.Change] = []
     for rerun in known:
-        change, event = _rerun_now(rerun, looked, seen.now)
+        change, event = flakes.progress(rerun, looked, seen.now)
         if change is None:
             continue
         if event is not None:
             events.append(event)
             fired.append(router(event))
         elif change.rerun.state == flakes.FAILED:
-            change = _report_failure(
-                ctx, changes, router, change, looked[rerun.rerun], events, fired
-            )
+            job = looked[rerun.rerun]
+            change = _report_failure(ctx, changes, router, rerun, job, change, events, fired)
         done.append(change)
     now_routed = Routed(events, fired)
     new = flakes.decide(
@@ -346,50 +344,28 @@ async def reruns(
     return now_routed, [*done, *new]
 
 
-def _rerun_now(
-    rerun: Rerun, looked: dict[str, Job], now: datetime
-) -> tuple[flakes.Change | None, Event | None]:
-    """What this cycle changes of a rerun: overdue, or ended, or a new status."""
-    if rerun.state not in flakes.OPEN:
-        return None, None
-    if (overdue := flakes.overdue(rerun, now)) is not None:
-        return overdue, None
-    job = looked.get(rerun.rerun)
-    if job is None:
-        return None, None
-    change, event = flakes.ended(rerun, job, now)
-    return (None, None) if change.rerun == rerun else (change, event)
-
-
 def _report_failure(
     ctx: Context,
     changes: Changes,
     router: rules.Router,
-    change: flakes.Change,
+    before: Rerun,
     job: Job,
+    change: flakes.Change,
     events: list[Event],
     fired: list[Sequence[Rule]],
 ) -> flakes.Change:
     """The rerun failed too: its failure goes to the rules that held the first one
-    (and to any other that wants it), in place of the held alerts."""
-    rerun = change.rerun
-    holders = [r for r in ctx.rules if r.name in rerun.rules]
+    (and to any other that wants it), in place of the held alerts: as the event of this
+    cycle's listing, if it made one, else as one made here."""
+    done = change.rerun
+    when = done.ended_at or ctx.clock()
+    holders = [r for r in ctx.rules if r.name in done.rules]
     if not holders:
-        return flakes.release(
-            rerun, rerun.ended_at or ctx.clock(), "the rules that held it are gone"
-        )
-    key = models.event_key(EventKind.TRANSITION, job.sref, job.status, None, 0)
-    at = next((i for i, e in enumerate(events) if e.key == key), None)
+        return flakes.release(done, when, "the rules that held it are gone")
+    template = changes.templates.get(job.template)
+    event = flakes.rerun_failure(before, job, template.streak if template else 0, when)
+    at = next((i for i, e in enumerate(events) if e.key == event.key), None)
     if at is None:
-        template = changes.templates.get(job.template)
-        event = Event(
-            kind=EventKind.TRANSITION,
-            job=job,
-            from_status=rerun.rerun_status or "running",
-            to_status=job.status,
-            at=job.updated_at or rerun.ended_at or ctx.clock(),
-            streak=template.streak if template else 0,
-        )
         events.append(event)
         fired.append(flakes.without_rerun_rules(event, router(event)))
         at = len(events) - 1

@@ -194,6 +194,35 @@ def ended(rerun: Rerun, job: Job, now: datetime) -> tuple[Change, Event | None]:
     return release(done, now, f"its rerun {job.sref} ended {status}"), None
 
 
+def progress(
+    rerun: Rerun, looked: Mapping[str, Job], now: datetime
+) -> tuple[Change | None, Event | None]:
+    """What this cycle changes of a rerun (`looked`: the reruns' jobs as seen now):
+    nothing, its release past the deadline, a new status, or its end."""
+    if rerun.state not in OPEN:
+        return None, None
+    if (late := overdue(rerun, now)) is not None:
+        return late, None
+    job = looked.get(rerun.rerun)
+    if job is None:
+        return None, None
+    change, event = ended(rerun, job, now)
+    return (None, None) if change.rerun == rerun else (change, event)
+
+
+def rerun_failure(before: Rerun, job: Job, streak: int, at: datetime) -> Event:
+    """The rerun's failure as a transition of the rerun (`job`, its `rerun_of` the
+    failed job), from the status it had when last seen (`before`)."""
+    return Event(
+        kind=EventKind.TRANSITION,
+        job=job,
+        from_status=before.rerun_status or "running",
+        to_status=job.status,
+        at=job.updated_at or at,
+        streak=streak,
+    )
+
+
 def release(rerun: Rerun, now: datetime, why: str) -> Change:
     """The rerun given up: its held alerts go out as they were queued."""
     done = dataclasses.replace(rerun, state=RELEASED, ended_at=rerun.ended_at or now)
