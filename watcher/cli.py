@@ -164,6 +164,9 @@ def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after
 # lines go to standard error. The daemon's go to standard output, as SPEC says.
 PEOPLE = frozenset({"silence", "ack", "history", "retry"})  # people_cli
 REPORTING = frozenset({"check", "explain", "status"}) | PEOPLE
+# Commands that use the state and nothing else: they never call the API nor send, so
+# its secrets and the channels' need not be in their environment (config.load offline).
+STATE_ONLY = frozenset({"status"}) | PEOPLE
 
 
 def _log_stream(args: argparse.Namespace) -> TextIO:
@@ -171,7 +174,7 @@ def _log_stream(args: argparse.Namespace) -> TextIO:
 
 
 def _load(args: argparse.Namespace) -> Settings:
-    settings = config.load(args.config)
+    settings = config.load(args.config, offline=args.command in STATE_ONLY)
     logs.configure(
         fmt=args.log_format or settings.log.format,
         level=args.log_level or settings.log.level,
