@@ -173,15 +173,16 @@ def _log_stream(args: argparse.Namespace) -> TextIO:
     return sys.stderr if args.command in REPORTING else sys.stdout
 
 
-def _load(args: argparse.Namespace) -> Settings:
-    settings = config.load(args.config, offline=args.command in STATE_ONLY)
+def _load(args: argparse.Namespace) -> config.Loaded:
+    loaded = config.load_from(args.config, offline=args.command in STATE_ONLY)
+    settings = loaded.settings
     logs.configure(
         fmt=args.log_format or settings.log.format,
         level=args.log_level or settings.log.level,
         stream=_log_stream(args),
     )
     logs.protect(*report.secrets(settings))
-    return settings
+    return loaded
 
 
 def _stop_before_start(_signum: int, _frame: object) -> None:
@@ -229,9 +230,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(demo.run(log_level=args.log_level or "warning"))
     if command == "simulate":
         return _simulate(args)
-    settings = _load(args)
+    loaded = _load(args)
+    settings = loaded.settings
     if command == "check":
-        print(report.summary(settings))
+        print(report.summary(settings, report.provenance(loaded, os.environ)))
         if args.explain:
             print(explain.routing_table(settings))
         return EXIT_OK

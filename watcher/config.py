@@ -302,6 +302,7 @@ class Loaded:
 
     settings: Settings
     path: Path
+    chosen_by: str  # how the file was found: "-c", "WATCHER_CONFIG", "default"
     document: Document
 
 
@@ -322,9 +323,10 @@ def load_from(
     """`load`, with the file it read and the document it validated."""
     env = os.environ if env is None else env
     path = find_config(explicit, env)
+    chosen_by = "-c" if explicit else "WATCHER_CONFIG" if env.get("WATCHER_CONFIG") else "default"
     document = read_document(path, env, offline=offline)
     try:
-        return Loaded(Settings(**document.values), path, document)
+        return Loaded(Settings(**document.values), path, chosen_by, document)
     except ValidationError as exc:
         raise ConfigError([_named(_describe(e), document.from_env) for e in exc.errors()]) from None
     except SettingsError as exc:

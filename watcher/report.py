@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
 from watcher import render
+from watcher.config import Loaded
 from watcher.logs import MASK, Redactor, escape_controls, hide_arguments, url_secrets
+from watcher.provenance import origins
 from watcher.settings import ApiSettings, Rule, Settings
 from watcher.store import SqliteStore, Store, StoreError
 
@@ -115,10 +118,30 @@ def _store(settings: Settings) -> list[str]:
     ]
 
 
-def summary(settings: Settings) -> str:
+_CHOSEN = {
+    "-c": "given with -c",
+    "WATCHER_CONFIG": "named by WATCHER_CONFIG",
+    "default": "the first default path that exists",
+}
+
+
+def provenance(loaded: Loaded, env: Mapping[str, str]) -> list[str]:
+    """Which file was read, and where each secret came from (never the secret)."""
+    where = f"file: {loaded.path.resolve()} ({_CHOSEN[loaded.chosen_by]})"
+    found = origins(loaded, env)
+    return [
+        where,
+        "secrets (where each came from; values are never shown):",
+        *(f"  {o.key}: {o.source}" for o in found),
+        *([] if found else ["  (none)"]),
+    ]
+
+
+def summary(settings: Settings, provenance: Sequence[str] = ()) -> str:
     poll = settings.poll
     lines = [
         "configuration is valid",
+        *provenance[:1],
         "accounts:",
         *(_account(name, api) for name, api in settings.accounts_resolved().items()),
         f"poll: every {poll.interval:g}s, first poll looks back {poll.lookback:g}s, "
@@ -162,7 +185,8 @@ def summary(settings: Settings) -> str:
             f"  quiet {','.join(window.days)} {window.start}-{window.end} {window.timezone}"
             f" holds {'|'.join(window.severities)}"
         )
-    return "\n".join(lines)
+    lines += provenance[1:]
+    return "\n".join(map(escape_controls, lines))
 
 
 async def _outbox(store: Store, state: str) -> list[dict[str, object]]:

@@ -186,8 +186,11 @@ class ApiSettings(Section):
                 "client_id: set client_id and client_secret (or client_secret_file), "
                 "or access_token"
             )
-        object.__setattr__(self, "client_secret", secret)
-        object.__setattr__(self, "access_token", token)
+        # The files are read once: a block validated again (the shared api block, given
+        # to Settings validated) must not find a secret and its file both set.
+        for key, value in (("client_secret", secret), ("access_token", token)):
+            object.__setattr__(self, key, value)
+            object.__setattr__(self, f"{key}_file", None)
         return self
 
 

@@ -503,3 +503,14 @@ def test_a_rule_with_an_unknown_event_still_names_the_event() -> None:
     """The severity's default does not hide the event's own error."""
     with pytest.raises(ValidationError, match=r"match\.event"):
         Rule.model_validate({"name": "r", "notify": "ops", "match": {"event": "nope"}})
+
+
+def test_accounts_inherit_a_secret_file_of_the_api_block(tmp_path: Path) -> None:
+    """The api block's client_secret_file, shared by accounts, is read, not refused as
+    "client_secret and client_secret_file both" when the block is validated again."""
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file-1234")
+    api = {"realm": "r", "client_id": "c", "client_secret_file": str(secret)}
+    settings = Settings(api=api, accounts={"uk": {}, "us": {"realm": "us"}})
+    found = [a.client_secret for a in settings.accounts_resolved().values()]
+    assert [s.get_secret_value() if s else None for s in found] == ["from-a-file-1234"] * 2
