@@ -17,12 +17,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 import structlog
 
-from watcher import __version__, config, explain, logs, people_cli, report
+from watcher import __version__, config, explain, logs, people_cli, report, terminal
 from watcher.people import Refused
 from watcher.server import ListenError
 from watcher.settings import Settings
@@ -247,7 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "status":
         data = report.status(settings)
-        print(json.dumps(data, indent=2) if args.json else report.status_text(data))
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(report.status_text(data, datetime.now(UTC), colour=_colour()))
         return EXIT_OK
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
@@ -255,7 +259,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _migrate(settings, args.to)
     if command in PEOPLE:
         try:
-            print(asyncio.run(people_cli.run(settings, args)))
+            print(asyncio.run(people_cli.run(settings, args, colour=_colour())))
         except (Refused, Missing) as exc:
             print(f"watcher {command}: {exc.args[0]}", file=sys.stderr)
             return EXIT_CONFIG
@@ -270,6 +274,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                 explain=(args.log_level or settings.log.level) == "debug",
             )
         )
+
+
+def _colour() -> bool:
+    return terminal.colour_wanted(sys.stdout, os.environ)
 
 
 def _migrate(settings: Settings, url: str) -> int:
