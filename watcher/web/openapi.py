@@ -53,11 +53,11 @@ SCHEMAS: dict[str, Any] = {
             "at": TIME,
             "account": {"type": "string"},
             "template": {"type": "string"},
-            "lasted": {
-                **_nullable("number"),
-                "description": "seconds: how long a stuck job had been in its status, or"
-                " a missed template without a start",
-            },
+            "lasted": _nullable(
+                "number",
+                description="seconds: how long a stuck job had been in its status, or a"
+                " missed template without a start",
+            ),
         },
     },
     "Status": {
