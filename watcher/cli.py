@@ -17,12 +17,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import structlog
 
-from watcher import __version__, completion, config, explain, logs, people_cli, report
+from watcher import __version__, completion, config, explain, logs, people_cli, report, terminal
 from watcher.arguments import EXIT_USAGE as EXIT_USAGE
 from watcher.arguments import parser
 from watcher.people import Refused
@@ -37,21 +38,25 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 # lines go to standard error. The daemon's go to standard output, as SPEC says.
 PEOPLE = frozenset({"silence", "ack", "history", "retry"})  # people_cli
 REPORTING = frozenset({"check", "explain", "status"}) | PEOPLE
+# Commands that use the state and nothing else: they never call the API nor send, so
+# its secrets and the channels' need not be in their environment (config.load offline).
+STATE_ONLY = frozenset({"status"}) | PEOPLE
 
 
 def _log_stream(args: argparse.Namespace) -> TextIO:
     return sys.stderr if args.command in REPORTING else sys.stdout
 
 
-def _load(args: argparse.Namespace) -> Settings:
-    settings = config.load(args.config)
+def _load(args: argparse.Namespace) -> config.Loaded:
+    loaded = config.load_from(args.config, offline=args.command in STATE_ONLY)
+    settings = loaded.settings
     logs.configure(
         fmt=args.log_format or settings.log.format,
         level=args.log_level or settings.log.level,
         stream=_log_stream(args),
     )
     logs.protect(*report.secrets(settings))
-    return settings
+    return loaded
 
 
 def _stop_before_start(_signum: int, _frame: object) -> None:
@@ -102,9 +107,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "completion":
         print(completion.script(parser(), args.shell), end="")
         return EXIT_OK
-    settings = _load(args)
+    loaded = _load(args)
+    settings = loaded.settings
     if command == "check":
-        print(report.summary(settings))
+        print(report.summary(settings, report.provenance(loaded, os.environ)))
         if args.explain:
             print(explain.routing_table(settings))
         return EXIT_OK
@@ -118,7 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "status":
         data = report.status(settings)
-        print(json.dumps(data, indent=2) if args.json else report.status_text(data))
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(report.status_text(data, datetime.now(UTC), colour=_colour()))
         return EXIT_OK
     if command == "notify-test":
         return asyncio.run(_notify_test(settings, args.channel))
@@ -126,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _migrate(settings, args.to)
     if command in PEOPLE:
         try:
-            print(asyncio.run(people_cli.run(settings, args)))
+            print(asyncio.run(people_cli.run(settings, args, colour=_colour())))
         except (Refused, Missing) as exc:
             print(f"watcher {command}: {exc.args[0]}", file=sys.stderr)
             return EXIT_CONFIG
@@ -141,6 +150,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                 explain=(args.log_level or settings.log.level) == "debug",
             )
         )
+
+
+def _colour() -> bool:
+    return terminal.colour_wanted(sys.stdout, os.environ)
 
 
 def _migrate(settings: Settings, url: str) -> int:

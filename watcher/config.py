@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,34 +69,93 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+Loc = tuple[int | str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
-    """The file's content with `${VAR}` replaced, and what each variable put in."""
+    """The file's content with `${VAR}` replaced; what each variable put in; which
+    variables each value used, by its path in the file (for `check`'s provenance)."""
 
     values: dict[str, Any]
     from_env: dict[str, str]
+    variables: dict[Loc, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _substitute(
-    node: Any, env: Mapping[str, str], loc: tuple[int | str, ...], used: dict[str, str]
-) -> Any:
-    if isinstance(node, dict):
-        return {k: _substitute(v, env, (*loc, str(k)), used) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_substitute(v, env, (*loc, i), used) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
+# The sections that commands using only the state never read (`load(offline=True)`).
+OFFLINE_SECTIONS = frozenset({"api", "accounts", "channels"})
+# What stands in, for those commands, for a channel URL that names an unset variable:
+# a URL apprise accepts, that they never send to (.invalid cannot resolve, RFC 2606).
+STAND_IN_URL = "json://unset.invalid"
 
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            used[name] = env[name]
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError([f"{_path(loc)}: environment variable {name} is not set"])
 
-    return _VAR.sub(replace, node)
+@dataclass(slots=True)
+class _Substitution:
+    env: Mapping[str, str]
+    offline: bool
+    used: dict[str, str] = field(default_factory=dict)
+    variables: dict[Loc, tuple[str, ...]] = field(default_factory=dict)
+    unset: dict[Loc, str] = field(default_factory=dict)  # offline: loc -> a variable unset
+
+    def node(self, node: Any, loc: Loc) -> Any:
+        if isinstance(node, dict):
+            return {k: self.node(v, (*loc, str(k))) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.node(v, (*loc, i)) for i, v in enumerate(node)]
+        if not isinstance(node, str):
+            return node
+        names: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            names.append(name)
+            if name in self.env:
+                self.used[name] = self.env[name]
+                return self.env[name]
+            if default is not None:
+                return default
+            if self.offline and _standable(loc):
+                self.unset.setdefault(loc, name)
+                return ""
+            raise ConfigError([f"{_path(loc)}: environment variable {name} is not set"])
+
+        text = _VAR.sub(replace, node)
+        if names:
+            self.variables[loc] = tuple(names)
+        return text
+
+
+def _standable(loc: Loc) -> bool:
+    """Whether an offline command may do without the value at `loc`: a key of the api
+    block, of an account's block, or a channel's URL."""
+    if not loc or loc[0] not in OFFLINE_SECTIONS:
+        return False
+    depth = {"api": 2, "accounts": 3}.get(str(loc[0]))
+    return len(loc) == depth if depth else len(loc) in (2, 3)
+
+
+def _stand_in(values: dict[str, Any], unset: Mapping[Loc, str]) -> None:
+    """For an offline command, each value that names an unset variable replaced by what
+    validates and is never used: a channel URL by STAND_IN_URL; a secret file by the
+    secret itself; a secret, client_id or realm by text naming the variable; any other
+    api key is left out, so that its default applies."""
+    for loc, name in unset.items():
+        *parents, key = loc
+        block: Any = values
+        for part in parents:
+            block = block[part]
+        if loc[0] == "channels":
+            block[key] = STAND_IN_URL
+        elif isinstance(key, str) and key.endswith("_file"):
+            del block[key]
+            block[key.removesuffix("_file")] = f"${{{name}}} is not set"
+        elif key in _KEPT:
+            block[key] = f"${{{name}}} is not set"
+        else:
+            del block[key]
+
+
+_KEPT = frozenset({"realm", "client_id", "client_secret", "access_token"})
 
 
 class _Refused(Exception):
@@ -160,7 +219,7 @@ def _parse(text: str) -> Any:
         loader.dispose()
 
 
-def read_document(path: Path, env: Mapping[str, str]) -> Document:
+def read_document(path: Path, env: Mapping[str, str], *, offline: bool = False) -> Document:
     try:
         text = files.read_text(path, MAX_FILE_BYTES)
     except files.FileProblem as exc:
@@ -180,9 +239,10 @@ def read_document(path: Path, env: Mapping[str, str]) -> Document:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
-    used: dict[str, str] = {}
-    values: dict[str, Any] = _substitute(document, env, (), used)
-    return Document(values, used)
+    substitution = _Substitution(env, offline)
+    values: dict[str, Any] = substitution.node(document, ())
+    _stand_in(values, substitution.unset)
+    return Document(values, substitution.used, substitution.variables)
 
 
 def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
@@ -236,13 +296,37 @@ def _named(problem: str, from_env: Mapping[str, str]) -> str:
     return path + message
 
 
-def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Find, read and validate the configuration; raise ConfigError naming every problem."""
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The settings, and what they came from: the file and its document."""
+
+    settings: Settings
+    path: Path
+    chosen_by: str  # how the file was found: "-c", "WATCHER_CONFIG", "default"
+    document: Document
+
+
+def load(
+    explicit: str | None = None, env: Mapping[str, str] | None = None, *, offline: bool = False
+) -> Settings:
+    """Find, read and validate the configuration; raise ConfigError naming every problem.
+
+    `offline`: for the commands that use only the state (status, history, silence, ack,
+    retry), which never call the API nor send: an unset `${VAR}` in api, accounts or
+    channels is then not an error (`_stand_in`)."""
+    return load_from(explicit, env, offline=offline).settings
+
+
+def load_from(
+    explicit: str | None = None, env: Mapping[str, str] | None = None, *, offline: bool = False
+) -> Loaded:
+    """`load`, with the file it read and the document it validated."""
     env = os.environ if env is None else env
     path = find_config(explicit, env)
-    document = read_document(path, env)
+    chosen_by = "-c" if explicit else "WATCHER_CONFIG" if env.get("WATCHER_CONFIG") else "default"
+    document = read_document(path, env, offline=offline)
     try:
-        return Settings(**document.values)
+        return Loaded(Settings(**document.values), path, chosen_by, document)
     except ValidationError as exc:
         raise ConfigError([_named(_describe(e), document.from_env) for e in exc.errors()]) from None
     except SettingsError as exc:

@@ -142,6 +142,18 @@ class Severity(enum.StrEnum):
     FAILURE = "failure"
 
 
+# A rule's severity when it names none: what the event usually means to whoever reads it.
+DEFAULT_SEVERITY: dict[EventKind, Severity] = {
+    EventKind.TRANSITION: Severity.FAILURE,
+    EventKind.STUCK: Severity.WARNING,
+    EventKind.RECOVERED: Severity.SUCCESS,
+    EventKind.MISSED: Severity.WARNING,
+    EventKind.REGRESSED: Severity.WARNING,
+    EventKind.IMPROVED: Severity.SUCCESS,
+    EventKind.FLAKY: Severity.INFO,
+}
+
+
 class MatchReason(enum.StrEnum):
     """Why a rule did or did not produce alerts for an event."""
 

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher import people
+from watcher import people, terminal
 from watcher.logs import escape_controls
 from watcher.people import ALERT_STATES, Refused
 from watcher.settings import Settings
@@ -110,19 +110,21 @@ async def _console(settings: Settings) -> AsyncIterator[Console]:
         await store.close()
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> str:
-    """What the command prints; Refused or actions.Missing for what cannot be done."""
+async def run(settings: Settings, args: argparse.Namespace, *, colour: bool = False) -> str:
+    """What the command prints (in colour if `colour`, terminal.colour_wanted); Refused
+    or actions.Missing for what cannot be done."""
+    paint = terminal.Paint(colour)
     async with _console(settings) as console:
         if args.command == "silence":
-            return await _silence(console, args)
+            return await _silence(console, args, paint)
         if args.command == "ack":
-            return await _ack(console, args)
+            return await _ack(console, args, paint)
         if args.command == "history":
-            return await _history(console, args)
+            return await _history(console, args, paint)
         return await _retry(console, args)
 
 
-async def _silence(console: Console, args: argparse.Namespace) -> str:
+async def _silence(console: Console, args: argparse.Namespace, paint: terminal.Paint) -> str:
     now = console.clock()
     if args.verb == "add":
         body = {
@@ -136,19 +138,20 @@ async def _silence(console: Console, args: argparse.Namespace) -> str:
             "comment": args.comment,
             "author": _author(args.by),
         }
-        return silence_lines([await actions.add_silence(console, body)], now)
+        return silence_lines([await actions.add_silence(console, body)], now, paint)
     if args.verb == "expire":
-        return silence_lines([await actions.expire_silence(console, args.id)], now)
+        return silence_lines([await actions.expire_silence(console, args.id)], now, paint)
     shown = await data.silences(console.store, now, everything=args.all)
-    return json.dumps(shown, indent=2) if args.json else silence_lines(shown, now)
+    return json.dumps(shown, indent=2) if args.json else silence_lines(shown, now, paint)
 
 
-async def _ack(console: Console, args: argparse.Namespace) -> str:
+async def _ack(console: Console, args: argparse.Namespace, paint: terminal.Paint) -> str:
+    now = console.clock()
     if args.expire is not None:
-        return ack_lines([await actions.expire_ack(console, args.expire)])
+        return ack_lines([await actions.expire_ack(console, args.expire)], now, paint)
     if args.list:
         shown = await data.acks(console.store)
-        return json.dumps(shown, indent=2) if args.json else ack_lines(shown)
+        return json.dumps(shown, indent=2) if args.json else ack_lines(shown, now, paint)
     body = {
         "job": args.job,
         "template": args.template,
@@ -156,10 +159,10 @@ async def _ack(console: Console, args: argparse.Namespace) -> str:
         "comment": args.comment,
         "author": _author(args.by),
     }
-    return ack_lines([await actions.add_ack(console, body)])
+    return ack_lines([await actions.add_ack(console, body)], now, paint)
 
 
-async def _history(console: Console, args: argparse.Namespace) -> str:
+async def _history(console: Console, args: argparse.Namespace, paint: terminal.Paint) -> str:
     now = console.clock()
     if args.limit < 1:
         raise Refused("--limit: must be 1 or more")
@@ -170,7 +173,7 @@ async def _history(console: Console, args: argparse.Namespace) -> str:
         state=args.state,
         limit=args.limit,
     )
-    return json.dumps(shown, indent=2) if args.json else history_lines(shown)
+    return json.dumps(shown, indent=2) if args.json else history_lines(shown, now, paint)
 
 
 async def _retry(console: Console, args: argparse.Namespace) -> str:
@@ -186,28 +189,15 @@ async def _retry(console: Console, args: argparse.Namespace) -> str:
     return f"requeued {', '.join(map(str, args.ids))}; the daemon sends them within 30 s"
 
 
-# -- what a terminal shows ----------------------------------------------------------------
+# -- what a terminal shows: times in UTC with their age (terminal) ---------------------------
 
 
-def _when(value: str | None) -> str:
-    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def table(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as aligned columns (the last one as long as it is); text from the API or
-    from a person is escaped for the terminal."""
-    cells = [[escape_controls(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        for row in cells
-    ]
-
-
-def silence_lines(shown: Sequence[dict[str, Any]], now: datetime) -> str:
+def silence_lines(shown: Sequence[dict[str, Any]], now: datetime, paint: terminal.Paint) -> str:
     if not shown:
         return "no silences"
-    rows = [["ID", "STATE", "FROM (UTC)", "UNTIL (UTC)", "BY", "MATCHERS / COMMENT"]]
+    rows: list[list[terminal.Cell]] = [
+        ["ID", "STATE", "FROM (UTC)", "UNTIL (UTC)", "ENDS", "BY", "MATCHERS / COMMENT"]
+    ]
     for s in shown:
         until = (
             s["expired_at"] if s["expired_at"] and s["expired_at"] < s["ends_at"] else s["ends_at"]
@@ -216,20 +206,23 @@ def silence_lines(shown: Sequence[dict[str, Any]], now: datetime) -> str:
         rows.append(
             [
                 str(s["id"]),
-                s["state"],
-                _when(s["starts_at"]),
-                _when(until),
+                (s["state"], "yellow" if s["state"] == "active" else ""),
+                terminal.stamp(s["starts_at"]),
+                terminal.stamp(until),
+                terminal.ago(until, now),
                 s["author"],
                 f"{matchers}  # {s['comment']}",
             ]
         )
-    return "\n".join(table(rows))
+    return "\n".join(terminal.table(rows, paint))
 
 
-def ack_lines(shown: Sequence[dict[str, Any]]) -> str:
+def ack_lines(shown: Sequence[dict[str, Any]], now: datetime, paint: terminal.Paint) -> str:
     if not shown:
         return "no acknowledgements in force"
-    rows = [["ID", "ACCOUNT", "SUBJECT", "SINCE (UTC)", "BY", "IN FORCE", "COMMENT"]]
+    rows: list[list[terminal.Cell]] = [
+        ["ID", "ACCOUNT", "SUBJECT", "SINCE (UTC)", "AGO", "BY", "IN FORCE", "COMMENT"]
+    ]
     for a in shown:
         subject = f"{a['job']} ({a['status']})" if a["job"] else a["template"]
         rows.append(
@@ -237,38 +230,44 @@ def ack_lines(shown: Sequence[dict[str, Any]]) -> str:
                 str(a["id"]),
                 a["account"],
                 subject,
-                _when(a["created_at"]),
+                terminal.stamp(a["created_at"]),
+                terminal.ago(a["created_at"], now),
                 a["author"],
                 "yes" if a["holds"] else "no",
                 a["comment"],
             ]
         )
-    return "\n".join(table(rows))
+    return "\n".join(terminal.table(rows, paint))
 
 
-def history_lines(shown: Sequence[dict[str, Any]]) -> str:
+_STATE_STYLE = {"sent": "green", "given_up": "red", "silenced": "dim", "acked": "dim"}
+
+
+def history_lines(shown: Sequence[dict[str, Any]], now: datetime, paint: terminal.Paint) -> str:
     """An alert a line (newest first), each step of its life indented under it."""
     if not shown:
         return "no alerts in that span"
-    lines = table(
-        [["ID", "QUEUED (UTC)", "CHANNEL", "RULE", "STATE", "TRIES", "ALERT"]]
+    lines = terminal.table(
+        [["ID", "QUEUED (UTC)", "AGO", "CHANNEL", "RULE", "STATE", "TRIES", "ALERT"]]
         + [
             [
                 str(a["id"]),
-                _when(a["queued_at"]),
+                terminal.stamp(a["queued_at"]),
+                terminal.ago(a["queued_at"], now),
                 a["channel"],
                 a["rule"],
-                a["state"],
+                (a["state"], _STATE_STYLE.get(a["state"], "")),
                 str(a["attempts"]),
                 a["title"],
             ]
             for a in shown
-        ]
+        ],
+        paint,
     )
     out = [lines[0]]
     for line, alert in zip(lines[1:], shown, strict=True):
         out.append(line)
         for step in alert["steps"]:
             detail = f"  {escape_controls(step['detail'])}" if step["detail"] else ""
-            out.append(f"    {_when(step['at'])}  {step['what']}{detail}")
+            out.append(paint(f"    {terminal.stamp(step['at'])}  {step['what']}{detail}", "dim"))
     return "\n".join(out)

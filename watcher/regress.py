@@ -44,6 +44,16 @@ def series_id(key: SeriesKey) -> str:
     return f"{template}|{browser}|{metric}|{page}"
 
 
+def series_of(status: str) -> SeriesKey | None:
+    """The series that `series_id` wrote as an event's status, for `status` to name it;
+    None for a status of another shape."""
+    parts = status.split("|", 3)  # a template, browser or metric holds no "|"
+    if len(parts) != 4:
+        return None
+    template, browser, metric, page = parts
+    return template, page, browser, metric
+
+
 def metrics_for(rule_list: Sequence[Rule], job: Job) -> dict[str, baseline.Thresholds]:
     """The metrics whose series a job feeds, each with the thresholds of the first
     regressed/improved rule (in order) that takes the job and names the metric."""

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
-from watcher import render
+from watcher import regress, render, terminal
+from watcher.config import Loaded
 from watcher.logs import MASK, Redactor, escape_controls, hide_arguments, url_secrets
+from watcher.models import FAILURE_STATUSES
+from watcher.provenance import origins
 from watcher.settings import ApiSettings, Rule, Settings
 from watcher.store import SqliteStore, Store, StoreError
 
@@ -115,10 +119,30 @@ def _store(settings: Settings) -> list[str]:
     ]
 
 
-def summary(settings: Settings) -> str:
+_CHOSEN = {
+    "-c": "given with -c",
+    "WATCHER_CONFIG": "named by WATCHER_CONFIG",
+    "default": "the first default path that exists",
+}
+
+
+def provenance(loaded: Loaded, env: Mapping[str, str]) -> list[str]:
+    """Which file was read, and where each secret came from (never the secret)."""
+    where = f"file: {loaded.path.resolve()} ({_CHOSEN[loaded.chosen_by]})"
+    found = origins(loaded, env)
+    return [
+        where,
+        "secrets (where each came from; values are never shown):",
+        *(f"  {o.key}: {o.source}" for o in found),
+        *([] if found else ["  (none)"]),
+    ]
+
+
+def summary(settings: Settings, provenance: Sequence[str] = ()) -> str:
     poll = settings.poll
     lines = [
         "configuration is valid",
+        *provenance[:1],
         "accounts:",
         *(_account(name, api) for name, api in settings.accounts_resolved().items()),
         f"poll: every {poll.interval:g}s, first poll looks back {poll.lookback:g}s, "
@@ -162,7 +186,8 @@ def summary(settings: Settings) -> str:
             f"  quiet {','.join(window.days)} {window.start}-{window.end} {window.timezone}"
             f" holds {'|'.join(window.severities)}"
         )
-    return "\n".join(lines)
+    lines += provenance[1:]
+    return "\n".join(map(escape_controls, lines))
 
 
 async def _outbox(store: Store, state: str) -> list[dict[str, object]]:
@@ -253,9 +278,9 @@ async def _reruns(store: Store, accounts: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _rerun_line(r: dict[str, Any]) -> str:
+def _rerun_line(r: dict[str, Any], now: datetime) -> str:
     what = {
-        "due": f"due at {r['due_at']}",
+        "due": f"due {terminal.ago(r['due_at'], now)}",
         "starting": "start requested, answer not known yet",
     }.get(r["state"], r["state"])
     if r["rerun"]:
@@ -265,50 +290,113 @@ def _rerun_line(r: dict[str, Any]) -> str:
     return f"  {r['failed']} ({r['template']}) {what}"
 
 
-def _account_lines(data: dict[str, Any]) -> list[str]:
+def _account_lines(data: dict[str, Any], now: datetime) -> list[str]:
     """A line per account when there are several or replicas share the state."""
     accounts, shared = data.get("accounts", []), data.get("shared", False)
     if len(accounts) < 2 and not shared:
         return []
     return [
-        f"  account {a['name']}: last poll {a['last_poll'] or 'never'}"
+        f"  account {a['name']}: last poll {terminal.when(a['last_poll'], now)}"
         + (f", polled by {a['leader'] or 'no replica now'}" if shared else "")
         for a in accounts
     ]
 
 
-def status_text(data: dict[str, Any]) -> str:
-    """The status for a terminal: what the API named (job names in titles, srefs) is
-    printed with control and bidi characters escaped, one item a line."""
-    return "\n".join(map(escape_controls, _status_lines(data)))
+def status_text(data: dict[str, Any], now: datetime, *, colour: bool = False) -> str:
+    """The status for a terminal: times in one format (UTC) with their age, events and
+    alerts in aligned columns, colour only if `colour`. What the API named (job names in
+    titles, srefs) is printed with control and bidi characters escaped."""
+    paint = terminal.Paint(colour)
+    return "\n".join(_status_lines(data, now, paint))
 
 
-def _status_lines(data: dict[str, Any]) -> list[str]:
+def _status_lines(data: dict[str, Any], now: datetime, paint: terminal.Paint) -> list[str]:
     if not data["exists"]:
-        return [f"no state yet at {data['state']} (the daemon has not polled)"]
+        return [escape_controls(f"no state yet at {data['state']} (the daemon has not polled)")]
     outbox = data["outbox"]
+    given_up = f"{outbox['given_up']} given up"
+    last = terminal.when(data["last_poll"], now)
     lines = [
-        f"state: {data['state']}",
-        f"last successful poll: {data['last_poll'] or 'never'}",
-        *_account_lines(data),
+        escape_controls(f"state: {data['state']}"),
+        f"last successful poll: {paint(last, 'yellow') if data['last_poll'] is None else last}",
+        *map(escape_controls, _account_lines(data, now)),
         f"jobs known: {data['jobs_known']}, being followed: {data['jobs_followed']}",
         f"outbox: {outbox['pending']} pending, {outbox['sent']} sent, "
-        f"{outbox['given_up']} given up",
+        + (paint(given_up, "red") if outbox["given_up"] else given_up),
         "recent events:",
     ]
-    lines += [
-        f"  {e['at']} {e['sref']} {e['kind']} {e['from']} -> {e['to']}"
-        for e in data["recent_events"]
-    ] or ["  (none)"]
+    lines += _events_table(data, now, paint) or ["  (none)"]
     if data.get("reruns"):
         lines.append("reruns (flake filter):")
-        lines += [_rerun_line(r) for r in data["reruns"]]
+        lines += [escape_controls(_rerun_line(r, now)) for r in data["reruns"]]
     for label in ("pending", "given_up"):
         if data[label]:
             lines.append(f"{label.replace('_', ' ')}:")
-            lines += [
-                f"  #{i['id']} {i['channel']} [{i['rule']}] {i['title']} "
-                f"(attempts {i['attempts']}, {i['last_error'] or 'not tried yet'})"
-                for i in data[label]
-            ]
+            lines += _alerts_table(data[label], now, paint, "red" if label == "given_up" else "")
     return lines
+
+
+def _events_table(data: dict[str, Any], now: datetime, paint: terminal.Paint) -> list[str]:
+    events = data["recent_events"]
+    if not events:
+        return []
+    several = len(data.get("accounts", [])) > 1
+    rows: list[list[terminal.Cell]] = [
+        ["WHEN (UTC)", "AGO", *(["ACCOUNT"] if several else []), "SUBJECT", "EVENT"]
+    ]
+    for e in events:
+        rows.append(
+            [
+                terminal.stamp(e["at"]),
+                terminal.ago(e["at"], now),
+                *([e.get("account", "")] if several else []),
+                e["sref"] or e.get("template", ""),
+                event_text(e),
+            ]
+        )
+    return terminal.table(rows, paint, indent="  ")
+
+
+_GOOD, _BAD, _NOTE = "green", "red", "yellow"
+
+
+def event_text(e: dict[str, Any]) -> tuple[str, str]:
+    """What an event was, in words, and its colour: `running -> failed`, `stuck in running
+    for 3h`, `missed: no start for 26h`, `regressed: onLoad of https://... (chrome)`."""
+    kind, lasted = e["kind"], e.get("lasted")
+    held = f" for {terminal.duration(lasted)}" if lasted is not None else ""
+    if kind == "stuck":
+        return f"stuck in {e['from']}{held}", _NOTE
+    if kind == "missed":
+        return f"missed: no start{held}", _NOTE
+    if kind == "recovered":
+        return f"recovered: {e['from']} -> {e['to']}", _GOOD
+    if kind == "flaky":
+        return f"flaky: {e['from']}, its rerun {e['to']}", ""
+    if kind in ("regressed", "improved"):
+        series = regress.series_of(e["to"])
+        what = f"{series[3]} of {series[1]} ({series[2]})" if series else e["to"]
+        return f"{kind}: {what}", _NOTE if kind == "regressed" else _GOOD
+    colour = _BAD if e["to"] in FAILURE_STATUSES else _GOOD if e["to"] == "completed" else ""
+    return f"{e['from']} -> {e['to']}", colour
+
+
+def _alerts_table(
+    items: list[dict[str, Any]], now: datetime, paint: terminal.Paint, style: str
+) -> list[str]:
+    rows: list[list[terminal.Cell]] = [
+        ["ID", "QUEUED", "CHANNEL", "RULE", "TRIES", "LAST ERROR", "ALERT"]
+    ]
+    for i in items:
+        rows.append(
+            [
+                (f"#{i['id']}", style),
+                terminal.ago(i.get("created_at"), now),
+                i["channel"],
+                i["rule"],
+                str(i["attempts"]),
+                i["last_error"] or "not tried yet",
+                i["title"],
+            ]
+        )
+    return terminal.table(rows, paint, indent="  ")

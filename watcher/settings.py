@@ -39,6 +39,7 @@ from watcher.baseline import (
 from watcher.formats import Format
 from watcher.models import (
     DEFAULT_ACCOUNT,
+    DEFAULT_SEVERITY,
     FAILURE_STATUSES,
     KNOWN_STATUSES,
     NEW,
@@ -185,8 +186,11 @@ class ApiSettings(Section):
                 "client_id: set client_id and client_secret (or client_secret_file), "
                 "or access_token"
             )
-        object.__setattr__(self, "client_secret", secret)
-        object.__setattr__(self, "access_token", token)
+        # The files are read once: a block validated again (the shared api block, given
+        # to Settings validated) must not find a secret and its file both set.
+        for key, value in (("client_secret", secret), ("access_token", token)):
+            object.__setattr__(self, key, value)
+            object.__setattr__(self, f"{key}_file", None)
         return self
 
 
@@ -570,10 +574,24 @@ class Match(Section):
                 raise ValueError(f"schedule: {exc}") from None
 
 
+def _event_of(match: object) -> EventKind:
+    """The event a rule's raw `match` names; transition when it names none, or names none
+    that exists (its own validation then says so)."""
+    if isinstance(match, Match):
+        return match.event
+    event = match.get("event") if isinstance(match, dict) else None
+    try:
+        return EventKind(event) if event is not None else EventKind.TRANSITION
+    except (ValueError, TypeError):
+        return EventKind.TRANSITION
+
+
 class Rule(Section):
     name: str = Field(min_length=1)
     match: Match = Field(default_factory=Match)
     notify: StrList = Field(min_length=1)
+    # Unset, the event's own (DEFAULT_SEVERITY): filled in by `_severity_of_event`, so
+    # that every reader sees a Severity.
     severity: Severity = Severity.FAILURE
     title: str | None = None
     body: str | None = None
@@ -588,6 +606,13 @@ class Rule(Section):
     rerun: RerunSettings | None = None
     # regressed, improved: attach the series' chart (SVG) where the channel takes files
     chart: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_of_event(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("severity") is not None:
+            return data
+        return {**data, "severity": DEFAULT_SEVERITY[_event_of(data.get("match"))]}
 
     @field_validator("title", "body")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pty
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -53,6 +54,51 @@ async def _run(
     assert_no_secret(text + errors, f"the output of watcher {' '.join(args)}")
     assert child.returncode is not None
     return child.returncode, text, errors
+
+
+async def run_in_terminal(*args: str, timeout: float = 60, **extra_env: str) -> tuple[int, str]:
+    """Run `watcher ARGS` with its standard output on a pseudo-terminal, as a person at a
+    shell sees it; (exit code, what the terminal received, line ends as "\\n")."""
+    master, slave = pty.openpty()
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "watcher",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=slave,
+            stderr=asyncio.subprocess.PIPE,
+            env=env(**extra_env),
+            cwd=ROOT,
+        )
+        os.close(slave)
+        slave = -1
+        received, (_, err) = await asyncio.wait_for(
+            asyncio.gather(asyncio.to_thread(_read_all, master), child.communicate()), timeout
+        )
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    text = received.decode().replace("\r\n", "\n")
+    assert_no_secret(text + err.decode(), f"the output of watcher {' '.join(args)}")
+    assert child.returncode is not None
+    return child.returncode, text
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything until the other end is closed (Linux reports that as EIO)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Daemon:

@@ -76,8 +76,10 @@ async def test_a_flaky_failure_is_not_alerted_and_its_flaky_event_is(
     body = str(hook.received[0]["message"])
     assert f"jobs/{failed.id}" in body
     assert rerun in body
-    shown = report.status_text(await asyncio.to_thread(report.status, Settings(**h.doc)))
+    data = await asyncio.to_thread(report.status, Settings(**h.doc))
+    shown = report.status_text(data, clock.now)
     assert f"  jobs/{failed.id} ({TEMPLATE}) flaky: {rerun} completed" in shown
+    assert f"jobs/{failed.id}  flaky: failed, its rerun completed" in shown
 
 
 async def test_a_rerun_that_fails_too_sends_one_alert_naming_both_jobs(

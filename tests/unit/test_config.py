@@ -1019,3 +1019,65 @@ def test_check_prints_the_schedule_and_its_zone(tmp_path: Path) -> None:
         " grace=2700s",
         'event=missed template=jobTemplates/1 schedule="30 1 * * *" timezone=UTC',
     ]
+
+
+# -- offline: the commands that use only the state -----------------------------------------
+
+
+def offline(path: Path, env: dict[str, str] | None = None) -> Settings:
+    return config.load(str(path), env or {}, offline=True)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"api": {"client_secret": "${PA_CLIENT_SECRET}"}},
+        {"api": {"client_id": "${PA_CLIENT_ID}", "realm": "${PA_REALM}"}},
+        {"api": {"client_secret": None, "client_secret_file": "${CREDENTIALS_DIRECTORY}/pa"}},
+        {"api": {"client_secret": None, "access_token": "${PA_TOKEN}"}},
+        {"api": {"base_url": "https://${PA_HOST}/pa/v1", "timeout": "${PA_TIMEOUT}"}},
+        {"accounts": {"uk": {"client_secret": "${UK_SECRET}"}, "us": {}}},
+        {"channels": {"ops": "json://hookuser:${HOOK_PASSWORD}@127.0.0.1/hook"}},
+        {"channels": {"ops": [HOOK_URL, "slack://${SLACK_A}/${SLACK_B}/${SLACK_C}"]}},
+    ],
+)
+def test_offline_an_unset_variable_of_the_api_or_a_channel_is_no_error(
+    tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    """status, history, silence, ack and retry load a file whose API and channel secrets
+    are not in their environment; run, once and check still refuse it."""
+    path = write(tmp_path, document(**changes))
+    assert "is not set" in error(path)
+    settings = offline(path)
+    assert list(settings.channels) == ["ops"]
+    assert settings.rules[0].notify == ["ops"]
+
+
+def test_offline_an_unset_secret_file_is_not_read(tmp_path: Path) -> None:
+    """A `*_file` under an unset variable stands in as the secret: no file is opened."""
+    doc = document(api={"client_secret": None, "client_secret_file": "${CREDS}/pa"})
+    settings = offline(write(tmp_path, doc))
+    assert settings.api.client_secret is not None
+    assert settings.api.client_secret.get_secret_value() == "${CREDS} is not set"
+
+
+def test_offline_an_account_keeps_its_name(tmp_path: Path) -> None:
+    """The accounts are still there by name, which status lists and ack --account takes."""
+    doc = document(accounts={"uk": {"realm": "${UK_REALM}"}, "us": {"realm": "us"}})
+    assert list(offline(write(tmp_path, doc)).accounts_resolved()) == ["uk", "us"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"state": {"path": "${STATE_DIR}/watcher.db"}},
+        {"poll": {"interval": "${POLL}"}},
+        {"rules": [{"name": "${RULE}", "notify": "ops"}]},
+    ],
+)
+def test_offline_an_unset_variable_elsewhere_is_still_an_error(
+    tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    """What the state commands read (state, rules...) must be there for them too."""
+    with pytest.raises(ConfigError, match="is not set"):
+        offline(write(tmp_path, document(**changes)))

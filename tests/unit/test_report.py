@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -14,6 +15,8 @@ from tests.e2e import proc
 from tests.unit.test_logs import CHANNELS, Channel, leaks
 from watcher import logs, report
 from watcher.settings import Settings
+
+NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
 CLIENT_SECRET = "cl-SECRET-r3p0rt"
 
@@ -101,7 +104,7 @@ def test_status_text_escapes_what_the_api_named() -> None:
         "outbox": {"pending": 1, "sent": 0, "given_up": 0},
         "recent_events": [
             {
-                "at": "2026-01-01",
+                "at": "2026-01-01T00:00:00+00:00",
                 "sref": "jobs/1\u2066",
                 "kind": "transition",
                 "from": "new",
@@ -116,15 +119,18 @@ def test_status_text_escapes_what_the_api_named() -> None:
                 "title": f"{hostile} failed",
                 "attempts": 1,
                 "last_error": "delivery failed",
+                "created_at": "2026-01-01T00:00:00+00:00",
             }
         ],
         "given_up": [],
     }
-    text = report.status_text(data)
-    assert not set("\u202e\u2066\x1b\r") & set(text), text
-    assert "Nightly \\u202egnp.exe \\x1b[2J\\r\\nforged failed" in text
-    assert "jobs/1\\u2066" in text
-    assert len(text.splitlines()) == 8
+    for colour in (False, True):
+        text = report.status_text(data, NOW, colour=colour)
+        assert not set("\u202e\u2066\r") & set(text), text
+        assert "\x1b[2J" not in text
+        assert "Nightly \\u202egnp.exe \\x1b[2J\\r\\nforged failed" in text
+        assert "jobs/1\\u2066" in text
+        assert len(text.splitlines()) == 10  # 6 lines, 2 tables of a header and a row
 
 
 # -- scale-out: the database URL, accounts, ha ----------------------------------------------
@@ -272,3 +278,78 @@ def test_the_database_password_never_reaches_a_log_line(
     assert out.count("\n") == 2, out
     assert PG_PASSWORD not in out, out
     assert "postgresql://watcher:***@db.internal:5432/watcher" in out
+
+
+def _event(kind: str, from_: str, to: str, **more: Any) -> dict[str, Any]:
+    return {"kind": kind, "sref": "jobs/7", "from": from_, "to": to, **more}
+
+
+@pytest.mark.parametrize(
+    ("event", "text", "colour"),
+    [
+        (_event("transition", "running", "failed"), "running -> failed", "red"),
+        (_event("transition", "new", "completed"), "new -> completed", "green"),
+        (_event("transition", "pending", "running"), "pending -> running", ""),
+        (
+            _event("stuck", "running", "running", lasted=3 * 3600.0),
+            "stuck in running for 3h",
+            "yellow",
+        ),
+        (
+            _event("missed", "", "missed", lasted=26 * 3600.0 + 60),
+            "missed: no start for 1d 2h",
+            "yellow",
+        ),
+        (_event("recovered", "running", "completed"), "recovered: running -> completed", "green"),
+        (_event("flaky", "failed", "completed"), "flaky: failed, its rerun completed", ""),
+        (
+            _event("regressed", "completed", "jobTemplates/1|chrome|onLoad|https://x/a?b|c"),
+            "regressed: onLoad of https://x/a?b|c (chrome)",
+            "yellow",
+        ),
+        (
+            _event("improved", "completed", "jobTemplates/1|firefox|speedIndex|https://x/"),
+            "improved: speedIndex of https://x/ (firefox)",
+            "green",
+        ),
+    ],
+)
+def test_each_event_kind_is_said_in_words(event: dict[str, Any], text: str, colour: str) -> None:
+    """No "missed -> missed" or "running -> running": each kind reads as what it was."""
+    assert report.event_text(event) == (text, colour)
+
+
+def test_status_lists_events_in_columns_with_their_age() -> None:
+    """One timestamp format, an age beside it, and a missed event under its template."""
+    data: dict[str, Any] = {
+        "exists": True,
+        "state": "state.db",
+        "last_poll": "2026-01-01T02:57:00+00:00",
+        "jobs_known": 2,
+        "jobs_followed": 1,
+        "outbox": {"pending": 0, "sent": 2, "given_up": 0},
+        "recent_events": [
+            {
+                **_event("stuck", "running", "running", lasted=10800.0),
+                "at": "2026-01-01T02:57:00+00:00",
+            },
+            {
+                **_event("missed", "", "missed", lasted=93600.0),
+                "sref": "",
+                "template": "jobTemplates/6789",
+                "at": "2026-01-01T01:00:00+00:00",
+            },
+        ],
+        "pending": [],
+        "given_up": [],
+    }
+    assert report.status_text(data, NOW).splitlines() == [
+        "state: state.db",
+        "last successful poll: 2026-01-01 02:57:00 (3 min ago)",
+        "jobs known: 2, being followed: 1",
+        "outbox: 0 pending, 2 sent, 0 given up",
+        "recent events:",
+        "  WHEN (UTC)           AGO        SUBJECT            EVENT",
+        "  2026-01-01 02:57:00  3 min ago  jobs/7             stuck in running for 3h",
+        "  2026-01-01 01:00:00  2h ago     jobTemplates/6789  missed: no start for 1d 2h",
+    ]

@@ -470,3 +470,47 @@ def test_crontab_weekdays_are_translated(field: str, days: str) -> None:
     """Each row: APScheduler 3 numbers Monday 0, crontab Sunday 0: the day-of-week field is
     given to it as names, so `1-5` means Monday to Friday as in crontab."""
     assert str(cron.trigger(f"0 2 * * {field}").fields[4]) == days
+
+
+@pytest.mark.parametrize(
+    ("match", "severity"),
+    [
+        ({}, "failure"),
+        ({"event": "recovered"}, "success"),
+        ({"event": "stuck", "after": "2h"}, "warning"),
+        ({"event": "missed", "every": "24h", "template": "jobTemplates/1"}, "warning"),
+        ({"event": "regressed"}, "warning"),
+        ({"event": "improved"}, "success"),
+        ({"event": "flaky"}, "info"),
+    ],
+)
+def test_a_rule_without_severity_takes_its_events(match: dict[str, Any], severity: str) -> None:
+    """Unset, the severity fits the event: a recovery is good news, a stuck job a warning."""
+    rule = Rule.model_validate({"name": "r", "notify": "ops", "match": match})
+    assert str(rule.severity) == severity
+
+
+@pytest.mark.parametrize("event", ["recovered", "flaky", "improved"])
+def test_a_rules_own_severity_wins(event: str) -> None:
+    """A severity the rule gives is kept, whatever the event."""
+    rule = Rule.model_validate(
+        {"name": "r", "notify": "ops", "match": {"event": event}, "severity": "failure"}
+    )
+    assert str(rule.severity) == "failure"
+
+
+def test_a_rule_with_an_unknown_event_still_names_the_event() -> None:
+    """The severity's default does not hide the event's own error."""
+    with pytest.raises(ValidationError, match=r"match\.event"):
+        Rule.model_validate({"name": "r", "notify": "ops", "match": {"event": "nope"}})
+
+
+def test_accounts_inherit_a_secret_file_of_the_api_block(tmp_path: Path) -> None:
+    """The api block's client_secret_file, shared by accounts, is read, not refused as
+    "client_secret and client_secret_file both" when the block is validated again."""
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file-1234")
+    api = {"realm": "r", "client_id": "c", "client_secret_file": str(secret)}
+    settings = Settings(api=api, accounts={"uk": {}, "us": {"realm": "us"}})
+    found = [a.client_secret for a in settings.accounts_resolved().values()]
+    assert [s.get_secret_value() if s else None for s in found] == ["from-a-file-1234"] * 2

@@ -62,7 +62,7 @@ def once_each(alerts: Iterable[Alert], fresh: Container[str]) -> Iterator[tuple[
 # -- rows read back, the same from either store (the SELECTs name the columns in this order)
 STATE_COLUMNS = "sref, status, status_since, first_seen, updated_at, started_at, template, name"
 TEMPLATE_COLUMNS = "template, watching_since, streak, last_start, last_name"
-EVENT_COLUMNS = "kind, sref, from_status, to_status, at, account"
+EVENT_COLUMNS = "kind, sref, from_status, to_status, at, account, template, lasted"
 
 
 def job_states(rows: Iterable[Sequence[Any]]) -> dict[str, JobState]:
@@ -97,10 +97,20 @@ def template_states(rows: Iterable[Sequence[Any]]) -> dict[str, TemplateState]:
 
 
 def event_reports(rows: Iterable[Sequence[Any]]) -> list[dict[str, object]]:
-    """What `status` shows of each event, from rows of EVENT_COLUMNS."""
+    """What `status` shows of each event, from rows of EVENT_COLUMNS: `lasted` is how long
+    a stuck job had been in its status, or a missed template without a start (seconds)."""
     return [
-        {"kind": k, "sref": s, "from": f, "to": t, "at": need_dt(at).isoformat(), "account": a}
-        for k, s, f, t, at, a in rows
+        {
+            "kind": k,
+            "sref": s,
+            "from": f,
+            "to": t,
+            "at": need_dt(at).isoformat(),
+            "account": a,
+            "template": template,
+            "lasted": lasted,
+        }
+        for k, s, f, t, at, a, template, lasted in rows
     ]
 
 

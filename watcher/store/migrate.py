@@ -23,7 +23,7 @@ COLUMNS = {
     "jobs": "account, sref, status, status_since, first_seen, updated_at, started_at,"
     " template, name, ended, followed",
     "templates": "account, template, watching_since, streak, last_start, last_name",
-    "events": "account, key, kind, sref, from_status, to_status, at, recorded_at",
+    "events": "account, key, kind, sref, from_status, to_status, at, recorded_at, template, lasted",
     "outbox": "id, account, event_key, rule, channel, severity, title, body, sref,"
     " created_at, attempts, next_attempt_at, state, last_error, done_targets, kind,"
     " template, resolvable, held, done_at, vars, title_source, body_source, status, seq,"

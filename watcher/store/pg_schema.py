@@ -8,7 +8,7 @@ API's); only leases and delivery claims go by the database's clock, which every
 replica shares.
 """
 
-PG_SCHEMA_VERSION = 4
+PG_SCHEMA_VERSION = 5
 MIGRATION_LOCK = 7_406_524_180  # the advisory lock key of schema migrations ("watcher")
 TABLES = (
     "meta",
@@ -188,5 +188,10 @@ PG_MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX reruns_open ON reruns (account, state);
     CREATE INDEX outbox_waiting ON outbox (account, sref) WHERE state = 'waiting';
+    """,
+    # As in the SQLite schema's version 9.
+    5: """
+    ALTER TABLE events ADD COLUMN template TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN lasted DOUBLE PRECISION;
     """,
 }

@@ -433,9 +433,10 @@ _QUEUE_LOOKUPS = (
     " ON CONFLICT (account, sref) DO NOTHING"
 )
 _RECORD = (
-    "INSERT INTO events (account, key, kind, sref, from_status, to_status, at, recorded_at)"
-    " SELECT %s, *, %s FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
-    " %b::text[], %b::float8[]) ON CONFLICT (account, key) DO NOTHING RETURNING key"
+    "INSERT INTO events (account, recorded_at, key, kind, sref, from_status, to_status, at,"
+    " template, lasted) SELECT %s, %s, * FROM unnest(%b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::float8[], %b::text[], %b::float8[])"
+    " ON CONFLICT (account, key) DO NOTHING RETURNING key"
 )
 _QUEUE = (
     "INSERT INTO outbox (account, created_at, next_attempt_at, event_key, rule, channel,"
@@ -495,10 +496,19 @@ async def _record_events(
 ) -> set[str]:
     """Record the events not recorded yet; return their keys."""
     rows = [
-        (key, str(e.kind), e.job.sref, e.from_status, e.to_status, e.at.timestamp())
+        (
+            key,
+            str(e.kind),
+            e.job.sref,
+            e.from_status,
+            e.to_status,
+            e.at.timestamp(),
+            e.job.template,
+            e.stuck_for,
+        )
         for key, e in events.items()
     ]
-    cursor = await conn.execute(_RECORD, (account, now, *_columns(rows, 6)))
+    cursor = await conn.execute(_RECORD, (account, now, *_columns(rows, 8)))
     return {row[0] for row in await cursor.fetchall()}
 
 

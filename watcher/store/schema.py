@@ -1,7 +1,7 @@
 """The state file's schema, one migration per version; a file is moved forward one
 version at a time and never backward."""
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -261,5 +261,11 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX reruns_open ON reruns (account, state);
     CREATE INDEX outbox_waiting ON outbox (account, sref) WHERE state = 'waiting';
+    """,
+    # What `status` says of an event besides its statuses: the template (a `missed`
+    # event has no job) and how long the job had been stuck, or the template idle.
+    9: """
+    ALTER TABLE events ADD COLUMN template TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN lasted REAL;
     """,
 }

@@ -343,7 +343,7 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
         now, account = commit.now.timestamp(), self.account
         self._insert(
             "INSERT OR IGNORE INTO events (account, key, kind, sref, from_status, to_status,"
-            " at, recorded_at)",
+            " at, recorded_at, template, lasted)",
             "",
             (
                 (
@@ -355,6 +355,8 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
                     e.to_status,
                     stamp[e.at],
                     now,
+                    e.job.template,
+                    e.stuck_for,
                 )
                 for key, e in fresh.items()
             ),

@@ -52,6 +52,12 @@ SCHEMAS: dict[str, Any] = {
             "to": _nullable("string"),
             "at": TIME,
             "account": {"type": "string"},
+            "template": {"type": "string"},
+            "lasted": _nullable(
+                "number",
+                description="seconds: how long a stuck job had been in its status, or a"
+                " missed template without a start",
+            ),
         },
     },
     "Status": {

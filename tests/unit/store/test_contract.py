@@ -134,6 +134,37 @@ async def test_commit_cycle_queues_alerts_and_records_events(store: Store) -> No
     assert [e["sref"] for e in await store.recent_events()] == ["jobs/1"]
 
 
+async def test_recent_events_say_a_timers_template_and_how_long(store: Store) -> None:
+    """A stuck job's event keeps how long it had been stuck; a missed template's, which has
+    no job, the template and how long it went without a start."""
+    stuck = Event(
+        EventKind.STUCK,
+        Job(sref="jobs/1", name="Job 1", status="running", template="jobTemplates/1"),
+        "running",
+        "running",
+        T0,
+        stuck_for=3 * 3600.0,
+        rule="stuck",
+    )
+    missed = Event(
+        EventKind.MISSED,
+        Job(sref="", name="Nightly", status="", template="jobTemplates/2"),
+        "",
+        "missed",
+        T0,
+        stuck_for=26 * 3600.0,
+        rule="nightly",
+    )
+    await store.commit_cycle(cycle([], [stuck, missed]))
+    shown = {
+        (e["kind"], e["sref"], e["template"], e["lasted"]) for e in await store.recent_events()
+    }
+    assert shown == {
+        ("stuck", "jobs/1", "jobTemplates/1", 3 * 3600.0),
+        ("missed", "", "jobTemplates/2", 26 * 3600.0),
+    }
+
+
 async def test_outbox_item_carries_the_alert(store: Store) -> None:
     """A queued alert comes back whole, new, due at its creation."""
     ev = event("jobs/1")

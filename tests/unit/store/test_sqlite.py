@@ -227,7 +227,7 @@ async def test_a_version_1_file_is_migrated_and_its_queued_alerts_keep_their_tex
         "",
     )
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
 
 
 async def test_commits_leave_checkpoints_to_checkpoint(store: SqliteStore, path: Path) -> None:
@@ -292,7 +292,7 @@ async def test_a_version_2_file_keeps_its_jobs_events_and_alerts(path: Path) -> 
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"jobs_first_seen", "events_recorded", "outbox_created"} <= indexes
         assert "jobs_started" not in indexes
