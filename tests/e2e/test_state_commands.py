@@ -5,6 +5,7 @@ shell has them; `run`, `once` and `check` still refuse a file whose variables ar
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,20 @@ async def test_commands_that_use_the_api_still_need_its_secrets(path: str, comma
     code, out = await proc.run(command, "-c", path)
     assert code == 2, out
     assert f"environment variable {SECRET_VAR} is not set" in out
+
+
+@pytest.mark.usefixtures("lenient_umask")
+async def test_a_state_a_state_command_creates_is_owner_only(
+    tmp_path: Path, sim: SimulatorHandle, hook: Hook
+) -> None:
+    """`watcher silence add` before any daemon ran: under umask 022 the folders it makes
+    are 0700 and the state file 0600, as the daemon's (test_one_writer)."""
+    doc = config_document(sim, tmp_path, {"hook": hook.url})
+    state = tmp_path / "made" / "deeper" / "watcher.db"
+    doc["state"] = {"path": str(state)}
+    path = str(write_config(tmp_path / "watcher.yaml", doc))
+    add = ["silence", "add", "-c", path, "--match", "name=x", "--for", "1h", "--comment", "c"]
+    code, out = await proc.run(*add)
+    assert code == 0, out
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in (state.parent.parent, state.parent, state)]
+    assert modes == [0o700, 0o700, 0o600]
