@@ -320,11 +320,15 @@ async def reruns(
     """The flake filter's cycle: what the started reruns' ends change (a `flaky` event,
     or the rerun's failure sent to the rules that held), the reruns overdue, and the
     reruns that this cycle's failures ask for (their alerts held)."""
+    if not known and not any(r.rerun for r in ctx.rules):
+        return routed, []  # no rerun to follow, none to start: the usual case, for free
     events = list(routed.events)
     fired = [flakes.without_rerun_rules(e, f) for e, f in zip(events, routed.fired, strict=True)]
-    listed = {j.sref: j for j in seen.observation.jobs}
     started = [r for r in known if r.state == flakes.STARTED]
-    looked = await rerunner.look(ctx.client, started, listed) if started else {}
+    looked: dict[str, Job] = {}
+    if started:
+        listed = {j.sref: j for j in seen.observation.jobs}
+        looked = await rerunner.look(ctx.client, started, listed)
     done: list[flakes.Change] = []
     for rerun in known:
         change, event = flakes.progress(rerun, looked, seen.now)
