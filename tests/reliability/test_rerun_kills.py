@@ -95,7 +95,7 @@ async def test_killed_between_the_start_request_and_its_commit(
 ) -> None:
     path = config(sim, tmp_path, hook)
     failing_nightly(world)
-    world.faults.create_delay = 30.0  # the job exists; its answer is late
+    world.faults.create_delay = 5.0  # the job exists; its answer is late (the kill is sooner)
     daemon = await proc.Daemon(["run", "-c", path]).start()
     await proc.eventually(lambda: bool(world.launches.created.get(TEMPLATE)), timeout=30)
     await daemon.kill()
