@@ -622,7 +622,7 @@ class Rule(Section):
         return value
 
     @model_validator(mode="after")
-    def _repeat_for_stuck(self) -> Rule:
+    def _options_fit_the_event(self) -> Rule:
         if self.repeat_after is not None and self.match.event is not EventKind.STUCK:
             raise ValueError("repeat_after: only for event stuck")
         if self.chart is not None and self.match.event not in _PERF:
