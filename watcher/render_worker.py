@@ -102,7 +102,7 @@ class Worker:
                 pipe.close()
         try:
             child.wait(patience)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, OSError):  # OSError: a faked clock's sleep
             child.kill()
             child.wait()
 

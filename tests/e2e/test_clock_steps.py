@@ -32,7 +32,11 @@ LIBFAKETIME = (
 # The offsets written, one after the other: a step back, then a step forward.
 STEPS = (("-10m", timedelta(minutes=-10)), ("+3h", timedelta(hours=3)))
 POLLS_AFTER_A_STEP = 3
-WAIT = 30.0  # seconds for those polls: at a 1 s interval they take about 3
+WAIT = 30.0  # seconds for those polls: at a 2 s interval they take about 6
+# /readyz turns 503 after 3 intervals without a good poll: at 2 s, a shared machine's
+# stall of a few seconds stays under that, while a readiness read off the wall clock
+# would still turn 503 for up to an interval after the step forward.
+INTERVAL = "2s"
 
 
 def libfaketime() -> str:
@@ -127,13 +131,13 @@ async def test_polling_and_readiness_survive_wall_clock_steps(
     SIGHUP: each time the polls go on and a new failure is alerted; /readyz never turns
     503; SIGTERM still stops the daemon cleanly."""
     offsets = tmp_path / "faketime"
-    path, port = cfg(tmp_path, sim, hook, interval="1s")
+    path, port = cfg(tmp_path, sim, hook, interval=INTERVAL)
     async with running(["run", "-c", path], faked_clock(offsets)) as daemon:
         await proc.eventually(lambda: len(polls(daemon)) >= 2, WAIT, "the first polls")
         seen = await step_the_clock(daemon, offsets, port, world, hook)
         config = Path(path)
         doc = yaml.safe_load(config.read_text())
-        doc["poll"]["interval"] = "0.5s"
+        doc["poll"]["interval"] = "1s"
         config.write_text(yaml.safe_dump(doc))
         count = len(polls(daemon))
         daemon.signal(signal.SIGHUP)
