@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import REALM, Sim, run_child, simulator, watcher_doc
+from benchmarks.harness import REALM, Poll, Sim, run_child, simulator, watcher_doc
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
@@ -40,64 +40,85 @@ def median(values: list[float]) -> float:
 
 
 def pg_doc(sim: Sim, url: str, *, page_size: int) -> dict[str, Any]:
-    """The benchmark's configuration with the state on PostgreSQL, one replica alone
-    (a lease far longer than any measured cycle)."""
-    doc = watcher_doc(sim, Path("unused.db"), page_size=page_size)
+    """The quiet configuration with the state on PostgreSQL, one replica alone (a lease
+    far longer than any measured cycle)."""
+    doc = quiet_doc(sim, Path("unused.db"), page_size=page_size)
     doc["state"] = {"url": url}
     doc["ha"] = {"lease": "1h", "replica": "bench"}
     return doc
 
 
+def quiet_doc(sim: Sim, state: Path, *, page_size: int) -> dict[str, Any]:
+    """What `watcher once` does on a new install: the first poll records the jobs that
+    had ended without alerting on them (`alert_on_first_run: false`, the default)."""
+    return watcher_doc(sim, state, page_size=page_size, poll=Poll(alert_on_first_run=False))
+
+
+def _watcher(doc: dict[str, Any], cycles: int) -> dict[str, Any]:
+    return run_child("cycles", {"doc": doc, "cycles": cycles})
+
+
 def _runs(
     sim: Sim, repeat: int, page_size: int, pg: PostgresServer | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Interleaved: limit, parallel limit, watcher (SQLite), watcher (PostgreSQL, a fresh
-    database each run, if `pg`); `repeat` times."""
+    """Interleaved, `repeat` times: the limit, the limit 4 requests at a time, the
+    watcher's quiet first cycle and its steady cycle (SQLite), its first cycle alerting
+    on every job (SQLite), and the quiet pair on PostgreSQL (a fresh database each run),
+    if `pg`."""
     spec = limit_spec(sim, page_size, 6 * 3600.0)
-    runs: dict[str, list[dict[str, Any]]] = {"limit": [], "limit_parallel": [], "watcher": []}
-    if pg is not None:
-        runs["postgres"] = []
+    names = ["limit", "limit_parallel", "quiet", "alerting"] + (["postgres"] if pg else [])
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for _ in range(repeat):
         runs["limit"].append(run_child("limit", spec))
         runs["limit_parallel"].append(run_child("limit", {**spec, "parallel": PARALLEL}))
         with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
-            doc = watcher_doc(sim, Path(tmp) / "state.db", page_size=page_size)
-            runs["watcher"].append(run_child("cycles", {"doc": doc, "cycles": 2}))
+            runs["quiet"].append(
+                _watcher(quiet_doc(sim, Path(tmp) / "q.db", page_size=page_size), 2)
+            )
+            doc = watcher_doc(sim, Path(tmp) / "a.db", page_size=page_size)
+            runs["alerting"].append(_watcher(doc, 1))
         if pg is not None:
             url = pg.create_database()
             try:
-                doc = pg_doc(sim, url, page_size=page_size)
-                runs["postgres"].append(run_child("cycles", {"doc": doc, "cycles": 2}))
+                runs["postgres"].append(_watcher(pg_doc(sim, url, page_size=page_size), 2))
             finally:
                 pg.drop_database(url)
     return runs
 
 
-def _pg_summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The PostgreSQL runs, each cycle over the SQLite run's beside it (then the median)
-    and over the limit run before it."""
-    pg, sqlite, limit = runs["postgres"], runs["watcher"], runs["limit"]
-    out: dict[str, Any] = {
-        "peak_rss_mb": median([r["peak_rss_mb"] for r in pg]),
-        "store": pg[0]["store"],
+def _paired(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], key: str) -> float:
+    """The median of each run's `key` over the run's beside it: runs seconds apart share
+    the load of a shared machine, which drifts over a minute or more."""
+    return median([m[key] / t[key] for m, t in zip(mine, theirs, strict=True) if t[key] > 0])
+
+
+def _cycle(cycles: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One cycle of each run, its medians and its ratios to the limits of the same run."""
+    limit, parallel = runs["limit"], runs["limit_parallel"]
+    return {
+        "wall": median([c["wall"] for c in cycles]),
+        "cpu": median([c["cpu"] for c in cycles]),
+        "gc": median([c["gc"] for c in cycles]),
+        "requests": cycles[0]["requests"],
+        "wall_vs_limit": _paired(cycles, limit, "wall"),
+        "wall_vs_parallel": _paired(cycles, parallel, "wall"),
+        "cpu_vs_limit": _paired(cycles, limit, "cpu"),
     }
-    for key, index in (("first", 0), ("steady", 1)):
-        mine = [r["cycles"][index] for r in pg]
-        theirs = [r["cycles"][index] for r in sqlite]
-        out[key] = {
-            "wall": median([c["wall"] for c in mine]),
-            "cpu": median([c["cpu"] for c in mine]),
-            "sqlite_wall": median([c["wall"] for c in theirs]),
-            "vs_sqlite": median([m["wall"] / t["wall"] for m, t in zip(mine, theirs, strict=True)]),
-            "vs_limit": median([m["wall"] / r["wall"] for m, r in zip(mine, limit, strict=True)]),
-        }
-    return out
+
+
+def _store(measured: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A store's quiet pair: first and steady cycle, peak and base RSS, rows written."""
+    return {
+        "first": _cycle([r["cycles"][0] for r in measured], runs),
+        "steady": _cycle([r["cycles"][1] for r in measured], runs),
+        "base_rss_mb": median([r["base_rss_mb"] for r in measured]),
+        "peak_rss_mb": median([r["peak_rss_mb"] for r in measured]),
+        "store": measured[0]["store"],
+    }
 
 
 def summarise(jobs: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    limit, parallel, watcher = runs["limit"], runs["limit_parallel"], runs["watcher"]
-    cold = [r["cycles"][0] for r in watcher]
-    steady = [r["cycles"][1] for r in watcher]
+    limit, parallel, alerting = runs["limit"], runs["limit_parallel"], runs["alerting"]
     out = {
         "jobs": jobs,
         "pages": limit[0]["pages"],
@@ -111,30 +132,21 @@ def summarise(jobs: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any
             "wall": median([r["wall"] for r in parallel]),
             "cpu": median([r["cpu"] for r in parallel]),
         },
-        "watcher": {
-            "wall": median([c["wall"] for c in cold]),
-            "cpu": median([c["cpu"] for c in cold]),
-            "gc": median([c["gc"] for c in cold]),
-            "requests": cold[0]["requests"],
-            "base_rss_mb": median([r["base_rss_mb"] for r in watcher]),
-            "peak_rss_mb": median([r["peak_rss_mb"] for r in watcher]),
-            "store": watcher[0]["store"],
-        },
-        "steady": {
-            "wall": median([c["wall"] for c in steady]),
-            "cpu": median([c["cpu"] for c in steady]),
-            "requests": steady[0]["requests"],
+        "sqlite": _store(runs["quiet"], runs),
+        "alerting": {
+            **_cycle([r["cycles"][0] for r in alerting], runs),
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in alerting]),
+            "store": alerting[0]["store"],
         },
         "runs": runs,
     }
     if runs.get("postgres"):
-        out["postgres"] = _pg_summary(runs)
-    # Each watcher run over the limit run just before it, then the median: runs seconds
-    # apart share the load of a shared machine, which drifts over a minute or more.
-    out["ratio"] = median([c["wall"] / r["wall"] for c, r in zip(cold, limit, strict=True)])
-    out["steady"]["ratio"] = median(
-        [c["wall"] / r["wall"] for c, r in zip(steady, limit, strict=True)]
-    )
+        pg = _store(runs["postgres"], runs)
+        for key in ("first", "steady"):
+            mine = [r["cycles"][int(key == "steady")] for r in runs["postgres"]]
+            theirs = [r["cycles"][int(key == "steady")] for r in runs["quiet"]]
+            pg[key]["wall_vs_sqlite"] = _paired(mine, theirs, "wall")
+        out["postgres"] = pg
     return out
 
 
@@ -156,10 +168,10 @@ def profile(sizes: list[int], page_size: int, top: int = 15) -> list[dict[str, A
             simulator(jobs=jobs, seed=jobs) as sim,
             tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp,
         ):
-            doc = watcher_doc(sim, Path(tmp) / "state.db", page_size=page_size)
+            doc = quiet_doc(sim, Path(tmp) / "state.db", page_size=page_size)
             result = run_child("profile", {"doc": doc, "cycles": 2, "top": top})
         for name, cycle, prof in zip(
-            ("first cycle, all new", "second cycle, nothing new"),
+            ("first cycle, all new (quiet)", "second cycle, nothing new"),
             result["cycles"],
             result["profiles"],
             strict=True,

@@ -32,8 +32,9 @@ def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     results = json.loads(out.read_text(encoding="utf-8"))
     assert set(results) >= PARTS
     (poll,) = results["poll"]
-    assert {"jobs", "pages", "limit", "watcher", "steady", "ratio"} <= set(poll)
-    assert {"wall", "cpu", "peak_rss_mb"} <= set(poll["watcher"])
+    assert {"jobs", "pages", "limit", "limit_parallel", "sqlite", "alerting"} <= set(poll)
+    assert {"first", "steady", "peak_rss_mb", "base_rss_mb"} <= set(poll["sqlite"])
+    assert {"wall", "cpu", "cpu_vs_limit", "wall_vs_parallel"} <= set(poll["sqlite"]["first"])
     assert {"requests", "minimum"} <= set(results["follow"])
     assert {"empty", "history", "ratio", "state_file_bytes"} <= set(results["history"])
     assert {"fast_seconds", "slow_seconds", "alerts_per_second"} <= set(results["burst"])
