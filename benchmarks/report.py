@@ -235,6 +235,30 @@ def poll_text(poll: Sequence[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def window_text(w: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["jobs"],
+            r["stored"],
+            r["wall"],
+            r["cpu"],
+            round(r["base_rss_mb"], 1),
+            round(r["peak_rss_mb"], 1),
+        ]
+        for r in (w["reference"], w["large"])
+    ]
+    text = table(["jobs", "stored", "first s", "first cpu", "base MB", "peak MB"], rows)
+    ok = w["growth"] <= w["target"]
+    return f"{text}\npeak growth: {w['growth']:.2f}x (target {w['target']:g}x) {verdict(ok)}"
+
+
+def window_targets(w: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not w:
+        return []
+    name = f"peak RSS {w['large']['jobs']} jobs / {w['reference']['jobs']} jobs"
+    return [_target(name, w["growth"], w["target"], "x")]
+
+
 def failover_text(f: dict[str, Any] | None) -> str:
     if not f:
         return "(skipped: no PostgreSQL)"

@@ -5,11 +5,12 @@
                                        [--no-postgres] [--leases 10,30]
 
 Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
-per window size), `follow` (requests per cycle for unfinished jobs outside the window),
-`history` (a 1M-job state store vs an empty one), `burst` (1,000 alerts over five
-webhooks, one slow), `latency` (status change -> webhook, `watcher run` polling every
-second), `failover` (three replicas on PostgreSQL: SIGKILL or SIGTERM the leader, time
-to the new leader's first poll) and `profile` (cProfile of the cycle). With PostgreSQL
+per window size), `window` (peak memory of a first cycle at 100k and 1M jobs), `follow`
+(requests per cycle for unfinished jobs outside the window), `history` (a 1M-job state
+store vs an empty one), `burst` (1,000 alerts over five webhooks, one slow), `latency`
+(status change -> webhook, `watcher run` polling every second), `failover` (three
+replicas on PostgreSQL: SIGKILL or SIGTERM the leader, time to the new leader's first
+poll) and `profile` (cProfile of the cycle). With PostgreSQL
 binaries present, `poll` measures the PostgreSQL store beside SQLite on a throwaway
 server started here (benchmarks/pgserver.py); without them it says so and skips. Prints
 tables with PASS/MISS beside each target (never fails on a number) and writes JSON
@@ -44,9 +45,10 @@ from benchmarks import (  # noqa: E402
     pgserver,
     poll,
     report,
+    window,
 )
 
-PARTS = ("poll", "follow", "history", "burst", "latency", "failover", "profile")
+PARTS = ("poll", "window", "follow", "history", "burst", "latency", "failover", "profile")
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -59,6 +61,7 @@ class Plan:
     page_size: int
     parts: list[str]
     history_jobs: int
+    window_jobs: tuple[int, int]  # the reference window and the large one
     unfinished: int
     recent: int
     burst_alerts: int
@@ -117,6 +120,7 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
         page_size=args.page_size,
         parts=args.parts,
         history_jobs=args.history_jobs or (20_000 if quick else 1_000_000),
+        window_jobs=(200, 2_000) if quick else (100_000, 1_000_000),
         unfinished=100 if quick else 1_000,
         recent=50 if quick else 300,
         burst_alerts=50 if quick else 1_000,
@@ -164,6 +168,13 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
             lambda: poll.measure(p.sizes, p.repeat, p.page_size, pg),
             report.poll_text,
         )
+    if "window" in p.parts:
+        small, large = p.window_jobs
+        out["window"] = _section(
+            f"Memory against the window: quiet first cycle, {small} and {large} jobs",
+            lambda: window.measure(small, large, p.page_size),
+            report.window_text,
+        )
     if "follow" in p.parts:
         out["follow"] = _section(
             "Requests per cycle with unfinished jobs outside the window",
@@ -203,7 +214,11 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
             lambda: poll.profile(p.profile_sizes, p.page_size),
             report.profile_text,
         )
-    out["targets"] = report.targets(out["poll"] or []) + report.failover_targets(out["failover"])
+    out["targets"] = [
+        *report.targets(out["poll"] or []),
+        *report.window_targets(out["window"]),
+        *report.failover_targets(out["failover"]),
+    ]
     _say("\n== Targets")
     _say(report.targets_text(out["targets"]))
     return out

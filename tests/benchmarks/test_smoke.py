@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PARTS = {"poll", "follow", "history", "burst", "latency", "profile", "targets", "meta"}
+PARTS = {"poll", "window", "follow", "history", "burst", "latency", "profile", "targets", "meta"}
 
 
 def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
@@ -35,6 +35,7 @@ def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert {"jobs", "pages", "limit", "limit_parallel", "sqlite", "alerting"} <= set(poll)
     assert {"first", "steady", "peak_rss_mb", "base_rss_mb"} <= set(poll["sqlite"])
     assert {"wall", "cpu", "cpu_vs_limit", "wall_vs_parallel"} <= set(poll["sqlite"]["first"])
+    assert {"reference", "large", "growth"} <= set(results["window"])
     assert {"requests", "minimum"} <= set(results["follow"])
     assert {"empty", "history", "ratio", "state_file_bytes"} <= set(results["history"])
     assert {"fast_seconds", "slow_seconds", "alerts_per_second"} <= set(results["burst"])
