@@ -124,6 +124,9 @@ class Daemon:
         # does not take its predecessor's claims for its own.
         self.instance = f"{self.replica}/{secrets.token_hex(3)}"
         shared = settings.state.url is not None and not dry_run
+        # The first poll's scratch file (`staging`): beside the SQLite state, which is
+        # known writable; else the temporary folder.
+        self._scratch = None if shared or dry_run else settings.state.path.parent
         self.leadership: Leadership = (
             Elector(
                 self.store,
@@ -319,6 +322,7 @@ class Daemon:
             account=account.name,
             fence=fence,
             dry_run=self.dry_run,
+            scratch=self._scratch,
         )
 
     def _leaders_changed(self) -> None:

@@ -481,14 +481,16 @@ class Client:
         settled: Mapping[str, str] = NOTHING_SETTLED,
         *,
         template: str | None = None,
+        sink: paging.Sink | None = None,
     ) -> Listing:
         """Every job whose start lies in [start, end] (of one template), across all
         pages, one per sref.
 
         Records of jobs in `settled` (sref -> the terminal status the store holds) that
-        still read that status are counted, not parsed (see `payload.parse_list`).
+        still read that status are counted, not parsed (see `payload.parse_list`). A
+        `sink` takes each page's jobs that it wants out of the listing's memory.
         """
-        found = paging.Found()
+        found = paging.Found(sink=sink)
         page_url = self._pages(start, end, template)
         ahead = paging.ReadAhead(
             lambda n: self._get(page_url(n), "jobs", payload.decode_listing),

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 
@@ -28,6 +29,7 @@ from watcher import (
     render,
     rerunner,
     rules,
+    staging,
     timers,
     tracker,
 )
@@ -51,6 +53,7 @@ from watcher.models import (
 )
 from watcher.settings import PollSettings, Rule
 from watcher.settled import Settled
+from watcher.staging import Staged
 from watcher.store import CycleCommit, Lease, Store
 
 log = structlog.get_logger("watcher.cycle")
@@ -74,6 +77,7 @@ class Context:
     account: str = DEFAULT_ACCOUNT  # whose jobs (`store` is scoped to it, `rules` for it)
     fence: Lease | None = None  # with PostgreSQL: the commit holds only while this lease does
     dry_run: bool = False  # nothing sent, and no job started (the flake filter's reruns)
+    scratch: Path | None = None  # the first poll's scratch file goes here (None: temp folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class Seen:
     now: datetime  # read after the responses, which may have corrected the clock
     first: bool  # no cycle was ever committed: the store knows no job
     open_jobs: dict[str, JobState]  # followed before this cycle
+    staged: Staged | None = None  # the first poll's ended jobs, on disk (`staging`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +134,16 @@ class Routed:
 async def run_cycle(ctx: Context) -> CycleReport:
     """Poll, find what changed, queue its alerts, in one commit; return the summary."""
     started = time.monotonic()
-    router = rules.Router(ctx.rules)
     seen = await observe(ctx)
+    try:
+        return await _after_observing(ctx, seen, started)
+    finally:
+        if seen.staged:
+            seen.staged.close()
+
+
+async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleReport:
+    router = rules.Router(ctx.rules)
     known = await known_reruns(ctx, seen)
     changes = await diff(ctx, seen, router)
     timed = await due_timers(ctx, seen, changes)
@@ -151,7 +164,7 @@ async def run_cycle(ctx: Context) -> CycleReport:
         window=observation.window,
         pages=observation.pages,
         requests=observation.requests,
-        jobs_seen=len(observation.jobs) + observation.unchanged,
+        jobs_seen=len(observation.jobs) + observation.unchanged + observation.staged,
         skipped=observation.skipped,
         events=kinds.total(),
         alerts=queued,
@@ -161,19 +174,30 @@ async def run_cycle(ctx: Context) -> CycleReport:
 
 
 async def observe(ctx: Context) -> Seen:
-    """Read the window and the followed jobs from the API; write nothing."""
+    """Read the window and the followed jobs from the API; write nothing to the store.
+    The first poll ever, which records the jobs that had ended without events, keeps
+    them in a scratch file as the pages come (`staging`), not in memory."""
     watermark = await ctx.store.watermark()
     open_jobs = await ctx.store.open_jobs()
-    observation = await poller.observe(
-        ctx.client,
-        ctx.poll,
-        watermark,
-        open_jobs,
-        ctx.clock(),
-        ctx.settled.statuses,
-        ctx.store.count_started_between,
-    )
-    return Seen(observation, ctx.clock(), watermark is None, open_jobs)
+    now = ctx.clock()
+    quiet = watermark is None and not ctx.poll.alert_on_first_run
+    staged = staging.open_for(ctx.scratch, now) if quiet else None
+    try:
+        observation = await poller.observe(
+            ctx.client,
+            ctx.poll,
+            watermark,
+            open_jobs,
+            now,
+            ctx.settled.statuses,
+            ctx.store.count_started_between,
+            staged,
+        )
+    except BaseException:
+        if staged:
+            staged.close()
+        raise
+    return Seen(observation, ctx.clock(), watermark is None, open_jobs, staged)
 
 
 RERUNS_KEPT = timedelta(days=2)  # reruns read each cycle: every open one, and these
@@ -199,6 +223,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
         ({}, jobs, seen.open_jobs) if seen.first else await _known(ctx.store, jobs, seen.open_jobs)
     )
     known_templates = await ctx.store.templates()
+    quiet = seen.staged.templates(known_templates) if seen.staged else {}
+    known_templates.update(quiet)
     found = tracker.diff(
         previous,
         unsettled,
@@ -214,6 +240,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
             reason=ignored.reason,
             reported_status=ignored.status,
         )
+    for name, state in quiet.items():  # written as the staged jobs left them, if not since
+        found.templates.setdefault(name, state)
     templates = {**known_templates, **found.templates}
     for name in timers.watched_templates(ctx.rules, templates):
         if name not in templates:  # the watcher begins watching it now
@@ -458,15 +486,24 @@ async def commit(
             looked_up=measured.looked_up,
             retried=measured.retried,
             reruns=reran,
+            staged=seen.staged,
         )
     )
+
+
+SETTLED_STAGED = 200_000  # staged jobs the next listing may skip unparsed (memory bound)
 
 
 def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     """Tell the settled jobs what the store now holds, for the next cycle's listing."""
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
-    ctx.settled.settle(seen.observation.ended, stored)
+    listed = seen.observation.ended
+    if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
+        staged = seen.staged.statuses(SETTLED_STAGED)
+        stored.update(staged)
+        listed = {**listed, **staged}
+    ctx.settled.settle(listed, stored)
 
 
 def account(

@@ -250,4 +250,5 @@ class Observation:
     skipped: int = 0  # malformed records left out
     unchanged: int = 0  # ended jobs listed again, same status: not parsed, nothing to do
     ended: Mapping[str, str] = field(default_factory=dict)  # listed ended jobs' statuses
+    staged: int = 0  # first poll: ended jobs kept on disk, not in `jobs` (`staging`)
     unfollow: tuple[str, ...] = ()  # gone from the API, or followed for too long

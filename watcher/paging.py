@@ -4,12 +4,26 @@ and the pages requested ahead of the one being read. No HTTP here (`client` asks
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from watcher import payload
 from watcher.models import TERMINAL_STATUSES, Job
+
+
+class Sink(Protocol):
+    """Where a listing puts the jobs it does not keep in memory (`staging.Staged`)."""
+
+    count: int  # distinct jobs taken so far
+
+    def take(self, jobs: Sequence[Job]) -> list[Job]:
+        """Take what it wants of a page's jobs; the rest, to keep."""
+        ...
+
+    def among(self, srefs: Iterable[str]) -> set[str]:
+        """Which of `srefs` it took."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +33,7 @@ class Listing:
     skipped: int
     unchanged: int = 0  # ended jobs listed again with the same status, not parsed
     ended: dict[str, str] = field(default_factory=dict)  # sref -> status, parsed or not
+    sunk: int = 0  # jobs the sink took (not in `jobs`)
 
 
 @dataclass(slots=True)
@@ -30,17 +45,19 @@ class Found:
     skipped: int = 0
     records: int = 0  # on the pages so far, malformed ones included
     widest: int = 0  # the most records one page had
+    sink: Sink | None = None
 
     @property
     def count(self) -> int:
-        return len(self.jobs) + len(self.unchanged)
+        sunk = self.sink.count if self.sink else 0
+        return len(self.jobs) + len(self.unchanged) + sunk
 
     def add(self, listed: payload.Page) -> bool:
         """Take a page in; True if it showed a job the listing had not seen yet."""
         before = self.count
         self.skipped += listed.skipped
         self.unchanged.update(listed.unchanged)
-        for job in listed.jobs:
+        for job in self.sink.take(listed.jobs) if self.sink else listed.jobs:
             known = self.jobs.get(job.sref)
             if known is None or payload.newer(job, known):
                 self.jobs[job.sref] = job
@@ -60,6 +77,9 @@ class Found:
         return listed.count < self.widest
 
     def listing(self, pages: int, settled: Mapping[str, str]) -> Listing:
+        if self.sink:  # listed unfinished, then ended: the ended record (in the sink) wins
+            for sref in self.sink.among(self.jobs):
+                del self.jobs[sref]
         ended = {sref: settled[sref] for sref in self.unchanged}
         ended.update(
             (j.sref, j.status) for j in self.jobs.values() if j.status in TERMINAL_STATUSES
@@ -71,6 +91,7 @@ class Found:
             skipped=self.skipped,
             unchanged=len(self.unchanged),
             ended=ended,
+            sunk=self.sink.count if self.sink else 0,
         )
 
 

@@ -15,7 +15,7 @@ import structlog
 
 from watcher.client import ApiError, Client, JobGone
 from watcher.models import Job, JobState, Observation, Window
-from watcher.paging import Listing
+from watcher.paging import Listing, Sink
 from watcher.settings import PollSettings
 
 log = structlog.get_logger("watcher.poller")
@@ -77,6 +77,7 @@ async def observe(
     now: datetime,
     settled: Mapping[str, str],
     known_between: KnownBetween | None = None,
+    sink: Sink | None = None,
 ) -> Observation:
     """Read the window and follow unfinished jobs. Ended jobs in `settled` that read the
     same are counted, not parsed.
@@ -84,7 +85,8 @@ async def observe(
     Followed jobs are re-read by sref, or, when it is cheaper (`known_between` counts
     the jobs the store knows in a span), by listing the span back to the oldest one.
     The observation names the srefs to stop following: gone from the API, or followed
-    for longer than follow_for.
+    for longer than follow_for. A `sink` takes the window's jobs it wants out of the
+    observation (the first poll's ended jobs: `staging`).
     """
     win = window(watermark, now, poll)
     if win.bounded:
@@ -95,7 +97,7 @@ async def observe(
             hint="poll.max_catch_up limits how far back a restart looks",
         )
     requests_before = client.requests
-    listing = await client.list_jobs(win.start, win.end, settled)
+    listing = await client.list_jobs(win.start, win.end, settled, sink=sink)
     follow, unfollow = to_follow(open_jobs, listing.jobs, now, poll)
     for sref in unfollow:
         log.warning(
@@ -123,6 +125,7 @@ async def observe(
         skipped=listing.skipped,
         unchanged=listing.unchanged,
         ended=listing.ended,
+        staged=listing.sunk,
         unfollow=(*unfollow, *gone),
     )
 
@@ -135,6 +138,7 @@ def _merged(window: Listing, back: Listing) -> Listing:
         skipped=window.skipped + back.skipped,
         unchanged=window.unchanged + back.unchanged,
         ended={**back.ended, **window.ended},
+        sunk=window.sunk + back.sunk,
     )
 
 

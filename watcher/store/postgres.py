@@ -276,6 +276,9 @@ class PgStore(PgOutbox, PgPeople, PgReruns):
             if commit.fence is not None:
                 await _hold(conn, commit.fence)
             await conn.execute(_UPSERT_JOBS, (account, *jobs))
+            for chunk in commit.staged.rows() if commit.staged else ():
+                staged = _columns([(*row, True) for row in chunk], 9)
+                await conn.execute(_UPSERT_JOBS, (account, *staged))
             if unfollowed:
                 await conn.execute(
                     "UPDATE jobs SET followed = FALSE WHERE account = %s AND sref = ANY(%s)",

@@ -69,6 +69,16 @@ def _multi_row(head: str, tail: str, width: int) -> str:
     return f"{head} VALUES {','.join([marks] * _ROWS_A_STATEMENT)}{tail}"
 
 
+_UPSERT_JOBS = (
+    "INSERT INTO jobs (account, sref, status, status_since, first_seen, updated_at,"
+    " started_at, template, name, ended)",
+    " ON CONFLICT (account, sref) DO UPDATE SET status = excluded.status,"
+    " status_since = excluded.status_since, updated_at = excluded.updated_at,"
+    " started_at = excluded.started_at, template = excluded.template,"
+    " name = excluded.name, ended = excluded.ended",
+)
+
+
 class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
@@ -288,14 +298,7 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
     def _write_jobs(self, commit: CycleCommit, stamp: fast.Stamps) -> None:
         when, now, account = commit.now, commit.now.timestamp(), self.account
         self._insert(
-            "INSERT INTO jobs (account, sref, status, status_since, first_seen, updated_at,"
-            " started_at, template, name, ended)",
-            (
-                " ON CONFLICT (account, sref) DO UPDATE SET status = excluded.status,"
-                " status_since = excluded.status_since, updated_at = excluded.updated_at,"
-                " started_at = excluded.started_at, template = excluded.template,"
-                " name = excluded.name, ended = excluded.ended"
-            ),
+            *_UPSERT_JOBS,
             (
                 (
                     account,
@@ -312,6 +315,8 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
                 for s in commit.states  # the hot loop of a large window: no calls
             ),
         )
+        for chunk in commit.staged.rows() if commit.staged else ():
+            self._insert(*_UPSERT_JOBS, ((account, *row, 1) for row in chunk))
         self._db.executemany(
             "UPDATE jobs SET followed = 0 WHERE account = ? AND sref = ?",
             [(account, s) for s in commit.unfollowed],
