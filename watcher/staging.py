@@ -36,12 +36,14 @@ CHUNK = 5_000  # rows a commit statement takes from the file at a time
 
 _SCHEMA = (
     "CREATE TABLE staged (sref TEXT PRIMARY KEY, status TEXT NOT NULL, updated REAL,"
-    " started REAL, template TEXT NOT NULL, name TEXT NOT NULL) WITHOUT ROWID"
+    " started REAL, template TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL)"
+    " WITHOUT ROWID"
 )
-# A job listed twice keeps its newer record, as the in-memory listing does
-# (`payload.newer`: the later updatedAt; a record with one over a record without).
+# A job listed twice keeps its newer record and its first place (`seq`), as the
+# in-memory listing does (`payload.newer`: the later updatedAt; a record with one over
+# a record without), whose order breaks ties below as it does in `tracker`.
 _UPSERT = (
-    "INSERT INTO staged VALUES (?,?,?,?,?,?) ON CONFLICT (sref) DO UPDATE SET"
+    "INSERT INTO staged VALUES (?,?,?,?,?,?,?) ON CONFLICT (sref) DO UPDATE SET"
     " status = excluded.status, updated = excluded.updated, started = excluded.started,"
     " template = excluded.template, name = excluded.name"
     " WHERE excluded.updated IS NOT NULL"
@@ -64,6 +66,30 @@ def open_for(folder: Path | None, now: datetime) -> Staged | None:
         return None
 
 
+# Each template's newest start (of two alike, the first listed).
+_NEWEST = (
+    "SELECT template, started, name FROM (SELECT template, started, name,"
+    " ROW_NUMBER() OVER (PARTITION BY template ORDER BY started DESC, seq) AS n"
+    " FROM staged WHERE template != '' AND started IS NOT NULL) WHERE n = 1"
+)
+# Each template's failures after its last completed job (all of them if none completed:
+# `broken` is 0, and the streak goes on from the one known), in the order they ended.
+_FAILED = ",".join(f"'{status}'" for status in sorted(FAILURE_STATUSES))
+_STREAKS = f"""
+WITH ordered AS (
+    SELECT template, status, ROW_NUMBER() OVER (PARTITION BY template
+        ORDER BY COALESCE(updated, ?1), COALESCE(started, ?2), seq) AS n
+    FROM staged WHERE template != '' AND status != 'cancelled'
+), cut AS (
+    SELECT template, MAX(CASE WHEN status = 'completed' THEN n END) AS reset
+    FROM ordered GROUP BY template
+)
+SELECT template, reset IS NOT NULL,
+    SUM(status IN ({_FAILED}) AND (reset IS NULL OR n > reset))
+FROM ordered JOIN cut USING (template) GROUP BY template
+"""  # noqa: S608  # the statuses are our own constants
+
+
 class Staged:
     """A scratch file of ended jobs first seen this cycle; `take` is the listing's sink."""
 
@@ -78,7 +104,11 @@ class Staged:
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -2048"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute(_SCHEMA)
+        # One transaction for the file's whole life: nobody else reads it, and a commit
+        # a page would write the pages out each time.
+        self._db.execute("BEGIN")
         self.count = 0  # distinct jobs staged
+        self._seq = 0  # the listing's order
 
     def take(self, jobs: Sequence[Job]) -> list[Job]:
         """Stage the ended jobs of a page; return the others (unfinished), in order."""
@@ -86,15 +116,16 @@ class Staged:
         if not ended:
             return list(jobs)
         srefs = {j.sref for j in ended}
-        with self._transaction():
-            self.count += len(srefs - self.among(srefs))
-            self._db.executemany(
-                _UPSERT,
-                (
-                    (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name)
-                    for j in ended
-                ),
-            )
+        self.count += len(srefs - self.among(srefs))
+        seq = self._seq
+        self._seq += len(ended)
+        self._db.executemany(
+            _UPSERT,
+            (
+                (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name, n)
+                for n, j in enumerate(ended, seq)
+            ),
+        )
         return [j for j in jobs if j.status not in TERMINAL_STATUSES]
 
     def among(self, srefs: Iterable[str]) -> set[str]:
@@ -111,30 +142,16 @@ class Staged:
         """Each staged template's state after these jobs: its newest start (for
         `missed`) and its failures in a row (counted as `tracker` counts them: by end,
         then start; cancelled jobs neither break nor extend a streak)."""
-        now = self._now.timestamp()
         out: dict[str, TemplateState] = {}
-        newest = self._db.execute(
-            "SELECT template, MAX(started), name FROM staged"
-            " WHERE template != '' AND started IS NOT NULL GROUP BY template"
-        )
-        for template, started, name in newest:
+        for template, started, name in self._db.execute(_NEWEST):
             state = self._state(template, known, out)
             when = datetime.fromtimestamp(started, UTC)
             if state.last_start is None or when > state.last_start:
                 out[template] = dataclasses.replace(state, last_start=when, last_name=name)
-        ordered = self._db.execute(
-            "SELECT template, status FROM staged WHERE template != '' AND status != 'cancelled'"
-            " ORDER BY template, COALESCE(updated, ?), COALESCE(started, ?)",
-            (now, now),
-        )
-        for template, rows in itertools.groupby(ordered, key=lambda row: str(row[0])):
+        now = self._now.timestamp()
+        for template, broken, failures in self._db.execute(_STREAKS, (now, now)):
             state = self._state(template, known, out)
-            streak = state.streak
-            for _, status in rows:
-                if status in FAILURE_STATUSES:
-                    streak += 1
-                elif status == "completed":
-                    streak = 0
+            streak = failures + (0 if broken else state.streak)
             out[template] = dataclasses.replace(state, streak=streak)
         return out
 
@@ -163,14 +180,6 @@ class Staged:
         self._db.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
 
 
 def remove_leftovers(folder: Path) -> None:

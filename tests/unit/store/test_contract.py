@@ -6,7 +6,7 @@ beside it: tests/unit/store/test_sqlite.py, test_postgres.py."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,6 +108,42 @@ async def test_commit_cycle_writes_states(store: Store) -> None:
     s = state("jobs/1")
     await store.commit_cycle(cycle([s]))
     assert await store.states(["jobs/1"]) == {"jobs/1": s}
+
+
+class Staged:
+    """Staged rows as `staging.Staged` gives them: in chunks, readable twice."""
+
+    def __init__(
+        self, rows: list[tuple[str, str, float, float, float | None, float | None, str, str]]
+    ) -> None:
+        self._rows = rows
+
+    def rows(
+        self,
+    ) -> Iterator[list[tuple[str, str, float, float, float | None, float | None, str, str]]]:
+        yield self._rows[:2]
+        yield self._rows[2:]
+
+
+async def test_commit_cycle_writes_staged_rows_as_ended_states(store: Store) -> None:
+    """The first poll's staged jobs are written beside the cycle's states, as ended."""
+    t0, t1 = T0.timestamp(), T1.timestamp()
+    rows = [
+        (f"jobs/{n}", "completed", t1, t1, t0, t0 - 60, "jobTemplates/1", f"Job {n}")
+        for n in range(5)
+    ]
+    rows[3] = ("jobs/3", "failed", t1, t1, None, None, "", "Job 3")
+    commit = dataclasses.replace(cycle([state("jobs/9")], now=T1), staged=Staged(rows))
+    await store.commit_cycle(commit)
+    ended, unended = await store.seen([f"jobs/{n}" for n in (*range(5), 9)])
+    assert ended == {f"jobs/{n}": "failed" if n == 3 else "completed" for n in range(5)}
+    assert list(unended) == ["jobs/9"]
+    stored = await store.states(["jobs/0", "jobs/3"])
+    assert stored["jobs/0"] == JobState(
+        "jobs/0", "completed", T1, T1, T0, T0 - timedelta(minutes=1), "jobTemplates/1", "Job 0"
+    )
+    assert stored["jobs/3"] == JobState("jobs/3", "failed", T1, T1, None, None, "", "Job 3")
+    assert list(await store.open_jobs()) == ["jobs/9"]
 
 
 async def test_commit_cycle_writes_the_watermark(store: Store) -> None:
