@@ -17,8 +17,9 @@ class Sink(Protocol):
 
     count: int  # distinct jobs taken so far
 
-    def take(self, jobs: Sequence[Job]) -> list[Job]:
-        """Take what it wants of a page's jobs; the rest, to keep."""
+    def take(self, jobs: Sequence[Job], total: int | None) -> list[Job]:
+        """Take what it wants of a page's jobs (`total`: the window's, if the page
+        said); the rest, to keep."""
         ...
 
     def among(self, srefs: Iterable[str]) -> set[str]:
@@ -57,7 +58,7 @@ class Found:
         before = self.count
         self.skipped += listed.skipped
         self.unchanged.update(listed.unchanged)
-        for job in self.sink.take(listed.jobs) if self.sink else listed.jobs:
+        for job in self.sink.take(listed.jobs, listed.total) if self.sink else listed.jobs:
             known = self.jobs.get(job.sref)
             if known is None or payload.newer(job, known):
                 self.jobs[job.sref] = job

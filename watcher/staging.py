@@ -33,21 +33,22 @@ from watcher.store.base import StagedRow
 log = structlog.get_logger("watcher.staging")
 PREFIX = ".watcher-staged-"  # beside the state file; a leftover of a killed cycle is removed
 CHUNK = 5_000  # rows a commit statement takes from the file at a time
+# A window of fewer jobs is held in memory (under 15 MB), where it costs less CPU than
+# the file: decided on the first page, by the total it gives, for the whole listing.
+STAGE_FROM = 20_000
 
 _SCHEMA = (
     "CREATE TABLE staged (sref TEXT PRIMARY KEY, status TEXT NOT NULL, updated REAL,"
     " started REAL, template TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL)"
     " WITHOUT ROWID"
 )
+_INSERT = "INSERT OR IGNORE INTO staged VALUES (?,?,?,?,?,?,?)"
 # A job listed twice keeps its newer record and its first place (`seq`), as the
 # in-memory listing does (`payload.newer`: the later updatedAt; a record with one over
-# a record without), whose order breaks ties below as it does in `tracker`.
-_UPSERT = (
-    "INSERT INTO staged VALUES (?,?,?,?,?,?,?) ON CONFLICT (sref) DO UPDATE SET"
-    " status = excluded.status, updated = excluded.updated, started = excluded.started,"
-    " template = excluded.template, name = excluded.name"
-    " WHERE excluded.updated IS NOT NULL"
-    " AND (staged.updated IS NULL OR excluded.updated > staged.updated)"
+# a record without); the listing's order breaks ties below, as it does in `tracker`.
+_NEWER = (
+    "UPDATE staged SET status = ?, updated = ?, started = ?, template = ?, name = ?"
+    " WHERE sref = ? AND ? IS NOT NULL AND (updated IS NULL OR ? > updated)"
 )
 
 
@@ -64,30 +65,6 @@ def open_for(folder: Path | None, now: datetime) -> Staged | None:
             hint="the first poll's ended jobs are staged in a scratch file there",
         )
         return None
-
-
-# Each template's newest start (of two alike, the first listed).
-_NEWEST = (
-    "SELECT template, started, name FROM (SELECT template, started, name,"
-    " ROW_NUMBER() OVER (PARTITION BY template ORDER BY started DESC, seq) AS n"
-    " FROM staged WHERE template != '' AND started IS NOT NULL) WHERE n = 1"
-)
-# Each template's failures after its last completed job (all of them if none completed:
-# `broken` is 0, and the streak goes on from the one known), in the order they ended.
-_FAILED = ",".join(f"'{status}'" for status in sorted(FAILURE_STATUSES))
-_STREAKS = f"""
-WITH ordered AS (
-    SELECT template, status, ROW_NUMBER() OVER (PARTITION BY template
-        ORDER BY COALESCE(updated, ?1), COALESCE(started, ?2), seq) AS n
-    FROM staged WHERE template != '' AND status != 'cancelled'
-), cut AS (
-    SELECT template, MAX(CASE WHEN status = 'completed' THEN n END) AS reset
-    FROM ordered GROUP BY template
-)
-SELECT template, reset IS NOT NULL,
-    SUM(status IN ({_FAILED}) AND (reset IS NULL OR n > reset))
-FROM ordered JOIN cut USING (template) GROUP BY template
-"""  # noqa: S608  # the statuses are our own constants
 
 
 class Staged:
@@ -109,23 +86,30 @@ class Staged:
         self._db.execute("BEGIN")
         self.count = 0  # distinct jobs staged
         self._seq = 0  # the listing's order
+        self.on: bool | None = None  # staging, once the first page has told
 
-    def take(self, jobs: Sequence[Job]) -> list[Job]:
-        """Stage the ended jobs of a page; return the others (unfinished), in order."""
-        ended = [j for j in jobs if j.status in TERMINAL_STATUSES]
+    def take(self, jobs: Sequence[Job], total: int | None) -> list[Job]:
+        """Stage the ended jobs of a page, if the listing is large (`total`, the
+        page's count of the whole window, None if not given); return the others."""
+        if self.on is None:
+            self.on = total is None or total >= STAGE_FROM
+        if not self.on:
+            return list(jobs)
+        ended = [
+            (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name)
+            for j in jobs
+            if j.status in TERMINAL_STATUSES
+        ]
         if not ended:
             return list(jobs)
-        srefs = {j.sref for j in ended}
-        self.count += len(srefs - self.among(srefs))
+        before = self._db.total_changes
         seq = self._seq
         self._seq += len(ended)
-        self._db.executemany(
-            _UPSERT,
-            (
-                (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name, n)
-                for n, j in enumerate(ended, seq)
-            ),
-        )
+        self._db.executemany(_INSERT, ((*row, n) for n, row in enumerate(ended, seq)))
+        new = self._db.total_changes - before
+        self.count += new
+        if new < len(ended):  # listed before (a shifted page): keep the newer record
+            self._db.executemany(_NEWER, ((*row[1:], row[0], row[2], row[2]) for row in ended))
         return [j for j in jobs if j.status not in TERMINAL_STATUSES]
 
     def among(self, srefs: Iterable[str]) -> set[str]:
@@ -140,18 +124,41 @@ class Staged:
 
     def templates(self, known: dict[str, TemplateState]) -> dict[str, TemplateState]:
         """Each staged template's state after these jobs: its newest start (for
-        `missed`) and its failures in a row (counted as `tracker` counts them: by end,
-        then start; cancelled jobs neither break nor extend a streak)."""
+        `missed`; of two alike, the first listed) and its failures in a row (as
+        `tracker` counts them: in the order the jobs ended, then started, then were
+        listed; cancelled jobs neither break nor extend a streak). Plain scans, no sort:
+        SQLite's sort of the whole file costs more than these loops."""
+        now = self._now.timestamp()
+        newest: dict[str, tuple[float, int, str]] = {}  # template -> (start, -seq, name)
+        cut: dict[str, tuple[float, float, int]] = {}  # template -> its last completion
+        failures: list[tuple[str, tuple[float, float, int]]] = []
+        scan = self._db.execute(
+            "SELECT template, status, updated, started, seq, name FROM staged WHERE template != ''"
+        )
+        for template, status, updated, started, seq, name in scan:
+            if started is not None:
+                top = newest.get(template)
+                if top is None or (started, -seq) > top[:2]:
+                    newest[template] = (started, -seq, name)
+            key = (now if updated is None else updated, now if started is None else started, seq)
+            if status == "completed":
+                if template not in cut or key > cut[template]:
+                    cut[template] = key
+            elif status in FAILURE_STATUSES:
+                failures.append((template, key))
         out: dict[str, TemplateState] = {}
-        for template, started, name in self._db.execute(_NEWEST):
+        for template, (started, _, name) in newest.items():
             state = self._state(template, known, out)
             when = datetime.fromtimestamp(started, UTC)
             if state.last_start is None or when > state.last_start:
                 out[template] = dataclasses.replace(state, last_start=when, last_name=name)
-        now = self._now.timestamp()
-        for template, broken, failures in self._db.execute(_STREAKS, (now, now)):
+        streaks = dict.fromkeys(cut, 0)
+        for template, key in failures:
+            if template not in cut or key > cut[template]:
+                streaks[template] = streaks.get(template, 0) + 1
+        for template, count in streaks.items():
             state = self._state(template, known, out)
-            streak = failures + (0 if broken else state.streak)
+            streak = count if template in cut else state.streak + count
             out[template] = dataclasses.replace(state, streak=streak)
         return out
 

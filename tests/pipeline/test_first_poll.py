@@ -65,9 +65,20 @@ async def first_poll(sim: SimulatorHandle, folder: Path) -> tuple[Daemon, Path]:
 async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+    staged_counts: list[int] = []
+    close = staging.Staged.close
+
+    def counted(self: staging.Staged) -> None:
+        staged_counts.append(self.count)
+        close(self)
+
+    monkeypatch.setattr(staging.Staged, "close", counted)
     world.clock = lambda: NOW
     fill(world, 600)
     staged, staged_path = await first_poll(sim, tmp_path / "staged")
+    ended = sum(1 for j in world.jobs() if j.status not in ("running", "pending"))
+    assert staged_counts == [ended]
     report = staged.accounts["default"].last_report
     await staged.close()
     monkeypatch.setattr(staging, "open_for", lambda folder, now: None)

@@ -45,23 +45,23 @@ def staged(tmp_path: Path) -> Staged:
 
 def test_take_keeps_the_unfinished_jobs_in_order_and_stages_the_ended(staged: Staged) -> None:
     jobs = [job(1, "running"), job(2, "failed"), job(3, "pending"), job(4, "completed")]
-    assert [j.sref for j in staged.take(jobs)] == ["jobs/1", "jobs/3"]
+    assert [j.sref for j in staged.take(jobs, None)] == ["jobs/1", "jobs/3"]
     assert staged.count == 2
     assert staged.among(["jobs/1", "jobs/2", "jobs/4", "jobs/9"]) == {"jobs/2", "jobs/4"}
 
 
 def test_a_job_listed_twice_counts_once_and_keeps_its_newer_record(staged: Staged) -> None:
     later = NOW - timedelta(minutes=10)
-    staged.take([job(1, "failed")])
-    staged.take([job(1, "completed", updated=later), job(2, "failed")])
-    staged.take([job(1, "expired")])  # older than the completed record: ignored
+    staged.take([job(1, "failed")], None)
+    staged.take([job(1, "completed", updated=later), job(2, "failed")], None)
+    staged.take([job(1, "expired")], None)  # older than the completed record: ignored
     assert staged.count == 2
     rows = [row for chunk in staged.rows() for row in chunk]
     assert sorted((r[0], r[1]) for r in rows) == [("jobs/1", "completed"), ("jobs/2", "failed")]
 
 
 def test_rows_are_the_first_sightings_of_ended_jobs_and_can_be_read_twice(staged: Staged) -> None:
-    staged.take([job(n, "completed") for n in range(staging.CHUNK + 3)])
+    staged.take([job(n, "completed") for n in range(staging.CHUNK + 3)], None)
     chunks = list(staged.rows())
     assert [len(c) for c in chunks] == [staging.CHUNK, 3]
     assert list(staged.rows()) == chunks  # a retried commit reads them again
@@ -101,10 +101,17 @@ def test_templates_match_what_the_in_memory_diff_makes(tmp_path: Path, seed: int
     stage = Staged(tmp_path, NOW)
     try:
         for start in range(0, len(jobs), 10):  # a page at a time
-            stage.take(jobs[start : start + 10])
+            stage.take(jobs[start : start + 10], None)
         assert stage.templates(known) == expected
     finally:
         stage.close()
+
+
+def test_a_small_window_stays_in_memory_as_its_first_page_says(staged: Staged) -> None:
+    jobs = [job(1, "failed"), job(2, "running")]
+    assert staged.take(jobs, staging.STAGE_FROM - 1) == jobs
+    assert staged.take(jobs, staging.STAGE_FROM + 5) == jobs  # decided on the first page
+    assert staged.count == 0
 
 
 def test_the_file_goes_when_closed_and_a_dead_process_leftover_at_the_next(tmp_path: Path) -> None:
