@@ -182,8 +182,9 @@ async def observe(ctx: Context) -> Seen:
     now = ctx.clock()
     quiet = watermark is None and not ctx.poll.alert_on_first_run
     staged = staging.open_for(ctx.scratch, now) if quiet else None
-    try:
-        observation = await poller.observe(
+
+    async def listed(sink: Staged | None) -> Observation:
+        return await poller.observe(
             ctx.client,
             ctx.poll,
             watermark,
@@ -191,8 +192,17 @@ async def observe(ctx: Context) -> Seen:
             now,
             ctx.settled.statuses,
             ctx.store.count_started_between,
-            staged,
+            sink,
         )
+
+    try:
+        observation = await listed(staged)
+    except staging.StagingFailed as exc:
+        assert staged is not None  # only a scratch file fails so
+        staged.close()
+        staged = None
+        log.warning("first_poll_in_memory", error=str(exc), hint="the window is read again")
+        observation = await listed(None)
     except BaseException:
         if staged:
             staged.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Job, TemplateState
-from watcher.store.base import StagedRow
+from watcher.store.base import StagedRow, StoreError
 
 log = structlog.get_logger("watcher.staging")
 PREFIX = ".watcher-staged-"  # beside the state file; a leftover of a killed cycle is removed
@@ -36,6 +36,9 @@ CHUNK = 5_000  # rows a commit statement takes from the file at a time
 # A window of fewer jobs is held in memory (under 15 MB), where it costs less CPU than
 # the file: decided on the first page, by the total it gives, for the whole listing.
 STAGE_FROM = 20_000
+# The file's bound (about 85 bytes a job: 2.4M jobs); past it the listing starts again in
+# memory. The Kubernetes manifests give /tmp room for it where the state is not a file.
+MAX_BYTES = 200 * 2**20
 
 _SCHEMA = (
     "CREATE TABLE staged (sref TEXT PRIMARY KEY, status TEXT NOT NULL, updated REAL,"
@@ -80,6 +83,8 @@ class Staged:
         self._db = sqlite3.connect(self.path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -2048"):
             self._db.execute(f"PRAGMA {pragma}")
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA max_page_count = {max(MAX_BYTES // page, 16)}")
         self._db.execute(_SCHEMA)
         # One transaction for the file's whole life: nobody else reads it, and a commit
         # a page would write the pages out each time.
@@ -93,74 +98,81 @@ class Staged:
         page's count of the whole window, None if not given); return the others."""
         if self.on is None:
             self.on = total is None or total >= STAGE_FROM
-        if not self.on:
-            return list(jobs)
         ended = [
             (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name)
             for j in jobs
-            if j.status in TERMINAL_STATUSES
+            if self.on and j.status in TERMINAL_STATUSES
         ]
         if not ended:
             return list(jobs)
-        before = self._db.total_changes
         seq = self._seq
         self._seq += len(ended)
-        self._db.executemany(_INSERT, ((*row, n) for n, row in enumerate(ended, seq)))
-        new = self._db.total_changes - before
+        with self._scratch():
+            before = self._db.total_changes
+            self._db.executemany(_INSERT, ((*row, n) for n, row in enumerate(ended, seq)))
+            new = self._db.total_changes - before
+            if new < len(ended):  # listed before (a shifted page): keep the newer record
+                self._db.executemany(_NEWER, ((*r[1:], r[0], r[2], r[2]) for r in ended))
         self.count += new
-        if new < len(ended):  # listed before (a shifted page): keep the newer record
-            self._db.executemany(_NEWER, ((*row[1:], row[0], row[2], row[2]) for row in ended))
         return [j for j in jobs if j.status not in TERMINAL_STATUSES]
 
     def among(self, srefs: Iterable[str]) -> set[str]:
         """Which of `srefs` are staged (a job listed both unfinished and ended: the
         ended record wins, a terminal status being final)."""
         found: set[str] = set()
-        for batch in _batches(srefs, 500):
-            marks = ",".join("?" * len(batch))
-            sql = f"SELECT sref FROM staged WHERE sref IN ({marks})"  # noqa: S608  # marks only
-            found.update(row[0] for row in self._db.execute(sql, batch))
+        with self._scratch():
+            for batch in _batches(srefs, 500):
+                marks = ",".join("?" * len(batch))
+                sql = f"SELECT sref FROM staged WHERE sref IN ({marks})"  # noqa: S608  # marks only
+                found.update(row[0] for row in self._db.execute(sql, batch))
         return found
 
     def templates(self, known: dict[str, TemplateState]) -> dict[str, TemplateState]:
-        """Each staged template's state after these jobs: its newest start (for
-        `missed`; of two alike, the first listed) and its failures in a row (as
-        `tracker` counts them: in the order the jobs ended, then started, then were
-        listed; cancelled jobs neither break nor extend a streak). Plain scans, no sort:
-        SQLite's sort of the whole file costs more than these loops."""
-        now = self._now.timestamp()
-        newest: dict[str, tuple[float, int, str]] = {}  # template -> (start, -seq, name)
-        cut: dict[str, tuple[float, float, int]] = {}  # template -> its last completion
-        failures: list[tuple[str, tuple[float, float, int]]] = []
-        scan = self._db.execute(
-            "SELECT template, status, updated, started, seq, name FROM staged WHERE template != ''"
-        )
-        for template, status, updated, started, seq, name in scan:
-            if started is not None:
-                top = newest.get(template)
-                if top is None or (started, -seq) > top[:2]:
-                    newest[template] = (started, -seq, name)
-            key = (now if updated is None else updated, now if started is None else started, seq)
-            if status == "completed":
-                if template not in cut or key > cut[template]:
-                    cut[template] = key
-            elif status in FAILURE_STATUSES:
-                failures.append((template, key))
+        """Each staged template's state after these jobs, over what was `known`: its
+        newest start (for `missed`) and its failures in a row."""
+        with self._scratch():
+            newest, streaks = self._scan()
         out: dict[str, TemplateState] = {}
         for template, (started, _, name) in newest.items():
             state = self._state(template, known, out)
             when = datetime.fromtimestamp(started, UTC)
             if state.last_start is None or when > state.last_start:
                 out[template] = dataclasses.replace(state, last_start=when, last_name=name)
-        streaks = dict.fromkeys(cut, 0)
-        for template, key in failures:
-            if template not in cut or key > cut[template]:
-                streaks[template] = streaks.get(template, 0) + 1
-        for template, count in streaks.items():
+        for template, (broken, failures) in streaks.items():
             state = self._state(template, known, out)
-            streak = count if template in cut else state.streak + count
+            streak = failures + (0 if broken else state.streak)
             out[template] = dataclasses.replace(state, streak=streak)
         return out
+
+    def _scan(self) -> tuple[dict[str, tuple[float, int, str]], dict[str, tuple[bool, int]]]:
+        """One plain scan (SQLite's sort of the whole file costs more than this loop):
+        template -> (newest start, -its place, its name), the first listed of two
+        alike; template -> (a completed job broke the streak, failures after the last
+        one), in the order the jobs ended, then started, then were listed, as `tracker`
+        counts; cancelled jobs neither break nor extend a streak."""
+        now = self._now.timestamp()
+        newest: dict[str, tuple[float, int, str]] = {}
+        cut: dict[str, tuple[float, float, int]] = {}  # template -> its last completion
+        failed: list[tuple[str, tuple[float, float, int]]] = []
+        scan = (
+            "SELECT template, status, updated, started, seq, name FROM staged WHERE template != ''"
+        )
+        for template, status, updated, started, seq, name in self._db.execute(scan):
+            if started is not None and (
+                template not in newest or (started, -seq) > newest[template][:2]
+            ):
+                newest[template] = (started, -seq, name)
+            key = (now if updated is None else updated, now if started is None else started, seq)
+            if status == "completed" and (template not in cut or key > cut[template]):
+                cut[template] = key
+            elif status in FAILURE_STATUSES:
+                failed.append((template, key))
+        streaks = dict.fromkeys(cut, (True, 0))
+        for template, key in failed:
+            if template not in cut or key > cut[template]:
+                broken, count = streaks.get(template, (False, 0))
+                streaks[template] = (broken, count + 1)
+        return newest, streaks
 
     def _state(
         self, template: str, known: dict[str, TemplateState], out: dict[str, TemplateState]
@@ -173,20 +185,33 @@ class Staged:
         first seen, updated, started, template, name); may be read more than once (a
         commit retried on a new connection)."""
         now = self._now.timestamp()
-        cursor = self._db.execute(
-            "SELECT sref, status, ?, ?, updated, started, template, name FROM staged", (now, now)
-        )
-        while chunk := cursor.fetchmany(CHUNK):
-            yield chunk
+        sql = "SELECT sref, status, ?, ?, updated, started, template, name FROM staged"
+        with self._scratch():
+            cursor = self._db.execute(sql, (now, now))
+            while chunk := cursor.fetchmany(CHUNK):
+                yield chunk
 
     def statuses(self, limit: int) -> dict[str, str]:
         """sref -> status of at most `limit` staged jobs (for the next cycle's listing)."""
-        return dict(self._db.execute("SELECT sref, status FROM staged LIMIT ?", (limit,)))
+        with self._scratch():
+            return dict(self._db.execute("SELECT sref, status FROM staged LIMIT ?", (limit,)))
 
     def close(self) -> None:
         self._db.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    @contextlib.contextmanager
+    def _scratch(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StagingFailed(f"the first poll's scratch file {self.path}: {exc}") from None
+
+
+class StagingFailed(StoreError):
+    """The scratch file could not be written or read (a full disk, say): the listing
+    starts again in memory; later, the cycle fails and the store is left as it was."""
 
 
 def remove_leftovers(folder: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.conftest import config_document
 from watcher import staging
@@ -23,13 +24,13 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 STATUSES = ("completed", "completed", "failed", "expired", "cancelled", "running", "pending")
 
 
-def fill(world: World, count: int) -> None:
+def fill(world: World, count: int, spacing: int = 5) -> None:
     """`count` jobs of five templates, each started at its own second (which of two
     jobs started in the same second is a template's last is not defined; the unit
     tests of `staging` hold ties among staged jobs to the listing's order)."""
     rng = random.Random(7)
     for n in rng.sample(range(count), count):  # listed out of the order they started
-        started = NOW - timedelta(seconds=5 * n + 5)
+        started = NOW - timedelta(seconds=spacing * (n + 1))
         job = world.add_job(
             name=f"Job {n}",
             status=rng.choice(STATUSES),
@@ -89,3 +90,22 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     assert rows(staged_path) == rows(held_path)
     assert len(rows(staged_path)["jobs"]) == 600
     assert not list((tmp_path / "staged" / "state").glob(f"{staging.PREFIX}*"))
+
+
+async def test_a_full_scratch_file_reads_the_window_again_in_memory(
+    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scratch file reaches its bound (SQLite says the database is full) halfway:
+    the first poll says so and reads the window again, held in memory; nothing is lost."""
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+    monkeypatch.setattr(staging, "MAX_BYTES", 64 * 1024)  # a few pages of the file
+    world.clock = lambda: NOW
+    fill(world, 3000, spacing=1)  # all within the first poll's hour
+    with structlog.testing.capture_logs() as logged:
+        daemon, path = await first_poll(sim, tmp_path)
+        await daemon.close()
+    fallback = [e for e in logged if e["event"] == "first_poll_in_memory"]
+    assert len(fallback) == 1
+    assert "full" in fallback[0]["error"]
+    assert len(rows(path)["jobs"]) == 3000
+    assert not list(path.parent.glob(f"{staging.PREFIX}*"))
