@@ -22,14 +22,16 @@ from watcher.simulator.runner import running_simulator
 from watcher.simulator.world import World
 
 TEMPLATES = 50
-MIXED = (("completed", 70), ("failed", 10), ("expired", 5), ("running", 10), ("pending", 5))
+MIXES = {
+    "mixed": (("completed", 70), ("failed", 10), ("expired", 5), ("running", 10), ("pending", 5)),
+    "ended": (("completed", 80), ("failed", 12), ("expired", 5), ("cancelled", 3)),
+    "failed": (("failed", 1),),
+}
 
 
 def _status(rng: random.Random, mix: str) -> str:
-    if mix == "failed":
-        return "failed"
-    statuses = [s for s, _ in MIXED]
-    return rng.choices(statuses, weights=[w for _, w in MIXED])[0]
+    weights = MIXES[mix]
+    return rng.choices([s for s, _ in weights], weights=[w for _, w in weights])[0]
 
 
 def _add(
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=0, help="jobs in the recent window")
     parser.add_argument("--spread", type=float, default=1800.0, help="seconds they span")
-    parser.add_argument("--mix", choices=("mixed", "failed"), default="mixed")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="mixed")
     parser.add_argument("--old-running", type=int, default=0, help="running jobs from long ago")
     parser.add_argument("--old-from", type=float, default=3.0, help="hours ago, youngest")
     parser.add_argument("--old-to", type=float, default=6.0, help="hours ago, oldest")

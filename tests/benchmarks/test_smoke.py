@@ -35,7 +35,8 @@ def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert {"jobs", "pages", "limit", "limit_parallel", "sqlite", "alerting"} <= set(poll)
     assert {"first", "steady", "peak_rss_mb", "base_rss_mb"} <= set(poll["sqlite"])
     assert {"wall", "cpu", "cpu_vs_limit", "wall_vs_parallel"} <= set(poll["sqlite"]["first"])
-    assert {"reference", "large", "growth"} <= set(results["window"])
+    assert set(results["window"]["mixes"]) == {"mixed", "ended"}
+    assert {"reference", "large", "growth"} <= set(results["window"]["mixes"]["ended"])
     assert {"requests", "minimum"} <= set(results["follow"])
     assert {"empty", "history", "ratio", "state_file_bytes"} <= set(results["history"])
     assert {"fast_seconds", "slow_seconds", "alerts_per_second"} <= set(results["burst"])
