@@ -168,7 +168,7 @@ async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleRep
         skipped=observation.skipped,
         events=kinds.total(),
         alerts=queued,
-        followed=len(changes.open_after),
+        followed=len(changes.open_after) + (seen.staged.unfinished() if seen.staged else 0),
         seconds=time.monotonic() - started,
     )
 
@@ -181,7 +181,7 @@ async def observe(ctx: Context) -> Seen:
     open_jobs = await ctx.store.open_jobs()
     now = ctx.clock()
     quiet = watermark is None and not ctx.poll.alert_on_first_run
-    staged = staging.open_for(ctx.scratch, now) if quiet else None
+    staged = staging.open_for(ctx.scratch, now, _held(ctx, now)) if quiet else None
 
     async def listed(sink: Staged | None) -> Observation:
         return await poller.observe(
@@ -208,6 +208,22 @@ async def observe(ctx: Context) -> Seen:
             staged.close()
         raise
     return Seen(observation, ctx.clock(), watermark is None, open_jobs, staged)
+
+
+def _held(ctx: Context, now: datetime) -> staging.Keep:
+    """Which unfinished jobs of a first poll stay in memory: those that could make an
+    event this cycle (a rule wants their status, or a `stuck` rule's time has come);
+    the rest are staged (`staging`). With `explain`, every one (each event is made)."""
+    router = rules.Router(ctx.rules)
+    stuck = [r for r in ctx.rules if r.match.event is EventKind.STUCK]
+
+    def keep(job: Job) -> bool:
+        if ctx.explain or router.wants(EventKind.TRANSITION, job.status):
+            return True
+        state = fast.first_state(job, now)
+        return bool(stuck) and bool(timers.stuck([job], {job.sref: state}, stuck, now))
+
+    return keep
 
 
 RERUNS_KEPT = timedelta(days=2)  # reruns read each cycle: every open one, and these
@@ -252,6 +268,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
         )
     for name, state in quiet.items():  # written as the staged jobs left them, if not since
         found.templates.setdefault(name, state)
+    if seen.staged:  # their first sightings, which no rule wanted (else they were held)
+        found.unrouted[EventKind.TRANSITION] += seen.staged.unfinished()
     templates = {**known_templates, **found.templates}
     for name in timers.watched_templates(ctx.rules, templates):
         if name not in templates:  # the watcher begins watching it now

@@ -1,13 +1,14 @@
-"""The first poll's ended jobs, kept on disk while the window is read.
+"""The first poll's jobs, kept on disk while the window is read.
 
 The first poll ever records the jobs that had already ended without an event for them
 (`poll.alert_on_first_run: false`), and such a window can hold a million jobs. Held as
 objects until the commit, they would cost the daemon about 650 bytes each (700 MB for
-a million); here each page's ended jobs go to a scratch SQLite file as the page is read,
-and only the unfinished ones stay in memory for the rest of the cycle. What the
-cycle needs of the staged jobs is read back from the file: each template's last start
-and failure streak (an ordered scan, a template at a time), the rows for the commit
-(in chunks), and the statuses for the next cycle's listing.
+a million); here each page's jobs go to a scratch SQLite file as the page is read, but
+for the unfinished ones that could make an event this cycle (the cycle's `keep`: a rule
+wants their status, or they are stuck already), which stay in memory. What the cycle
+needs of the staged jobs is read back from the file: each template's last start and
+failure streak (one scan), the rows for the commit (in chunks), how many are followed,
+and the statuses of the ended ones for the next cycle's listing.
 
 The file is scratch, not state: no journal, no fsync, deleted when the cycle ends, and
 a file left by a killed process is deleted by the next cycle that stages.
@@ -21,7 +22,7 @@ import itertools
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,44 +43,48 @@ MAX_BYTES = 200 * 2**20
 
 _SCHEMA = (
     "CREATE TABLE staged (sref TEXT PRIMARY KEY, status TEXT NOT NULL, updated REAL,"
-    " started REAL, template TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL)"
-    " WITHOUT ROWID"
+    " started REAL, template TEXT NOT NULL, name TEXT NOT NULL, since REAL NOT NULL,"
+    " ended INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID"
 )
-_INSERT = "INSERT OR IGNORE INTO staged VALUES (?,?,?,?,?,?,?)"
+_INSERT = "INSERT OR IGNORE INTO staged VALUES (?,?,?,?,?,?,?,?,?)"
 # A job listed twice keeps its newer record and its first place (`seq`), as the
 # in-memory listing does (`payload.newer`: the later updatedAt; a record with one over
 # a record without); the listing's order breaks ties below, as it does in `tracker`.
 _NEWER = (
-    "UPDATE staged SET status = ?, updated = ?, started = ?, template = ?, name = ?"
-    " WHERE sref = ? AND ? IS NOT NULL AND (updated IS NULL OR ? > updated)"
+    "UPDATE staged SET status = ?, updated = ?, started = ?, template = ?, name = ?,"
+    " since = ?, ended = ? WHERE sref = ? AND ? IS NOT NULL AND (updated IS NULL OR ? > updated)"
 )
 
 
-def open_for(folder: Path | None, now: datetime) -> Staged | None:
+Keep = Callable[[Job], bool]  # an unfinished job the cycle must hold in memory
+
+
+def open_for(folder: Path | None, now: datetime, keep: Keep) -> Staged | None:
     """A scratch file in `folder` (None: the temporary folder), or None if none can be
     made there: the first poll then holds its jobs in memory, as any other does."""
     try:
-        return Staged(folder, now)
+        return Staged(folder, now, keep)
     except (OSError, sqlite3.Error) as exc:
         log.warning(
             "first_poll_in_memory",
             folder=str(folder or tempfile.gettempdir()),
             error=str(exc),
-            hint="the first poll's ended jobs are staged in a scratch file there",
+            hint="the first poll's jobs are staged in a scratch file there",
         )
         return None
 
 
 class Staged:
-    """A scratch file of ended jobs first seen this cycle; `take` is the listing's sink."""
+    """A scratch file of the jobs first seen this cycle; `take` is the listing's sink."""
 
-    def __init__(self, folder: Path | None, now: datetime) -> None:
+    def __init__(self, folder: Path | None, now: datetime, keep: Keep = bool) -> None:
         if folder is not None:
             remove_leftovers(folder)
         handle, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", suffix=".db", dir=folder)
         os.close(handle)
         self.path = Path(name)
         self._now = now
+        self._keep = keep
         self._db = sqlite3.connect(self.path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -2048"):
             self._db.execute(f"PRAGMA {pragma}")
@@ -94,27 +99,45 @@ class Staged:
         self.on: bool | None = None  # staging, once the first page has told
 
     def take(self, jobs: Sequence[Job], total: int | None) -> list[Job]:
-        """Stage the ended jobs of a page, if the listing is large (`total`, the
-        page's count of the whole window, None if not given); return the others."""
+        """Stage a page's jobs, if the listing is large (`total`, the page's count of
+        the whole window, None if not given); return those to hold, in order."""
         if self.on is None:
             self.on = total is None or total >= STAGE_FROM
-        ended = [
-            (j.sref, j.status, _ts(j.updated_at), _ts(j.started_at), j.template, j.name)
-            for j in jobs
-            if self.on and j.status in TERMINAL_STATUSES
-        ]
-        if not ended:
+        if not self.on:
             return list(jobs)
+        held = [j for j in jobs if j.status not in TERMINAL_STATUSES and self._keep(j)]
+        if len(held) == len(jobs):
+            return held
+        kept = {id(j) for j in held}
+        staged = [self._row(j) for j in jobs if id(j) not in kept]
         seq = self._seq
-        self._seq += len(ended)
+        self._seq += len(staged)
         with self._scratch():
             before = self._db.total_changes
-            self._db.executemany(_INSERT, ((*row, n) for n, row in enumerate(ended, seq)))
+            self._db.executemany(_INSERT, ((*row, n) for n, row in enumerate(staged, seq)))
             new = self._db.total_changes - before
-            if new < len(ended):  # listed before (a shifted page): keep the newer record
-                self._db.executemany(_NEWER, ((*r[1:], r[0], r[2], r[2]) for r in ended))
+            if new < len(staged):  # listed before (a shifted page): keep the newer record
+                self._db.executemany(_NEWER, ((*r[1:], r[0], r[2], r[2]) for r in staged))
         self.count += new
-        return [j for j in jobs if j.status not in TERMINAL_STATUSES]
+        return held
+
+    def _row(self, job: Job) -> tuple[object, ...]:
+        """A job's row: since when it has had its status as `fast.first_state` says (a
+        job first seen running has run since it started), and whether it has ended."""
+        now, started = self._now, job.started_at
+        running = job.status == "running" and started is not None and started < now
+        since = started if running and started is not None else now
+        ended = job.status in TERMINAL_STATUSES
+        return (
+            job.sref,
+            job.status,
+            _ts(job.updated_at),
+            _ts(started),
+            job.template,
+            job.name,
+            since.timestamp(),
+            ended,
+        )
 
     def among(self, srefs: Iterable[str]) -> set[str]:
         """Which of `srefs` are staged (a job listed both unfinished and ended: the
@@ -182,19 +205,27 @@ class Staged:
 
     def rows(self) -> Iterator[list[StagedRow]]:
         """The job rows for the commit, CHUNK at a time: (sref, status, status since,
-        first seen, updated, started, template, name); may be read more than once (a
-        commit retried on a new connection)."""
-        now = self._now.timestamp()
-        sql = "SELECT sref, status, ?, ?, updated, started, template, name FROM staged"
+        first seen, updated, started, template, name, ended); may be read more than once
+        (a commit retried on a new connection)."""
+        sql = "SELECT sref, status, since, ?, updated, started, template, name, ended FROM staged"
         with self._scratch():
-            cursor = self._db.execute(sql, (now, now))
+            cursor = self._db.execute(sql, (self._now.timestamp(),))
             while chunk := cursor.fetchmany(CHUNK):
-                yield chunk
+                yield [(*row[:8], row[8] == 1) for row in chunk]
+
+    def unfinished(self) -> int:
+        """How many staged jobs have not ended (followed from now on)."""
+        with self._scratch():
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM staged WHERE ended = 0").fetchone()[0]
+            )
 
     def statuses(self, limit: int) -> dict[str, str]:
-        """sref -> status of at most `limit` staged jobs (for the next cycle's listing)."""
+        """sref -> status of at most `limit` staged jobs that have ended (for the next
+        cycle's listing)."""
+        sql = "SELECT sref, status FROM staged WHERE ended = 1 LIMIT ?"
         with self._scratch():
-            return dict(self._db.execute("SELECT sref, status FROM staged LIMIT ?", (limit,)))
+            return dict(self._db.execute(sql, (limit,)))
 
     def close(self) -> None:
         self._db.close()

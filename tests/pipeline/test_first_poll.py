@@ -55,17 +55,32 @@ def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         db.close()
 
 
-async def first_poll(sim: SimulatorHandle, folder: Path) -> tuple[Daemon, Path]:
+STUCK = {"name": "stuck", "match": {"event": "stuck", "after": "30m"}, "notify": ["hook"]}
+
+
+async def first_poll(
+    sim: SimulatorHandle,
+    folder: Path,
+    extra: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> tuple[Daemon, Path]:
     doc = config_document(sim, folder, {"hook": "json://127.0.0.1:9/x"})
+    doc["rules"] += extra
     doc["api"]["page_size"] = 25
     daemon = Daemon(Settings(**doc), clock=lambda: NOW)
     assert await daemon.poll_once()
     return daemon, Path(doc["state"]["path"])
 
 
+@pytest.mark.parametrize("extra", [[], [STUCK]], ids=["failures", "and stuck after 30m"])
 async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
-    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatorHandle,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[dict[str, Any]],
 ) -> None:
+    """Every job row, template and event the same; running jobs a stuck rule fires
+    for are held in memory, the other unfinished jobs staged as followed."""
     monkeypatch.setattr(staging, "STAGE_FROM", 100)
     staged_counts: list[int] = []
     close = staging.Staged.close
@@ -77,16 +92,18 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     monkeypatch.setattr(staging.Staged, "close", counted)
     world.clock = lambda: NOW
     fill(world, 600)
-    staged, staged_path = await first_poll(sim, tmp_path / "staged")
-    ended = sum(1 for j in world.jobs() if j.status not in ("running", "pending"))
-    assert staged_counts == [ended]
+    staged, staged_path = await first_poll(sim, tmp_path / "staged", extra)
+    assert staged_counts[0] > 0
     report = staged.accounts["default"].last_report
     await staged.close()
-    monkeypatch.setattr(staging, "open_for", lambda folder, now: None)
-    held, held_path = await first_poll(sim, tmp_path / "held")
+    monkeypatch.setattr(staging, "open_for", lambda folder, now, keep: None)
+    held, held_path = await first_poll(sim, tmp_path / "held", extra)
     await held.close()
+    held_report = held.accounts["default"].last_report
     assert report is not None
-    assert report.jobs_seen == 600
+    assert held_report is not None
+    assert (report.jobs_seen, report.followed) == (600, held_report.followed)
+    assert report.events == held_report.events
     assert rows(staged_path) == rows(held_path)
     assert len(rows(staged_path)["jobs"]) == 600
     assert not list((tmp_path / "staged" / "state").glob(f"{staging.PREFIX}*"))

@@ -50,6 +50,25 @@ def test_take_keeps_the_unfinished_jobs_in_order_and_stages_the_ended(staged: St
     assert staged.among(["jobs/1", "jobs/2", "jobs/4", "jobs/9"]) == {"jobs/2", "jobs/4"}
 
 
+def test_unfinished_jobs_the_cycle_does_not_hold_are_staged_as_followed(tmp_path: Path) -> None:
+    stage = Staged(tmp_path, NOW, keep=lambda j: j.sref == "jobs/3")
+    try:
+        jobs = [job(1, "running"), job(2, "failed"), job(3, "running"), job(4, "pending")]
+        assert stage.take(jobs, None) == [jobs[2]]
+        assert (stage.count, stage.unfinished()) == (3, 2)
+        assert stage.statuses(10) == {"jobs/2": "failed"}
+        rows = {r[0]: r for chunk in stage.rows() for r in chunk}
+        now = NOW.timestamp()
+        assert rows["jobs/1"][2:4] == (
+            jobs[0].started_at.timestamp(),
+            now,
+        )  # running since its start
+        assert rows["jobs/4"][2:4] == (now, now)
+        assert [rows[s][8] for s in ("jobs/1", "jobs/2", "jobs/4")] == [False, True, False]
+    finally:
+        stage.close()
+
+
 def test_a_job_listed_twice_counts_once_and_keeps_its_newer_record(staged: Staged) -> None:
     later = NOW - timedelta(minutes=10)
     staged.take([job(1, "failed")], None)
@@ -65,7 +84,8 @@ def test_rows_are_the_first_sightings_of_ended_jobs_and_can_be_read_twice(staged
     chunks = list(staged.rows())
     assert [len(c) for c in chunks] == [staging.CHUNK, 3]
     assert list(staged.rows()) == chunks  # a retried commit reads them again
-    sref, _status, since, first_seen, updated, started, template, name = chunks[0][0]
+    sref, _status, since, first_seen, updated, started, template, name, ended = chunks[0][0]
+    assert ended is True
     assert (since, first_seen) == (NOW.timestamp(), NOW.timestamp())
     assert started is not None
     assert updated is not None
@@ -137,4 +157,4 @@ def test_the_file_goes_when_closed_and_a_dead_process_leftover_at_the_next(tmp_p
 def test_no_scratch_file_where_none_can_be_made_means_the_poll_holds_its_jobs(
     tmp_path: Path,
 ) -> None:
-    assert staging.open_for(tmp_path / "missing", NOW) is None
+    assert staging.open_for(tmp_path / "missing", NOW, bool) is None

@@ -222,13 +222,13 @@ def lookups(rows: Iterable[Sequence[Any]]) -> list[Lookup]:
 
 
 # A staged job's row: (sref, status, status since, first seen, updated, started,
-# template, name), times as POSIX seconds.
-StagedRow = tuple[str, str, float, float, float | None, float | None, str, str]
+# template, name, ended), times as POSIX seconds.
+StagedRow = tuple[str, str, float, float, float | None, float | None, str, str, bool]
 
 
 class StagedRows(Protocol):
-    """Rows of ended jobs kept out of memory (`staging.Staged`), in chunks; readable
-    more than once (a commit retried on a new connection)."""
+    """Rows of jobs kept out of memory (`staging.Staged`), in chunks; readable more
+    than once (a commit retried on a new connection)."""
 
     def rows(self) -> Iterator[list[StagedRow]]: ...
 
@@ -250,7 +250,7 @@ class CycleCommit:
     looked_up: Sequence[str] = ()  # srefs whose lookup is done (or given up): removed
     retried: Sequence[str] = ()  # srefs whose lookup failed this cycle: attempts + 1
     reruns: Sequence[Change] = ()  # the flake filter's new and changed reruns
-    staged: StagedRows | None = None  # the first poll's ended jobs, written with `states`
+    staged: StagedRows | None = None  # the first poll's jobs, written with `states`
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,7 +277,7 @@ class PgStore(PgOutbox, PgPeople, PgReruns):
                 await _hold(conn, commit.fence)
             await conn.execute(_UPSERT_JOBS, (account, *jobs))
             for chunk in commit.staged.rows() if commit.staged else ():
-                staged = _columns([(*row, True) for row in chunk], 9)
+                staged = _columns(chunk, 9)
                 await conn.execute(_UPSERT_JOBS, (account, *staged))
             if unfollowed:
                 await conn.execute(

@@ -316,7 +316,7 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
             ),
         )
         for chunk in commit.staged.rows() if commit.staged else ():
-            self._insert(*_UPSERT_JOBS, ((account, *row, 1) for row in chunk))
+            self._insert(*_UPSERT_JOBS, ((account, *row) for row in chunk))
         self._db.executemany(
             "UPDATE jobs SET followed = 0 WHERE account = ? AND sref = ?",
             [(account, s) for s in commit.unfollowed],

@@ -114,36 +114,38 @@ class Staged:
     """Staged rows as `staging.Staged` gives them: in chunks, readable twice."""
 
     def __init__(
-        self, rows: list[tuple[str, str, float, float, float | None, float | None, str, str]]
+        self, rows: list[tuple[str, str, float, float, float | None, float | None, str, str, bool]]
     ) -> None:
         self._rows = rows
 
     def rows(
         self,
-    ) -> Iterator[list[tuple[str, str, float, float, float | None, float | None, str, str]]]:
+    ) -> Iterator[list[tuple[str, str, float, float, float | None, float | None, str, str, bool]]]:
         yield self._rows[:2]
         yield self._rows[2:]
 
 
-async def test_commit_cycle_writes_staged_rows_as_ended_states(store: Store) -> None:
-    """The first poll's staged jobs are written beside the cycle's states, as ended."""
+async def test_commit_cycle_writes_staged_rows_as_states(store: Store) -> None:
+    """The first poll's staged jobs are written beside the cycle's states."""
     t0, t1 = T0.timestamp(), T1.timestamp()
     rows = [
-        (f"jobs/{n}", "completed", t1, t1, t0, t0 - 60, "jobTemplates/1", f"Job {n}")
+        (f"jobs/{n}", "completed", t1, t1, t0, t0 - 60, "jobTemplates/1", f"Job {n}", True)
         for n in range(5)
     ]
-    rows[3] = ("jobs/3", "failed", t1, t1, None, None, "", "Job 3")
+    rows[3] = ("jobs/3", "failed", t1, t1, None, None, "", "Job 3", True)
+    rows.append(("jobs/5", "running", t0 - 60, t1, t0, t0 - 60, "jobTemplates/1", "Job 5", False))
     commit = dataclasses.replace(cycle([state("jobs/9")], now=T1), staged=Staged(rows))
     await store.commit_cycle(commit)
-    ended, unended = await store.seen([f"jobs/{n}" for n in (*range(5), 9)])
+    ended, unended = await store.seen([f"jobs/{n}" for n in range(10)])
     assert ended == {f"jobs/{n}": "failed" if n == 3 else "completed" for n in range(5)}
-    assert list(unended) == ["jobs/9"]
+    assert sorted(unended) == ["jobs/5", "jobs/9"]
+    assert unended["jobs/5"].status_since == T0 - timedelta(minutes=1)
     stored = await store.states(["jobs/0", "jobs/3"])
     assert stored["jobs/0"] == JobState(
         "jobs/0", "completed", T1, T1, T0, T0 - timedelta(minutes=1), "jobTemplates/1", "Job 0"
     )
     assert stored["jobs/3"] == JobState("jobs/3", "failed", T1, T1, None, None, "", "Job 3")
-    assert list(await store.open_jobs()) == ["jobs/9"]
+    assert sorted(await store.open_jobs()) == ["jobs/5", "jobs/9"]  # an unfinished one, followed
 
 
 async def test_commit_cycle_writes_the_watermark(store: Store) -> None:
