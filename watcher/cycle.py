@@ -50,7 +50,7 @@ from watcher.models import (
     Window,
 )
 from watcher.settings import PollSettings, Rule
-from watcher.settled import Settled
+from watcher.settled import Followed, Settled
 from watcher.store import CycleCommit, Lease, Store
 
 log = structlog.get_logger("watcher.cycle")
@@ -74,6 +74,7 @@ class Context:
     account: str = DEFAULT_ACCOUNT  # whose jobs (`store` is scoped to it, `rules` for it)
     fence: Lease | None = None  # with PostgreSQL: the commit holds only while this lease does
     dry_run: bool = False  # nothing sent, and no job started (the flake filter's reruns)
+    followed: Followed = field(default_factory=Followed)  # kept by the daemon across cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class Changes:
     ended: dict[str, str]  # sref -> status of the listed jobs that had ended before
     templates: dict[str, TemplateState]  # every template known after this cycle
     open_after: dict[str, JobState]  # the unfinished jobs still followed after it
+    followed: dict[str, JobState]  # what `store.open_jobs()` reads once it is committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ async def run_cycle(ctx: Context) -> CycleReport:
         window=observation.window,
         pages=observation.pages,
         requests=observation.requests,
-        jobs_seen=len(observation.jobs) + observation.unchanged,
+        jobs_seen=len(observation.jobs) + len(observation.unchanged),
         skipped=observation.skipped,
         events=kinds.total(),
         alerts=queued,
@@ -163,7 +165,9 @@ async def run_cycle(ctx: Context) -> CycleReport:
 async def observe(ctx: Context) -> Seen:
     """Read the window and the followed jobs from the API; write nothing."""
     watermark = await ctx.store.watermark()
-    open_jobs = await ctx.store.open_jobs()
+    open_jobs = ctx.followed.take(ctx.fence)
+    if open_jobs is None:
+        open_jobs = await ctx.store.open_jobs()
     observation = await poller.observe(
         ctx.client,
         ctx.poll,
@@ -218,7 +222,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
     for name in timers.watched_templates(ctx.rules, templates):
         if name not in templates:  # the watcher begins watching it now
             templates[name] = found.templates[name] = TemplateState(name, watching_since=seen.now)
-    return Changes(found, ended, templates, _open_after(seen, found))
+    open_after = _open_after(seen, found)
+    return Changes(found, ended, templates, open_after, _followed(seen, previous, open_after))
 
 
 async def _known(
@@ -248,6 +253,17 @@ def _open_after(seen: Seen, found: tracker.Diff) -> dict[str, JobState]:
         else:
             after[state.sref] = state
     return after
+
+
+def _followed(
+    seen: Seen, previous: dict[str, JobState], open_after: dict[str, JobState]
+) -> dict[str, JobState]:
+    """The unfinished jobs still followed, as the store will hold them: a job it holds
+    unfollowed (known, not followed before) stays so when a new state of it is written."""
+    unfollowed = (previous.keys() - seen.open_jobs.keys()) & open_after.keys()
+    if not unfollowed:
+        return open_after  # the usual case: one dict, which nothing changes once made
+    return {sref: state for sref, state in open_after.items() if sref not in unfollowed}
 
 
 async def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
@@ -463,10 +479,13 @@ async def commit(
 
 
 def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
-    """Tell the settled jobs what the store now holds, for the next cycle's listing."""
+    """Tell the settled jobs what the store now holds, for the next cycle's listing, and
+    keep the followed jobs for the next cycle's start."""
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
-    ctx.settled.settle(seen.observation.ended, stored)
+    observation = seen.observation
+    ctx.settled.settle(observation.unchanged, observation.ended, stored)
+    ctx.followed.keep(changes.followed, ctx.fence)
 
 
 def account(

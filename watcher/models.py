@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -248,6 +249,7 @@ class Observation:
     pages: int = 0
     requests: int = 0
     skipped: int = 0  # malformed records left out
-    unchanged: int = 0  # ended jobs listed again, same status: not parsed, nothing to do
-    ended: Mapping[str, str] = field(default_factory=dict)  # listed ended jobs' statuses
+    # settled jobs listed again with the same status: not parsed, nothing to do
+    unchanged: AbstractSet[str] = frozenset()
+    ended: Mapping[str, str] = field(default_factory=dict)  # the other listed ended jobs
     unfollow: tuple[str, ...] = ()  # gone from the API, or followed for too long

@@ -4,7 +4,7 @@ and the pages requested ahead of the one being read. No HTTP here (`client` asks
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,9 @@ class Listing:
     jobs: dict[str, Job]  # by sref
     pages: int
     skipped: int
-    unchanged: int = 0  # ended jobs listed again with the same status, not parsed
-    ended: dict[str, str] = field(default_factory=dict)  # sref -> status, parsed or not
+    # settled jobs listed again with the same status, not parsed
+    unchanged: set[str] = field(default_factory=set)
+    ended: dict[str, str] = field(default_factory=dict)  # sref -> status of those parsed
 
 
 @dataclass(slots=True)
@@ -59,17 +60,14 @@ class Found:
         # listing: a server that silently caps the page size makes every page "short".
         return listed.count < self.widest
 
-    def listing(self, pages: int, settled: Mapping[str, str]) -> Listing:
-        ended = {sref: settled[sref] for sref in self.unchanged}
-        ended.update(
-            (j.sref, j.status) for j in self.jobs.values() if j.status in TERMINAL_STATUSES
-        )
+    def listing(self, pages: int) -> Listing:
+        ended = {j.sref: j.status for j in self.jobs.values() if j.status in TERMINAL_STATUSES}
         self.unchanged.difference_update(self.jobs)  # a shifted page can show a job both ways
         return Listing(
             jobs=self.jobs,
             pages=pages,
             skipped=self.skipped,
-            unchanged=len(self.unchanged),
+            unchanged=self.unchanged,
             ended=ended,
         )
 
