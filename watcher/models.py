@@ -15,6 +15,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancelled", "expired"})
 TERMINAL_STATUSES = frozenset({"failed", "completed", "cancelled", "expired"})
 FAILURE_STATUSES = frozenset({"failed", "expired"})
@@ -22,9 +24,11 @@ NEW = "new"  # the "previous status" of a job seen for the first time
 DEFAULT_ACCOUNT = "default"  # the account of a configuration without `accounts:`
 
 
-@dataclass(slots=True)
-class Job:
-    """One job as the API last described it (unknown fields dropped, unknown statuses kept)."""
+class Job(msgspec.Struct, gc=False):
+    """One job as the API last described it (unknown fields dropped, unknown statuses kept).
+
+    A struct, not a dataclass: built in C, twice as fast, and untracked by the garbage
+    collector (it holds no containers, so no cycles): 16 bytes less each."""
 
     sref: str
     name: str
@@ -48,9 +52,8 @@ class Job:
         return self.sref.rsplit("/", 1)[-1]
 
 
-@dataclass(slots=True)
-class JobState:
-    """What the store remembers of a job between polls."""
+class JobState(msgspec.Struct, gc=False):
+    """What the store remembers of a job between polls (a struct, like `Job`)."""
 
     sref: str
     status: str
