@@ -30,7 +30,7 @@ from watcher.notifier import Notifier
 from watcher.rules import rules_for
 from watcher.server import HealthServer, ListenError, Readiness
 from watcher.settings import Settings
-from watcher.settled import Settled
+from watcher.settled import Followed, Settled
 from watcher.store import Fenced, Lease, SeriesKey, SqliteStore, Store, StoreError
 from watcher.systemd import AccountPoll, ServiceManager, poll_status
 from watcher.web import Console
@@ -80,6 +80,7 @@ class Account:
     client: Client
     store: Store  # scoped to this account
     settled: Settled = field(default_factory=Settled)  # what the next listing need not parse
+    followed: Followed = field(default_factory=Followed)  # what the next cycle need not read
     last_success: float | None = None  # monotonic time of its last good poll
     last_error: str | None = None
     led_since: float | None = None  # monotonic time this replica began polling it
@@ -316,6 +317,7 @@ class Daemon:
             poll=self.settings.poll,
             rules=rules_for(self.settings.rules, account.name),
             settled=account.settled,
+            followed=account.followed,
             clock=self.clock,
             metrics=self.metrics,
             explain=self.explain,
@@ -337,7 +339,8 @@ class Daemon:
                 account.led_since = None
             elif account.led_since is None:
                 account.led_since, taken = now, True
-                account.settled = Settled()  # another replica may have moved it meanwhile
+                # another replica may have moved it meanwhile
+                account.settled, account.followed = Settled(), Followed()
         idle = self._cycle is None or self._cycle.done()
         if taken and idle and not self.stop.is_set():
             self._cycle = asyncio.create_task(self.poll_once())

@@ -536,7 +536,7 @@ class Client:
                     ahead.request(page, listed.total, found.widest)
         finally:
             await ahead.cancel()
-        return found.listing(page, settled)
+        return found.listing(page)
 
     @staticmethod
     async def _read_page(

@@ -52,7 +52,7 @@ from watcher.models import (
     Window,
 )
 from watcher.settings import PollSettings, Rule
-from watcher.settled import Settled
+from watcher.settled import Followed, Settled
 from watcher.staging import Staged
 from watcher.store import CycleCommit, Lease, Store
 
@@ -78,6 +78,7 @@ class Context:
     fence: Lease | None = None  # with PostgreSQL: the commit holds only while this lease does
     dry_run: bool = False  # nothing sent, and no job started (the flake filter's reruns)
     scratch: Path | None = None  # the first poll's scratch file goes here (None: temp folder)
+    followed: Followed = field(default_factory=Followed)  # kept by the daemon across cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Changes:
     ended: dict[str, str]  # sref -> status of the listed jobs that had ended before
     templates: dict[str, TemplateState]  # every template known after this cycle
     open_after: dict[str, JobState]  # the unfinished jobs still followed after it
+    followed: dict[str, JobState]  # what `store.open_jobs()` reads once it is committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleRep
         window=observation.window,
         pages=observation.pages,
         requests=observation.requests,
-        jobs_seen=len(observation.jobs) + observation.unchanged + observation.staged,
+        jobs_seen=len(observation.jobs) + len(observation.unchanged) + observation.staged,
         skipped=observation.skipped,
         events=kinds.total(),
         alerts=queued,
@@ -178,7 +180,9 @@ async def observe(ctx: Context) -> Seen:
     The first poll ever, which records the jobs that had ended without events, keeps
     them in a scratch file as the pages come (`staging`), not in memory."""
     watermark = await ctx.store.watermark()
-    open_jobs = await ctx.store.open_jobs()
+    open_jobs = ctx.followed.take(ctx.fence)
+    if open_jobs is None:
+        open_jobs = await ctx.store.open_jobs()
     now = ctx.clock()
     quiet = watermark is None and not ctx.poll.alert_on_first_run
     staged = staging.open_for(ctx.scratch, now, _held(ctx, now)) if quiet else None
@@ -274,7 +278,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
     for name in timers.watched_templates(ctx.rules, templates):
         if name not in templates:  # the watcher begins watching it now
             templates[name] = found.templates[name] = TemplateState(name, watching_since=seen.now)
-    return Changes(found, ended, templates, _open_after(seen, found))
+    open_after = _open_after(seen, found)
+    return Changes(found, ended, templates, open_after, _followed(seen, previous, open_after))
 
 
 async def _known(
@@ -304,6 +309,17 @@ def _open_after(seen: Seen, found: tracker.Diff) -> dict[str, JobState]:
         else:
             after[state.sref] = state
     return after
+
+
+def _followed(
+    seen: Seen, previous: dict[str, JobState], open_after: dict[str, JobState]
+) -> dict[str, JobState]:
+    """The unfinished jobs still followed, as the store will hold them: a job it holds
+    unfollowed (known, not followed before) stays so when a new state of it is written."""
+    unfollowed = (previous.keys() - seen.open_jobs.keys()) & open_after.keys()
+    if not unfollowed:
+        return open_after  # the usual case: one dict, which nothing changes once made
+    return {sref: state for sref, state in open_after.items() if sref not in unfollowed}
 
 
 async def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
@@ -523,15 +539,20 @@ SETTLED_STAGED = 200_000  # staged jobs the next listing may skip unparsed (memo
 
 
 def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
-    """Tell the settled jobs what the store now holds, for the next cycle's listing."""
+    """Tell the settled jobs what the store now holds, for the next cycle's listing, and
+    keep the followed jobs for the next cycle's start."""
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
-    listed = seen.observation.ended
+    observation = seen.observation
+    listed, staged_followed = observation.ended, 0
     if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
         staged = seen.staged.statuses(SETTLED_STAGED)
         stored.update(staged)
         listed = {**listed, **staged}
-    ctx.settled.settle(listed, stored)
+        staged_followed = seen.staged.unfinished()
+    ctx.settled.settle(observation.unchanged, listed, stored)
+    if not staged_followed:  # else the store alone knows every job followed now
+        ctx.followed.keep(changes.followed, ctx.fence)
 
 
 def account(

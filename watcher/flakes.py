@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import msgspec
 import structlog
 
 from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Event, EventKind, Job
@@ -178,7 +179,7 @@ def ended(rerun: Rerun, job: Job, now: datetime) -> tuple[Change, Event | None]:
         return Change(dataclasses.replace(rerun, rerun_status=status)), None
     done = dataclasses.replace(rerun, rerun_status=status, ended_at=now)
     if status == "completed":
-        failed = dataclasses.replace(rerun.failed, rerun=job.sref)
+        failed = msgspec.structs.replace(rerun.failed, rerun=job.sref)
         event = Event(
             kind=EventKind.FLAKY,
             job=failed,

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import msgspec
 
 KNOWN_STATUSES = frozenset({"pending", "running", "failed", "completed", "cancelled", "expired"})
 TERMINAL_STATUSES = frozenset({"failed", "completed", "cancelled", "expired"})
@@ -21,9 +24,11 @@ NEW = "new"  # the "previous status" of a job seen for the first time
 DEFAULT_ACCOUNT = "default"  # the account of a configuration without `accounts:`
 
 
-@dataclass(slots=True)
-class Job:
-    """One job as the API last described it (unknown fields dropped, unknown statuses kept)."""
+class Job(msgspec.Struct, gc=False):
+    """One job as the API last described it (unknown fields dropped, unknown statuses kept).
+
+    A struct, not a dataclass: built in C, twice as fast, and untracked by the garbage
+    collector (it holds no containers, so no cycles): 16 bytes less each."""
 
     sref: str
     name: str
@@ -47,9 +52,8 @@ class Job:
         return self.sref.rsplit("/", 1)[-1]
 
 
-@dataclass(slots=True)
-class JobState:
-    """What the store remembers of a job between polls."""
+class JobState(msgspec.Struct, gc=False):
+    """What the store remembers of a job between polls (a struct, like `Job`)."""
 
     sref: str
     status: str
@@ -248,7 +252,8 @@ class Observation:
     pages: int = 0
     requests: int = 0
     skipped: int = 0  # malformed records left out
-    unchanged: int = 0  # ended jobs listed again, same status: not parsed, nothing to do
-    ended: Mapping[str, str] = field(default_factory=dict)  # listed ended jobs' statuses
-    staged: int = 0  # first poll: ended jobs kept on disk, not in `jobs` (`staging`)
+    # settled jobs listed again with the same status: not parsed, nothing to do
+    unchanged: AbstractSet[str] = frozenset()
+    ended: Mapping[str, str] = field(default_factory=dict)  # the other listed ended jobs
+    staged: int = 0  # first poll: jobs kept on disk, not in `jobs` (`staging`)
     unfollow: tuple[str, ...] = ()  # gone from the API, or followed for too long

@@ -4,7 +4,7 @@ and the pages requested ahead of the one being read. No HTTP here (`client` asks
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,8 +32,9 @@ class Listing:
     jobs: dict[str, Job]  # by sref
     pages: int
     skipped: int
-    unchanged: int = 0  # ended jobs listed again with the same status, not parsed
-    ended: dict[str, str] = field(default_factory=dict)  # sref -> status, parsed or not
+    # settled jobs listed again with the same status, not parsed
+    unchanged: set[str] = field(default_factory=set)
+    ended: dict[str, str] = field(default_factory=dict)  # sref -> status of those parsed
     sunk: int = 0  # jobs the sink took (not in `jobs`)
 
 
@@ -77,20 +78,17 @@ class Found:
         # listing: a server that silently caps the page size makes every page "short".
         return listed.count < self.widest
 
-    def listing(self, pages: int, settled: Mapping[str, str]) -> Listing:
+    def listing(self, pages: int) -> Listing:
         if self.sink:  # listed unfinished, then ended: the ended record (in the sink) wins
             for sref in self.sink.among(self.jobs):
                 del self.jobs[sref]
-        ended = {sref: settled[sref] for sref in self.unchanged}
-        ended.update(
-            (j.sref, j.status) for j in self.jobs.values() if j.status in TERMINAL_STATUSES
-        )
+        ended = {j.sref: j.status for j in self.jobs.values() if j.status in TERMINAL_STATUSES}
         self.unchanged.difference_update(self.jobs)  # a shifted page can show a job both ways
         return Listing(
             jobs=self.jobs,
             pages=pages,
             skipped=self.skipped,
-            unchanged=len(self.unchanged),
+            unchanged=self.unchanged,
             ended=ended,
             sunk=self.sink.count if self.sink else 0,
         )

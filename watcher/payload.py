@@ -362,9 +362,7 @@ def _page_parts(body: Any, page: int) -> tuple[list[Any], dict[str, Any]]:
 
 
 def _identity(item: object) -> tuple[object, object]:
-    """(sref, status) of a record, as they came."""
-    if type(item) is Record:
-        return item.sref, item.status
+    """(sref, status) of a plain record, as they came."""
     if type(item) is dict:
         return item.get("sref"), item.get("status")
     return None, None
@@ -378,14 +376,17 @@ def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -
     jobs: list[Job] = []
     unchanged: list[str] = []
     malformed = 0
+    lookup = settled.get if settled else None
     for index, item in enumerate(results):
-        if settled:
-            sref, status = _identity(item)
-            if type(sref) is str and settled.get(sref, "") == status:
+        typed = type(item) is Record
+        if lookup is not None:
+            sref, status = (item.sref, item.status) if typed else _identity(item)
+            # A settled status is a terminal one: a record without a status is read.
+            if type(sref) is str and status and lookup(sref) == status:
                 unchanged.append(sref)
                 continue
         say = malformed < MAX_SKIPPED_LINES
-        if type(item) is Record:
+        if typed:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
             job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}", say)

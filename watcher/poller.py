@@ -132,11 +132,12 @@ async def observe(
 
 def _merged(window: Listing, back: Listing) -> Listing:
     """The window's listing and the listing of the span behind it, as one."""
+    jobs = {**back.jobs, **window.jobs}
     return Listing(
-        jobs={**back.jobs, **window.jobs},
+        jobs=jobs,
         pages=window.pages + back.pages,
         skipped=window.skipped + back.skipped,
-        unchanged=window.unchanged + back.unchanged,
+        unchanged=(window.unchanged | back.unchanged) - jobs.keys(),
         ended={**back.ended, **window.ended},
         sunk=window.sunk + back.sunk,
     )

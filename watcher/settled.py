@@ -1,6 +1,7 @@
 """What a cycle knows from the last committed one: the ended jobs it listed, with the
-status the store holds for each. A listing counts such a record without parsing it
-while it reads the same (a terminal status is final, so nothing that matters changed).
+status the store holds for each (a listing counts such a record without parsing it
+while it reads the same: a terminal status is final, so nothing that matters changed),
+and the unfinished jobs the store follows.
 
 Owned by the daemon across cycles and handed to the client explicitly; only what the
 store confirms is settled, so a read the tracker ignored is read again next time.
@@ -8,7 +9,13 @@ store confirms is settled, so a read the tracker ignored is read again next time
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
+from typing import TYPE_CHECKING
+
+from watcher.models import JobState
+
+if TYPE_CHECKING:
+    from watcher.store import Lease
 
 
 class Settled:
@@ -22,14 +29,68 @@ class Settled:
     def statuses(self) -> Mapping[str, str]:
         return self._statuses
 
-    def settle(self, listed: Mapping[str, str], stored: Mapping[str, str]) -> None:
-        """A cycle was committed: `listed` are the ended jobs (sref -> status) its
-        listings showed, `stored` what the store now holds for the ended jobs it wrote
-        or knew. A listed job is settled when the store holds that status, this cycle or
-        (for a job the cycle did not write) the last one."""
-        before = self._statuses
-        self._statuses = {
-            sref: status
-            for sref, status in listed.items()
-            if (stored.get(sref) or before.get(sref)) == status  # a status is never ""
+    def settle(
+        self, unchanged: Set[str], listed: Mapping[str, str], stored: Mapping[str, str]
+    ) -> None:
+        """A cycle was committed: `unchanged` are the settled jobs its listings showed
+        again with the same status (not parsed), `listed` the other ended jobs they
+        showed (sref -> status), `stored` what the store now holds for the ended jobs it
+        wrote or knew. A listed job is settled when the store holds that status, this
+        cycle or (for a job the cycle did not write) the last one.
+
+        Kept in place: most of a window's settled jobs are listed again every cycle, and
+        a dict of them rebuilt each time costs a tenth of a 100k-job steady cycle."""
+        statuses = self._statuses
+        # The last word on the listed jobs parsed now, before the jobs that the listings
+        # no longer showed unchanged (those among them) are dropped.
+        before = {sref: statuses[sref] for sref in listed.keys() & statuses.keys()}
+        for sref in [sref for sref in statuses if sref not in unchanged]:
+            del statuses[sref]
+        for sref in stored.keys() & statuses.keys():  # none, unless a read went around
+            if stored[sref] != statuses[sref]:
+                del statuses[sref]
+        for sref, status in listed.items():
+            if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
+                statuses[sref] = status
+
+
+class Followed:
+    """The unfinished jobs the store follows (`Store.open_jobs`) as the last committed
+    cycle left them, and the lease it committed under (None: SQLite, the only writer).
+
+    Only a cycle's commit changes which jobs are followed (pruning forgets none), so the
+    next cycle under the same lease reads them here instead of from the store: 15k rows
+    at 100k jobs, a fifth of a steady cycle. A new lease means another replica may have
+    committed since; each cycle takes what is kept, so one that fails anywhere, or
+    whose commit's outcome is unknown, leaves the next to read the store."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, JobState] | None = None
+        self._fence: Lease | None = None
+
+    def take(self, fence: Lease | None) -> dict[str, JobState] | None:
+        """What the last cycle committed under `fence`, once; None: read the store."""
+        states, self._states = self._states, None
+        return states if fence == self._fence else None
+
+    def keep(self, states: Mapping[str, JobState], fence: Lease | None) -> None:
+        """A cycle committed under `fence`: `states` is what the store now follows.
+
+        Kept as copies made now, side by side: the states of a large cycle lie among
+        100k others that die with it, and a seventh of them kept alive would keep most
+        of those pages of memory in use after the cycle (4 MB more at the next one's
+        peak, at 100k jobs)."""
+        self._states = {
+            sref: JobState(
+                s.sref,
+                s.status,
+                s.status_since,
+                s.first_seen,
+                s.updated_at,
+                s.started_at,
+                s.template,
+                s.name,
+            )
+            for sref, s in states.items()
         }
+        self._fence = fence

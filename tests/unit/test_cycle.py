@@ -123,6 +123,27 @@ async def test_jobs_still_followed_after_a_cycle(store: SqliteStore) -> None:
     assert sorted(changes.open_after) == ["jobs/3", "jobs/4"]
 
 
+async def test_the_followed_jobs_kept_are_those_the_store_follows(store: SqliteStore) -> None:
+    """What a cycle keeps for the next is what `open_jobs` would read, cycle after
+    cycle: new unfinished jobs, ends, an abandoned job, and that job listed again with a
+    new status (the store holds it unfollowed still)."""
+    ctx = context(store)
+    cycles = [
+        seen([job("jobs/1", "running"), job("jobs/2", "pending"), job("jobs/3", "failed")]),
+        seen([job("jobs/1", "completed"), job("jobs/4", "pending")], unfollow=("jobs/2",)),
+        seen([job("jobs/2", "running"), job("jobs/4", "running")]),
+    ]
+    followed: dict[str, JobState] = {}
+    for number, each in enumerate(cycles):
+        observed = cycle.Seen(each.observation, NOW, number == 0, followed)
+        await run_stages(ctx, observed)
+        kept = ctx.followed.take(ctx.fence)
+        assert kept == await store.open_jobs()
+        followed = kept
+    assert sorted(followed) == ["jobs/4"]
+    assert ctx.followed.take(ctx.fence) is None  # taken once: a failed cycle reads the store
+
+
 async def test_timers_skip_events_already_recorded(store: SqliteStore) -> None:
     """A stuck event is due once: after its commit, the next cycle finds it known."""
     ctx = context(store, STUCK)

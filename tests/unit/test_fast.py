@@ -7,11 +7,11 @@ a value passed in the wrong place) makes the two builds differ.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from watcher import fast, payload
@@ -218,7 +218,7 @@ def test_the_flake_filters_links_travel_in_the_trailing_object() -> None:
     """`job.rerun_of` and `job.rerun` ride in the trailing object, only when a job has
     one: the list of every other job stays as it was."""
     plain = Event(EventKind.TRANSITION, JOB, "running", "failed", NOW)
-    rerun = dataclasses.replace(JOB, sref="jobs/2", rerun_of="jobs/1")
+    rerun = msgspec.structs.replace(JOB, sref="jobs/2", rerun_of="jobs/1")
     linked = Event(EventKind.TRANSITION, rerun, "running", "failed", NOW)
     assert not isinstance(json.loads(fast.variable_list(plain, None))[-1], dict)
     named = fast.named_variables(json.loads(fast.variable_list(linked, None)))

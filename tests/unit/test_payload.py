@@ -79,6 +79,22 @@ def test_parse_list_counts_the_page() -> None:
     assert (len(page.jobs), page.count, page.skipped, page.total) == (2, 2, 0, 7)
 
 
+@pytest.mark.parametrize("decode", [decode_listing, json.loads], ids=["typed", "plain"])
+def test_settled_records_that_read_the_same_are_counted_not_parsed(decode: Any) -> None:
+    """A settled job listed with the status it had is counted; one with another status
+    is read, and a record without a status is never taken for a settled one."""
+    records = [
+        record(sref="jobs/1"),
+        record(sref="jobs/2", status="failed"),
+        record(sref="jobs/3", status=""),
+    ]
+    body = decode(json.dumps({"results": records}).encode())
+    page = parse_list(body, 1, {"jobs/1": "completed", "jobs/2": "completed"})
+    assert page.unchanged == ["jobs/1"]
+    assert [j.sref for j in page.jobs] == ["jobs/2"]
+    assert page.skipped == 1  # jobs/3: no status
+
+
 @pytest.mark.parametrize(
     "total",
     [None, -1, "7", True, 1.5, 2**63, 10**400],

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 import structlog
 
@@ -207,7 +208,9 @@ def test_an_alert_without_variables_keeps_its_text() -> None:
 
 def test_a_template_failing_at_send_time_falls_back_to_the_default() -> None:
     """A template that renders the sample but not this job does not lose the alert."""
-    two_pages = dataclasses.replace(SAMPLE_EVENT, job=dataclasses.replace(SAMPLE_JOB, page_count=2))
+    two_pages = dataclasses.replace(
+        SAMPLE_EVENT, job=msgspec.structs.replace(SAMPLE_JOB, page_count=2)
+    )
     alert = queued_alert(two_pages, body="{{ 1 / (job.page_count - 2) }}")
     with structlog.testing.capture_logs() as logged:
         done = finish(alert)
@@ -240,7 +243,9 @@ def fresh_strikes() -> Iterator[None]:
 
 
 def checkout_event() -> Event:
-    return dataclasses.replace(SAMPLE_EVENT, job=dataclasses.replace(SAMPLE_JOB, name="Checkout"))
+    return dataclasses.replace(
+        SAMPLE_EVENT, job=msgspec.structs.replace(SAMPLE_JOB, name="Checkout")
+    )
 
 
 def test_check_refuses_loops_the_source_shows_unbounded() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 from pydantic import ValidationError
 
@@ -26,7 +27,7 @@ from watcher.render import (
 from watcher.settings import ApiSettings, Rule
 
 HOSTILE = dataclasses.replace(
-    SAMPLE_EVENT, job=dataclasses.replace(SAMPLE_JOB, name="<b>x</b> *y* [z](http://evil)")
+    SAMPLE_EVENT, job=msgspec.structs.replace(SAMPLE_JOB, name="<b>x</b> *y* [z](http://evil)")
 )
 PATTERN = "https://portal.example.com/jobs/{id}"
 LINK = "https://portal.example.com/jobs/12345"
@@ -97,7 +98,7 @@ def test_a_missed_run_links_its_template_when_the_pattern_needs_no_job() -> None
         SAMPLE_EVENT,
         kind=EventKind.MISSED,
         to_status="missed",
-        job=dataclasses.replace(SAMPLE_JOB, sref=""),
+        job=msgspec.structs.replace(SAMPLE_JOB, sref=""),
     )
     by_template = finish(queued(missed), Format.TEXT, "https://p.example.com/t/{template}").body
     assert by_template.endswith("portal: https://p.example.com/t/6789")

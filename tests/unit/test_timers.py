@@ -3,10 +3,10 @@ running), as events with a rule, a sequence number and a stable key."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from watcher import render
@@ -213,7 +213,7 @@ def test_two_stuck_rules_fire_independently(since: timedelta, fired: list[str]) 
 
 def test_new_status_restarts_the_clock() -> None:
     """A job stuck pending that starts running is not stuck any more."""
-    moved = dataclasses.replace(job("running"), updated_at=NOW)
+    moved = msgspec.structs.replace(job("running"), updated_at=NOW)
     result = diff({"jobs/1": state("pending")}, [moved], NOW)
     after = {s.sref: s for s in result.states}
     assert (after["jobs/1"].status_since, stuck([moved], after, [stuck_rule()], NOW)) == (NOW, [])
@@ -223,7 +223,7 @@ def test_stuck_in_a_new_status_is_a_new_event() -> None:
     """Stuck again in the next status gives a key of its own."""
     configured = stuck_rule(repeat_after="1h")
     (pending,) = stuck_events([configured], "pending")
-    moved = dataclasses.replace(job("running"), updated_at=NOW)
+    moved = msgspec.structs.replace(job("running"), updated_at=NOW)
     after = {s.sref: s for s in diff({"jobs/1": state("pending")}, [moved], NOW).states}
     later = NOW + 3 * HOUR
     (running,) = stuck([moved], after, [configured], later)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from watcher.models import Alert, Event, EventKind, Job, JobState, Severity
@@ -473,7 +474,7 @@ async def written_at(
     """A cycle at `when` that first sees `srefs` (started an hour before) and records an
     event for each."""
     states = [
-        dataclasses.replace(
+        msgspec.structs.replace(
             state(s, status),
             first_seen=when,
             status_since=when,
@@ -517,7 +518,7 @@ async def test_prune_goes_in_batches(store: Store) -> None:
 async def test_prune_keeps_a_job_that_started_after_the_cutoff(store: Store) -> None:
     """Seen before the cutoff, started after it (a clock that was behind): kept, as a
     listing could still show it."""
-    late = dataclasses.replace(state("jobs/1", "failed"), started_at=T1 + timedelta(days=2))
+    late = msgspec.structs.replace(state("jobs/1", "failed"), started_at=T1 + timedelta(days=2))
     await store.commit_cycle(cycle([late]))
     assert await store.prune(T0 + timedelta(days=1)) == 0
     assert await store.known_jobs() == (1, 0)
@@ -547,7 +548,7 @@ async def test_count_started_between_counts_the_jobs_of_a_span(store: Store) -> 
         )
     # a catch-up at hour 9 first sees jobs that started at hours 1 and 2
     catch_up = [
-        dataclasses.replace(
+        msgspec.structs.replace(
             state(f"jobs/late-{n}", "failed"),
             first_seen=T0 + timedelta(hours=9),
             started_at=T0 + timedelta(hours=1 + n % 2, minutes=10),

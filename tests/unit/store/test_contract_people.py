@@ -4,8 +4,9 @@ test_contract)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
+
+import msgspec
 
 from tests.unit.store.test_contract import T0, T1, alert, cycle, event, failed_job, state, store
 from watcher.models import JobState
@@ -79,7 +80,7 @@ async def test_a_job_ack_holds_while_the_job_keeps_its_status(store: Store) -> N
 
 def run(sref: str, status: str, started: datetime) -> JobState:
     """A job of the template that started (and was first seen) at `started`."""
-    return dataclasses.replace(state(sref, status), started_at=started, first_seen=started)
+    return msgspec.structs.replace(state(sref, status), started_at=started, first_seen=started)
 
 
 async def test_a_template_ack_holds_until_the_template_recovers(store: Store) -> None:
@@ -185,7 +186,7 @@ async def test_prune_forgets_old_steps_silences_and_acks(store: Store) -> None:
 
 async def test_runs_are_each_templates_latest_oldest_first(store: Store) -> None:
     states = [
-        dataclasses.replace(state(f"jobs/{n}", "completed"), started_at=T0 + n * HOUR)
+        msgspec.structs.replace(state(f"jobs/{n}", "completed"), started_at=T0 + n * HOUR)
         for n in range(5)
     ]
     await store.commit_cycle(cycle(states))

@@ -3,13 +3,13 @@ refusing files it does not recognise."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.unit.store.test_contract import T0, T1, alert, cycle, event, failed_job, queued, state
@@ -307,7 +307,9 @@ async def test_a_large_cycle_writes_every_row(store: SqliteStore, variables: int
     SQLite built with a low variable limit: every row arrives whole, either way."""
     store._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
     srefs = [f"jobs/{n}" for n in range(1234)]
-    states = [dataclasses.replace(state(s, "failed"), name=f"Job {n}") for n, s in enumerate(srefs)]
+    states = [
+        msgspec.structs.replace(state(s, "failed"), name=f"Job {n}") for n, s in enumerate(srefs)
+    ]
     events = [event(s) for s in srefs]
     assert await queued(store, cycle(states, events, [alert(e) for e in events])) == 1234
     assert await store.states(srefs) == {s.sref: s for s in states}
