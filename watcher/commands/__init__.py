@@ -1,7 +1,7 @@
 """The commands, one module each, imported only when their command runs: a command
-loads only the code it uses (`watcher check` neither the poll cycle, nor the HTTP
-client, nor the store). Each module's `run(args)` does its command and returns the exit
-code (watcher.cli maps the errors it raises).
+loads only the code it uses (`watcher check` neither the poll cycle nor the HTTP
+client). Each module's `run(args)` does its command and returns the exit code
+(watcher.cli maps the errors it raises).
 
 This module imports nothing of watcher's: the entry point reads it for every command.
 """
