@@ -1,6 +1,10 @@
 """The command line's grammar: every command, option and help text, and nothing that
 runs one (watcher.cli does). `watcher completion` walks this parser to write the shell
-completion scripts, so an option added here completes without further work."""
+completion scripts, so an option added here completes without further work.
+
+It imports only what `--help` shows, so that `watcher --version` and `--help` answer
+at once (tests/unit/test_start_up.py): no command's code.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ import argparse
 import sys
 from typing import NoReturn
 
-from watcher import __version__, people_cli
-from watcher.completion import SHELLS
+from watcher import __version__
+from watcher.vocabulary import ALERT_STATES, SILENCE_KEYS
 
-EXIT_USAGE = 64  # sysexits' EX_USAGE: argparse's own 2 is the configuration error's code
+SHELLS = ("bash", "zsh")  # those that `watcher completion` writes a script for
+# The exit codes (watcher.cli says which failure gives which). 64 is sysexits' EX_USAGE:
+# argparse's own 2 is the configuration error's code.
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 64
 
 BEFORE = "also accepted after the command, which wins if given in both places"
 AFTER = "as before the command; given in both places, the one after the command wins"
@@ -133,7 +140,7 @@ def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     test.add_argument("channel", help="a channel's name under channels: in the configuration")
     status = sub.add_parser("status", parents=[common], help="what the state store knows")
     status.add_argument("--json", action="store_true", help="as JSON, for scripts")
-    people_cli.add_arguments(sub, common)
+    _people_commands(sub, common)
     move = sub.add_parser(
         "migrate", parents=[common], help="copy the SQLite state into an empty PostgreSQL database"
     )
@@ -143,6 +150,61 @@ def _configured_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         metavar="URL",
         help="the target database, postgresql://user:password@host:port/database",
     )
+
+
+def _people_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    """silence, ack, history and retry (watcher.people_cli runs them)."""
+    # Options go after the verb (`silence list -c FILE`): given before it too, the
+    # verb's defaults would silently replace them.
+    silence = sub.add_parser("silence", help="silences: add, list, expire")
+    verbs = silence.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add = verbs.add_parser("add", parents=[common], help="silence the alerts that match")
+    add.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        metavar="KEY=GLOB",
+        help=f"repeatable; keys: {', '.join(SILENCE_KEYS)}; a key twice matches either",
+    )
+    span = add.add_mutually_exclusive_group(required=True)
+    span.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 90m, 4h, 2d")
+    span.add_argument("--until", metavar="TIME", help="ISO 8601 with offset")
+    add.add_argument("--start", metavar="TIME", help="ISO 8601 with offset (default: now)")
+    add.add_argument("--comment", required=True, help="why: shown wherever the silence is")
+    add.add_argument("--by", help="author (default: your user name)")
+    listing = verbs.add_parser("list", parents=[common], help="active and coming silences")
+    listing.add_argument("--all", action="store_true", help="those that ended too")
+    listing.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
+    expire.add_argument("id", type=int, help="the silence's number, as silence list shows it")
+
+    ack = sub.add_parser(
+        "ack", parents=[common], help="stop reminders for a job or template until it moves on"
+    )
+    what = ack.add_mutually_exclusive_group(required=True)
+    what.add_argument("--job", metavar="SREF", help="e.g. jobs/123")
+    what.add_argument("--template", metavar="TEMPLATE", help="e.g. jobTemplates/6789")
+    what.add_argument("--list", action="store_true", help="acknowledgements in force")
+    what.add_argument("--expire", type=int, metavar="ID", help="withdraw an acknowledgement")
+    ack.add_argument("--account", help="the account (default: the only one configured)")
+    ack.add_argument("--comment", default="", help="why: shown with the acknowledgement")
+    ack.add_argument("--by", help="author (default: your user name)")
+    ack.add_argument("--json", action="store_true", help="with --list: as JSON, for scripts")
+
+    history = sub.add_parser("history", parents=[common], help="every alert's life")
+    history.add_argument("--since", default="1d", help="a duration back (1d) or an ISO time")
+    history.add_argument("--channel", help="only the alerts for this channel (its name)")
+    history.add_argument("--state", help=", ".join(ALERT_STATES))
+    history.add_argument(
+        "--limit", type=int, default=200, help="at most this many, newest first (default: 200)"
+    )
+    history.add_argument("--json", action="store_true", help="as JSON, for scripts")
+
+    retry = sub.add_parser("retry", parents=[common], help="requeue given-up alerts")
+    retry.add_argument(
+        "ids", type=int, nargs="*", metavar="ID", help="the alerts' numbers, as history shows them"
+    )
+    retry.add_argument("--given-up", action="store_true", help="every given-up alert")
 
 
 def _standalone_commands(sub: argparse._SubParsersAction[_Parser], globals_after: _Parser) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from watcher import __version__
+from watcher.arguments import SHELLS
 
-SHELLS = ("bash", "zsh")
 FILE = "FILE"  # the metavar of options whose value is a path
 _WORD = re.compile(r"[\w.:/@+=-]+")  # what the bash script may hold unquoted
 

@@ -19,9 +19,8 @@ from typing import Any
 
 from watcher import fast
 from watcher.models import Alert, EventKind
+from watcher.vocabulary import SILENCE_KEYS
 
-# The rule match keys a silence may use (SPEC "People in the loop").
-SILENCE_KEYS = ("template", "name", "type", "run_type", "started_by", "account", "event", "to")
 MAX_TEXT = 1000  # characters of an author or a comment
 MAX_MATCHERS = 20
 _JOB_KEYS = {"name", "type", "run_type", "started_by", "template"}
@@ -190,21 +189,6 @@ class Ack:
             "expired_at": self.expired_at.isoformat() if self.expired_at else None,
             "holds": self.holds,
         }
-
-
-# Where an alert stands. waiting: held for the rerun of its failed job; flaky and
-# replaced: not sent, by the rerun's end (see `flakes`).
-ALERT_STATES = (
-    "pending",
-    "sent",
-    "given_up",
-    "resolved",
-    "silenced",
-    "acked",
-    "waiting",
-    "flaky",
-    "replaced",
-)
 
 
 @dataclass(frozen=True, slots=True)

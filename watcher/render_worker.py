@@ -52,7 +52,16 @@ class Worker:
         self._seconds = seconds
         self._memory = memory
         self._child: subprocess.Popen[bytes] | None = None
+        self._ready = False  # the child said so (it may be started and still importing)
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the child now and return at once; the first request waits for it to be
+        ready. A short-lived process (`watcher check`) calls this before its own imports,
+        so that the child's start-up runs beside them."""
+        with self._lock:
+            if self._child is None or self._child.poll() is not None:
+                self._spawn()
 
     def render(self, source: str, variables: dict[str, Any], to: Format = Format.TEXT) -> Answer:
         """("ok", text), ("error", why it cannot render) or ("over", which budget), in
@@ -64,7 +73,8 @@ class Worker:
         return self._ask(("check", source, sample, str(Format.TEXT)))
 
     def close(self) -> None:
-        """Stop the child: it exits when its stdin closes, or is killed after a second."""
+        """Stop the child: it exits when its stdin closes, or is killed after a second (at
+        once if it never said it was ready)."""
         with self._lock:
             self._stop(patience=1.0)
 
@@ -82,21 +92,30 @@ class Worker:
         return outcome, text
 
     def _started(self) -> subprocess.Popen[bytes]:
-        if self._child is not None and self._child.poll() is None:
-            return self._child
+        child = self._child
+        if child is None or child.poll() is not None:
+            child = self._spawn()
+        if not self._ready:
+            if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
+                raise _NoAnswer("the render worker did not start")
+            self._ready = True
+        return child
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         self._stop()
         command = [sys.executable, "-m", __name__, repr(self._seconds), str(self._memory)]
         # Our own module, run by our own interpreter: no outside input in the command.
         child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
         self._child = child
-        if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
-            raise _NoAnswer("the render worker did not start")
         return child
 
     def _stop(self, patience: float = 0.0) -> None:
         child, self._child = self._child, None
+        ready, self._ready = self._ready, False
         if child is None:
             return
+        if not ready:  # still starting, or never asked: it holds nothing to wait for
+            child.kill()
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 pipe.close()

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import cron, files, portal, render
+from watcher import cron, files, portal, render, render_worker
 from watcher.baseline import (
     DEFAULT_ALLOWANCE,
     DEFAULT_MAD,
@@ -697,6 +697,10 @@ class LogSettings(Section):
         return value.lower() if isinstance(value, str) else value
 
 
+def _templated(rule: object) -> bool:
+    return isinstance(rule, dict) and any(rule.get(key) is not None for key in ("title", "body"))
+
+
 def _channel_problem(url: str) -> str | None:
     import apprise  # deferred: importing apprise loads every plugin, only needed here
 
@@ -767,6 +771,17 @@ class Settings(BaseSettings):
             for name, block in accounts.items()
         }
         return {**data, "accounts": merged, "api": api}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _start_the_render_worker(cls, data: Any) -> Any:
+        """Rules' templates are tried in the render worker (`Rule._template`), a second
+        Python process: started before any section is validated, it imports while the
+        channels are checked through apprise, instead of after."""
+        rules = data.get("rules") if isinstance(data, dict) else None
+        if isinstance(rules, list) and any(_templated(rule) for rule in rules):
+            render_worker.shared().start()
+        return data
 
     @field_validator("accounts", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from tests.conftest import Hook
 from tests.pipeline.test_events import Clock, Harness, Make, clock, make, timed
 
 __all__ = ["clock", "make", "timed"]  # the fixtures, shared with test_events
-from watcher import report
+from watcher import status
 from watcher.app import Daemon
 from watcher.settings import Settings
 from watcher.simulator.world import SimJob
@@ -76,8 +76,8 @@ async def test_a_flaky_failure_is_not_alerted_and_its_flaky_event_is(
     body = str(hook.received[0]["message"])
     assert f"jobs/{failed.id}" in body
     assert rerun in body
-    data = await asyncio.to_thread(report.status, Settings(**h.doc))
-    shown = report.status_text(data, clock.now)
+    data = await asyncio.to_thread(status.status, Settings(**h.doc))
+    shown = status.status_text(data, clock.now)
     assert f"  jobs/{failed.id} ({TEMPLATE}) flaky: {rerun} completed" in shown
     assert f"jobs/{failed.id}  flaky: failed, its rerun completed" in shown
 

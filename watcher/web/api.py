@@ -27,8 +27,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from watcher.people import ALERT_STATES, Refused
+from watcher.people import Refused
 from watcher.store import StoreError
+from watcher.vocabulary import ALERT_STATES
 from watcher.web import Console, actions, data
 
 log = structlog.get_logger("watcher.api")

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from watcher import __version__
-from watcher.people import ALERT_STATES, SILENCE_KEYS
+from watcher.vocabulary import ALERT_STATES, SILENCE_KEYS
 
 JSON = "application/json"
 

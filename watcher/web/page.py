@@ -17,6 +17,7 @@ from multidict import MultiMapping
 
 from watcher import chart, people
 from watcher.people import Refused
+from watcher.vocabulary import SILENCE_KEYS
 from watcher.web import Console, actions, data
 
 STATIC = Path(__file__).with_name("static")
@@ -114,7 +115,7 @@ async def render(
         "silences": await data.silences(store, now),
         "acks": await data.acks(store),
         "writable": console.token is not None,
-        "keys": people.SILENCE_KEYS,
+        "keys": SILENCE_KEYS,
         "refresh": refresh and not error,
         "error": error,
         "failed": failed,
