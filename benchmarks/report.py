@@ -265,6 +265,14 @@ def window_targets(w: dict[str, Any] | None) -> list[dict[str, Any]]:
     return out
 
 
+def startup_targets(results: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [
+        _target(f"{name} start-up (median)", r["median"], r["target"], " s", "<")
+        for name, r in (results or {}).items()
+        if r["target"] is not None
+    ]
+
+
 def failover_text(f: dict[str, Any] | None) -> str:
     if not f:
         return "(skipped: no PostgreSQL)"

@@ -5,7 +5,8 @@
                                        [--no-postgres] [--leases 10,30]
 
 Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
-per window size), `window` (peak memory of a first cycle at 100k and 1M jobs), `follow`
+per window size), `window` (peak memory of a first cycle at 100k and 1M jobs), `startup`
+(`watcher --version` and `check`, whole processes), `follow`
 (requests per cycle for unfinished jobs outside the window), `history` (a 1M-job state
 store vs an empty one), `burst` (1,000 alerts over five webhooks, one slow), `latency`
 (status change -> webhook, `watcher run` polling every second), `failover` (three
@@ -45,10 +46,21 @@ from benchmarks import (  # noqa: E402
     pgserver,
     poll,
     report,
+    startup,
     window,
 )
 
-PARTS = ("poll", "window", "follow", "history", "burst", "latency", "failover", "profile")
+PARTS = (
+    "poll",
+    "window",
+    "startup",
+    "follow",
+    "history",
+    "burst",
+    "latency",
+    "failover",
+    "profile",
+)
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -62,6 +74,7 @@ class Plan:
     parts: list[str]
     history_jobs: int
     window_jobs: tuple[int, int]  # the reference window and the large one
+    startup_repeat: int
     unfinished: int
     recent: int
     burst_alerts: int
@@ -121,6 +134,7 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
         parts=args.parts,
         history_jobs=args.history_jobs or (20_000 if quick else 1_000_000),
         window_jobs=(200, 2_000) if quick else (100_000, 1_000_000),
+        startup_repeat=2 if quick else 10,
         unfinished=100 if quick else 1_000,
         recent=50 if quick else 300,
         burst_alerts=50 if quick else 1_000,
@@ -175,6 +189,12 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
             lambda: window.measure(small, large, p.page_size),
             report.window_text,
         )
+    if "startup" in p.parts:
+        out["startup"] = _section(
+            "Start-up: whole processes, wall time",
+            lambda: startup.measure(p.startup_repeat),
+            startup.text,
+        )
     if "follow" in p.parts:
         out["follow"] = _section(
             "Requests per cycle with unfinished jobs outside the window",
@@ -217,6 +237,7 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
     out["targets"] = [
         *report.targets(out["poll"] or []),
         *report.window_targets(out["window"]),
+        *report.startup_targets(out["startup"]),
         *report.failover_targets(out["failover"]),
     ]
     _say("\n== Targets")

@@ -13,7 +13,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PARTS = {"poll", "window", "follow", "history", "burst", "latency", "profile", "targets", "meta"}
+PARTS = {
+    "poll",
+    "window",
+    "startup",
+    "follow",
+    "history",
+    "burst",
+    "latency",
+    "profile",
+    "targets",
+    "meta",
+}
 
 
 def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
@@ -37,6 +48,7 @@ def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert {"wall", "cpu", "cpu_vs_limit", "wall_vs_parallel"} <= set(poll["sqlite"]["first"])
     assert set(results["window"]["mixes"]) == {"mixed", "ended"}
     assert {"reference", "large", "growth"} <= set(results["window"]["mixes"]["ended"])
+    assert {"watcher --version", "watcher check"} <= set(results["startup"])
     assert {"requests", "minimum"} <= set(results["follow"])
     assert {"empty", "history", "ratio", "state_file_bytes"} <= set(results["history"])
     assert {"fast_seconds", "slow_seconds", "alerts_per_second"} <= set(results["burst"])
