@@ -205,7 +205,7 @@ async def _daemon(
 async def _notify_test(settings: Settings, channel: str) -> int:
     import apprise
 
-    from watcher.notifier import target
+    from watcher.plugins import target
 
     urls = settings.channels.get(channel)
     if urls is None:
