@@ -3,9 +3,11 @@ SQLite store and the default server (metrics on), after a few polls of a quiet
 simulator, against issue 18's target of 50 MB.
 
 Two processes besides this one: the simulator (a few ended jobs, nothing changes) and
-`python -m watcher run`. Once the daemon has logged `poll_done` POLLS times, its VmRSS
-and VmHWM are read from /proc, with those of its children (the render worker, if one
-runs). Each run is a fresh state and a fresh process; the median of `repeat` runs.
+`python -m watcher run`. Once the daemon has logged `poll_done` POLLS times and the
+render worker's idle time has passed since it started (the worker checked the rule's
+template at start), its VmRSS and VmHWM are read from /proc, with those of its children
+(the render worker, if one still runs). Each run is a fresh state and a fresh process;
+the median of `repeat` runs.
 
     python -m benchmarks.footprint [--repeat 5]
 """
@@ -27,6 +29,7 @@ import yaml
 
 from benchmarks.harness import NOWHERE, ROOT, Poll, Sim, child_env, simulator, watcher_doc
 from benchmarks.report import table
+from watcher.render_worker import IDLE_SECONDS
 
 IDLE_TARGET_MB = 50.0
 POLLS = 3
@@ -104,7 +107,9 @@ def one_run(sim: Sim) -> dict[str, Any]:
                 text=True,
             )
             try:
+                started = time.monotonic()
                 _wait_polls(log, proc, POLLS)
+                time.sleep(max(0.0, started + IDLE_SECONDS + 2.0 - time.monotonic()))
                 own = status_mb(proc.pid)
                 kids = [status_mb(pid) for pid in children(proc.pid)]
             finally:
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         ["children running", result["children"], "", ""],
         ["children RSS", f"{result['children_rss_mb']:.1f}", "", ""],
     ]
-    print(f"median of {result['repeat']} runs, after {POLLS} polls")
+    print(f"median of {result['repeat']} runs, after {POLLS} polls and {IDLE_SECONDS:g} s")
     print(table(["measure", "MB", "target", "verdict"], rows))
 
 

@@ -10,7 +10,9 @@ sees only plain variables and answers with text, over length-prefixed msgpack fr
 on its stdin and a private copy of its stdout.
 
 Callers block until the answer (at most `RENDER_SECONDS` + `GRACE_SECONDS` per
-template): the daemon asks from a thread, never from the event loop.
+template): the daemon asks from a thread, never from the event loop. A child left
+unasked for `IDLE_SECONDS` is stopped: an idle daemon keeps no second interpreter (about
+23 MB), and the next alert starts one again (about 0.2 s).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
 GRACE_SECONDS = 2.0  # then the parent kills a child that did not answer
 START_SECONDS = 30.0  # for a new child to import and say it is ready
 MEMORY_BYTES = 128 * 2**20  # address space a child may add to what it has at start
+IDLE_SECONDS = 10.0  # long enough for one cycle's alerts, short beside a poll interval
 
 Outcome = Literal["ok", "error", "over"]
 Answer = tuple[Outcome, str]
@@ -48,11 +51,19 @@ _READY = b"ready"
 class Worker:
     """One child at a time, asked one template at a time; thread-safe."""
 
-    def __init__(self, seconds: float = RENDER_SECONDS, memory: int = MEMORY_BYTES) -> None:
+    def __init__(
+        self,
+        seconds: float = RENDER_SECONDS,
+        memory: int = MEMORY_BYTES,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
         self._seconds = seconds
         self._memory = memory
+        self._idle = idle
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._asked = 0.0  # monotonic time of the last request
+        self._timer: threading.Timer | None = None  # one at a time, to stop an idle child
 
     def render(self, source: str, variables: dict[str, Any], to: Format = Format.TEXT) -> Answer:
         """("ok", text), ("error", why it cannot render) or ("over", which budget), in
@@ -66,11 +77,17 @@ class Worker:
     def close(self) -> None:
         """Stop the child: it exits when its stdin closes, or is killed after a second."""
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._stop(patience=1.0)
 
     def _ask(self, request: tuple[str, str, dict[str, Any], str]) -> Answer:
         frame = msgspec.msgpack.encode(request)
         with self._lock:
+            self._asked = time.monotonic()
+            if self._timer is None:
+                self._expire_in(self._idle)
             try:
                 child = self._started()
                 _write_frame(child, frame)
@@ -80,6 +97,24 @@ class Worker:
                 return "over", f"no answer within {self._seconds:g} s ({exc})"
         outcome, text = msgspec.msgpack.decode(reply)
         return outcome, text
+
+    def _expire_in(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._expire)
+        timer.daemon = True  # never what keeps the process from exiting
+        timer.start()
+        self._timer = timer
+
+    def _expire(self) -> None:
+        """Stop the child if it was not asked for `idle` seconds, else look again then."""
+        with self._lock:
+            self._timer = None
+            left = self._asked + self._idle - time.monotonic()
+            if self._child is None:
+                return  # closed meanwhile: nothing to stop
+            if left > 0:
+                self._expire_in(left)
+            else:
+                self._stop(patience=1.0)
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._child is not None and self._child.poll() is None:
