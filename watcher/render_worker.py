@@ -7,7 +7,7 @@ alerts are rendered when sent, freeze every restart again. Here the child sets i
 own memory limit (RLIMIT_AS) and an alarm; if it does not answer within the alarm
 plus a grace, the parent kills it and starts another for the next request. The child
 sees only plain variables and answers with text, over length-prefixed msgpack frames
-on its stdin and a private copy of its stdout.
+on its stdin and a private copy of its stdout (its side: `render_child`).
 
 Callers block until the answer (at most `RENDER_SECONDS` + `GRACE_SECONDS` per
 template): the daemon asks from a thread, never from the event loop. A child left
@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import atexit
 import os
-import resource
 import select
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import msgspec
-from jinja2 import TemplateError
 
-from watcher import sandbox
 from watcher.formats import Format
 
 RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
@@ -44,8 +39,9 @@ IDLE_SECONDS = 10.0  # long enough for one cycle's alerts, short beside a poll i
 
 Outcome = Literal["ok", "error", "over"]
 Answer = tuple[Outcome, str]
-_HEADER = struct.Struct(">I")
-_READY = b"ready"
+HEADER = struct.Struct(">I")  # each frame's length, then the msgpack frame
+READY = b"ready"
+CHILD = "watcher.render_child"  # the child's module: the parent never loads Jinja2 for it
 
 
 class Worker:
@@ -120,11 +116,11 @@ class Worker:
         if self._child is not None and self._child.poll() is None:
             return self._child
         self._stop()
-        command = [sys.executable, "-m", __name__, repr(self._seconds), str(self._memory)]
+        command = [sys.executable, "-m", CHILD, repr(self._seconds), str(self._memory)]
         # Our own module, run by our own interpreter: no outside input in the command.
         child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
         self._child = child
-        if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
+        if _read_frame(child, time.monotonic() + START_SECONDS) != READY:
             raise _NoAnswer("the render worker did not start")
         return child
 
@@ -148,15 +144,15 @@ class _NoAnswer(Exception):
 
 def _write_frame(child: subprocess.Popen[bytes], frame: bytes) -> None:
     assert child.stdin is not None
-    child.stdin.write(_HEADER.pack(len(frame)) + frame)
+    child.stdin.write(HEADER.pack(len(frame)) + frame)
     child.stdin.flush()
 
 
 def _read_frame(child: subprocess.Popen[bytes], deadline: float) -> bytes:
     assert child.stdout is not None
     fd = child.stdout.fileno()
-    header = _read_exactly(fd, _HEADER.size, deadline)
-    return _read_exactly(fd, _HEADER.unpack(header)[0], deadline)
+    header = _read_exactly(fd, HEADER.size, deadline)
+    return _read_exactly(fd, HEADER.unpack(header)[0], deadline)
 
 
 def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
@@ -184,87 +180,3 @@ def shared() -> Worker:
             _worker = Worker()
             atexit.register(_worker.close)
         return _worker
-
-
-# The child's side.
-
-
-def _render(source: str, variables: dict[str, Any], to: Format) -> str:
-    return sandbox.render_capped(sandbox.compiled(source, to), variables)
-
-
-def _check(source: str, sample: dict[str, Any], to: Format) -> str:
-    if problem := sandbox.lint(sandbox.parse(source)):
-        raise sandbox.Unbounded(problem)
-    return _render(source, sample, to)
-
-
-def _alarm(_signum: int, _frame: object) -> None:
-    raise sandbox.OverBudget("took longer than the time budget")
-
-
-def _serve(request: list[Any], seconds: float, memory: int) -> Answer:
-    kind, source, variables, to = request
-    work: Callable[[str, dict[str, Any], Format], str] = _check if kind == "check" else _render
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return "ok", work(source, variables, Format(to))
-    except sandbox.OverBudget as exc:
-        return "over", str(exc)
-    except MemoryError:
-        return "over", f"needed more than {memory // 2**20} MB"
-    except TemplateError as exc:
-        return "error", f"{type(exc).__name__}: {_short(exc.message or str(exc))}"
-    except Exception as exc:  # parses, but fails when rendered: 1/0, "a" + 1, ...
-        return "error", f"{type(exc).__name__}: {_short(str(exc))}"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 500 else text[:499] + "…"
-
-
-def _limit_memory(extra: int) -> None:
-    """Cap the address space at what the child has now plus `extra` (Linux)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            now = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = now + extra
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    try:  # prlimit64, allowed by the unit's @system-service filter
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (OSError, ValueError) as exc:  # still bounded in time; say why not in memory
-        print(f"watcher.render_worker: no memory limit: {exc}", file=sys.stderr)
-
-
-def _frames(source: IO[bytes]) -> Any:
-    while header := source.read(_HEADER.size):
-        if len(header) < _HEADER.size:
-            return
-        yield source.read(_HEADER.unpack(header)[0])
-
-
-def main(seconds: float, memory: int) -> None:
-    """Answer requests on stdin until it closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGALRM, _alarm)
-    with os.fdopen(os.dup(1), "wb") as replies:
-        os.dup2(2, 1)  # anything printed by mistake must not corrupt the replies
-        _limit_memory(memory)
-
-        def send(frame: bytes) -> None:
-            replies.write(_HEADER.pack(len(frame)) + frame)
-            replies.flush()
-
-        send(_READY)
-        for frame in _frames(sys.stdin.buffer):
-            send(msgspec.msgpack.encode(_serve(msgspec.msgpack.decode(frame), seconds, memory)))
-
-
-if __name__ == "__main__":
-    main(float(sys.argv[1]), int(sys.argv[2]))
