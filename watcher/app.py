@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from watcher import cycle, fast, logs, regress, report, schedule
+from watcher import cycle, fast, heap, logs, regress, report, schedule
 from watcher.baseline import Thresholds
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
@@ -156,6 +156,7 @@ class Daemon:
         self._cycles = 0
         self._checkpointing: asyncio.Future[None] | None = None
         self._systemd: ServiceManager | None = None  # told how each cycle went
+        self._heap = heap.Heap()
         for name in self.accounts:
             self.metrics.leads(name, name in self.leadership.leads(), changed=False)
         fast.freeze_loaded()
@@ -223,6 +224,7 @@ class Daemon:
             counts = await self.store.outbox_counts(sent=False)
             self.metrics.outbox(counts.pending, counts.given_up)
             self.notifier.wake.set()
+        self._heap.release()
         return all(results)
 
     @staticmethod

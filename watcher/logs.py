@@ -132,12 +132,12 @@ def _apprise_secrets(url: str) -> set[str] | None:
     two are compared part by part (user, password, host, path segments, query values by
     key), as the plugin may order the query and encode values differently from the user.
     """
-    import apprise  # deferred: importing apprise loads every plugin, only needed here
+    from watcher.plugins import target  # deferred: apprise is only needed here
 
-    # Its own object, like each channel's (never apprise's global registry); one URL
-    # loads one plugin, whose two forms are then the only entries of `urls`.
-    service = apprise.Apprise()
-    if not service.add(url):
+    # Its own object, like each channel's; one URL loads one plugin, whose two forms
+    # are then the only entries of `urls`.
+    service = target(url)
+    if not service:
         return None
     try:
         (plain,), (masked,) = service.urls(), service.urls(privacy=True)

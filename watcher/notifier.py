@@ -35,7 +35,7 @@ import apprise
 import structlog
 from apprise.attachment.memory import AttachMemory
 
-from watcher import formats, logs, people, pictures, quiet, render
+from watcher import formats, logs, people, pictures, plugins, quiet, render
 from watcher.formats import Format
 from watcher.metrics import Metrics
 from watcher.models import Alert, DeliveryOutcome, EventKind, OutboxItem, Severity
@@ -83,13 +83,6 @@ def _said(what: str, number: int, comment: str) -> str:
     return f"{what} {number}: {comment}" if comment else f"{what} {number}"
 
 
-def target(url: str) -> apprise.Apprise:
-    """One channel URL as its own apprise object (never apprise's global registry)."""
-    destination = apprise.Apprise()
-    destination.add(url)
-    return destination
-
-
 @dataclass(frozen=True, slots=True)
 class Destination:
     """One channel URL: its apprise object, the format it reads, and whether its service
@@ -101,7 +94,7 @@ class Destination:
 
 
 def destination(url: str) -> Destination:
-    sink = target(url)
+    sink = plugins.target(url)
     untitled = any(service.title_maxlen <= 0 for service in sink)
     return Destination(sink, formats.for_url(url), untitled)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from watcher import fast, formats, portal, render_worker, sandbox
+from watcher import fast, formats, portal, render_worker
 from watcher.formats import Format
 from watcher.models import DEFAULT_ACCOUNT, Alert, Event, EventKind, Job
 
@@ -230,6 +230,8 @@ def render(source: str, variables: Mapping[str, object], to: Format = Format.TEX
 def _trusted(source: str, variables: Mapping[str, object], to: Format = Format.TEXT) -> str:
     """A built-in template, rendered in-process: ours, and linear in its variables.
     Written with text's line breaks: in HTML each becomes a <br>."""
+    from watcher import sandbox  # deferred: Jinja2 loads with the first alert, not at start
+
     text = sandbox.render_capped(sandbox.compiled(source, to), dict(variables))
     return text.replace("\n", "<br>\n") if to is Format.HTML else text
 

@@ -7,53 +7,60 @@ alerts are rendered when sent, freeze every restart again. Here the child sets i
 own memory limit (RLIMIT_AS) and an alarm; if it does not answer within the alarm
 plus a grace, the parent kills it and starts another for the next request. The child
 sees only plain variables and answers with text, over length-prefixed msgpack frames
-on its stdin and a private copy of its stdout.
+on its stdin and a private copy of its stdout (its side: `render_child`).
 
 Callers block until the answer (at most `RENDER_SECONDS` + `GRACE_SECONDS` per
-template): the daemon asks from a thread, never from the event loop.
+template): the daemon asks from a thread, never from the event loop. A child left
+unasked for `IDLE_SECONDS` is stopped: an idle daemon keeps no second interpreter (about
+23 MB), and the next alert starts one again (about 0.2 s).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import resource
 import select
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import msgspec
-from jinja2 import TemplateError
 
-from watcher import sandbox
 from watcher.formats import Format
 
 RENDER_SECONDS = 1.0  # per template, measured by the child's alarm
 GRACE_SECONDS = 2.0  # then the parent kills a child that did not answer
 START_SECONDS = 30.0  # for a new child to import and say it is ready
 MEMORY_BYTES = 128 * 2**20  # address space a child may add to what it has at start
+IDLE_SECONDS = 10.0  # long enough for one cycle's alerts, short beside a poll interval
 
 Outcome = Literal["ok", "error", "over"]
 Answer = tuple[Outcome, str]
-_HEADER = struct.Struct(">I")
-_READY = b"ready"
+HEADER = struct.Struct(">I")  # each frame's length, then the msgpack frame
+READY = b"ready"
+CHILD = "watcher.render_child"  # the child's module: the parent never loads Jinja2 for it
 
 
 class Worker:
     """One child at a time, asked one template at a time; thread-safe."""
 
-    def __init__(self, seconds: float = RENDER_SECONDS, memory: int = MEMORY_BYTES) -> None:
+    def __init__(
+        self,
+        seconds: float = RENDER_SECONDS,
+        memory: int = MEMORY_BYTES,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
         self._seconds = seconds
         self._memory = memory
+        self._idle = idle
         self._child: subprocess.Popen[bytes] | None = None
         self._ready = False  # the child said so (it may be started and still importing)
         self._lock = threading.Lock()
+        self._asked = 0.0  # monotonic time of the last request
+        self._timer: threading.Timer | None = None  # one at a time, to stop an idle child
 
     def start(self) -> None:
         """Start the child now and return at once; the first request waits for it to be
@@ -76,11 +83,17 @@ class Worker:
         """Stop the child: it exits when its stdin closes, or is killed after a second (at
         once if it never said it was ready)."""
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._stop(patience=1.0)
 
     def _ask(self, request: tuple[str, str, dict[str, Any], str]) -> Answer:
         frame = msgspec.msgpack.encode(request)
         with self._lock:
+            self._asked = time.monotonic()
+            if self._timer is None:
+                self._expire_in(self._idle)
             try:
                 child = self._started()
                 _write_frame(child, frame)
@@ -91,19 +104,37 @@ class Worker:
         outcome, text = msgspec.msgpack.decode(reply)
         return outcome, text
 
+    def _expire_in(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._expire)
+        timer.daemon = True  # never what keeps the process from exiting
+        timer.start()
+        self._timer = timer
+
+    def _expire(self) -> None:
+        """Stop the child if it was not asked for `idle` seconds, else look again then."""
+        with self._lock:
+            self._timer = None
+            left = self._asked + self._idle - time.monotonic()
+            if self._child is None:
+                return  # closed meanwhile: nothing to stop
+            if left > 0:
+                self._expire_in(left)
+            else:
+                self._stop(patience=1.0)
+
     def _started(self) -> subprocess.Popen[bytes]:
         child = self._child
         if child is None or child.poll() is not None:
             child = self._spawn()
         if not self._ready:
-            if _read_frame(child, time.monotonic() + START_SECONDS) != _READY:
+            if _read_frame(child, time.monotonic() + START_SECONDS) != READY:
                 raise _NoAnswer("the render worker did not start")
             self._ready = True
         return child
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self._stop()
-        command = [sys.executable, "-m", __name__, repr(self._seconds), str(self._memory)]
+        command = [sys.executable, "-m", CHILD, repr(self._seconds), str(self._memory)]
         # Our own module, run by our own interpreter: no outside input in the command.
         child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
         self._child = child
@@ -132,15 +163,15 @@ class _NoAnswer(Exception):
 
 def _write_frame(child: subprocess.Popen[bytes], frame: bytes) -> None:
     assert child.stdin is not None
-    child.stdin.write(_HEADER.pack(len(frame)) + frame)
+    child.stdin.write(HEADER.pack(len(frame)) + frame)
     child.stdin.flush()
 
 
 def _read_frame(child: subprocess.Popen[bytes], deadline: float) -> bytes:
     assert child.stdout is not None
     fd = child.stdout.fileno()
-    header = _read_exactly(fd, _HEADER.size, deadline)
-    return _read_exactly(fd, _HEADER.unpack(header)[0], deadline)
+    header = _read_exactly(fd, HEADER.size, deadline)
+    return _read_exactly(fd, HEADER.unpack(header)[0], deadline)
 
 
 def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
@@ -168,87 +199,3 @@ def shared() -> Worker:
             _worker = Worker()
             atexit.register(_worker.close)
         return _worker
-
-
-# The child's side.
-
-
-def _render(source: str, variables: dict[str, Any], to: Format) -> str:
-    return sandbox.render_capped(sandbox.compiled(source, to), variables)
-
-
-def _check(source: str, sample: dict[str, Any], to: Format) -> str:
-    if problem := sandbox.lint(sandbox.parse(source)):
-        raise sandbox.Unbounded(problem)
-    return _render(source, sample, to)
-
-
-def _alarm(_signum: int, _frame: object) -> None:
-    raise sandbox.OverBudget("took longer than the time budget")
-
-
-def _serve(request: list[Any], seconds: float, memory: int) -> Answer:
-    kind, source, variables, to = request
-    work: Callable[[str, dict[str, Any], Format], str] = _check if kind == "check" else _render
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return "ok", work(source, variables, Format(to))
-    except sandbox.OverBudget as exc:
-        return "over", str(exc)
-    except MemoryError:
-        return "over", f"needed more than {memory // 2**20} MB"
-    except TemplateError as exc:
-        return "error", f"{type(exc).__name__}: {_short(exc.message or str(exc))}"
-    except Exception as exc:  # parses, but fails when rendered: 1/0, "a" + 1, ...
-        return "error", f"{type(exc).__name__}: {_short(str(exc))}"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 500 else text[:499] + "…"
-
-
-def _limit_memory(extra: int) -> None:
-    """Cap the address space at what the child has now plus `extra` (Linux)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            now = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = now + extra
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    try:  # prlimit64, allowed by the unit's @system-service filter
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (OSError, ValueError) as exc:  # still bounded in time; say why not in memory
-        print(f"watcher.render_worker: no memory limit: {exc}", file=sys.stderr)
-
-
-def _frames(source: IO[bytes]) -> Any:
-    while header := source.read(_HEADER.size):
-        if len(header) < _HEADER.size:
-            return
-        yield source.read(_HEADER.unpack(header)[0])
-
-
-def main(seconds: float, memory: int) -> None:
-    """Answer requests on stdin until it closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGALRM, _alarm)
-    with os.fdopen(os.dup(1), "wb") as replies:
-        os.dup2(2, 1)  # anything printed by mistake must not corrupt the replies
-        _limit_memory(memory)
-
-        def send(frame: bytes) -> None:
-            replies.write(_HEADER.pack(len(frame)) + frame)
-            replies.flush()
-
-        send(_READY)
-        for frame in _frames(sys.stdin.buffer):
-            send(msgspec.msgpack.encode(_serve(msgspec.msgpack.decode(frame), seconds, memory)))
-
-
-if __name__ == "__main__":
-    main(float(sys.argv[1]), int(sys.argv[2]))

@@ -55,7 +55,7 @@ def masked_url(url: str, redactor: Redactor | None = None) -> str:
     """apprise's private form of the URL, with what apprise leaves readable masked too:
     the values of plugin arguments (custom headers, `+Authorization=...`) and any of the
     URL's secrets (`redactor`, if given, must know them)."""
-    from watcher.notifier import target  # deferred: importing apprise loads every plugin
+    from watcher.plugins import target  # deferred: apprise is only needed here
 
     urls = target(url).urls(privacy=True)
     if not urls:

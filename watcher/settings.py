@@ -702,9 +702,9 @@ def _templated(rule: object) -> bool:
 
 
 def _channel_problem(url: str) -> str | None:
-    import apprise  # deferred: importing apprise loads every plugin, only needed here
+    from watcher.plugins import target  # deferred: apprise is only needed here
 
-    if apprise.Apprise().add(url):
+    if target(url):
         return None
     scheme = url.split("://", 1)[0] if "://" in url else ""
     return f"not a valid apprise URL (scheme {scheme!r})" if scheme else "not a URL"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -83,3 +84,32 @@ def test_check_parses_lints_and_renders_the_sample(worker: Worker) -> None:
     outcome, why = worker.check("{% for a in range(1000000) %}{% endfor %}", sample)
     assert (outcome, why.split(":")[0]) == ("error", "Unbounded")
     assert worker.check(FAN_OUT, sample) == ("over", "took longer than the time budget")
+
+
+def test_an_idle_child_is_stopped_and_the_next_template_starts_another() -> None:
+    """A child left unasked for the idle time exits (an idle daemon keeps none); the next
+    template is answered by a new one."""
+    worker = Worker(idle=0.2)
+    try:
+        assert worker.render("{{ job.sref }}", variables()) == ("ok", "jobs/12345")
+        first = worker._child
+        assert first is not None
+        first.wait(30)  # the child exits on its own, without a request
+        assert worker._child is None
+        assert worker.render("{{ job.sref }}", variables()) == ("ok", "jobs/12345")
+    finally:
+        worker.close()
+
+
+def test_a_child_in_use_is_kept() -> None:
+    """Each request starts the idle time over: a child asked more often than that stays."""
+    worker = Worker(idle=0.5)
+    try:
+        assert worker.render("{{ job.sref }}", variables())[0] == "ok"
+        first = worker._child
+        for _ in range(8):
+            time.sleep(0.1)
+            assert worker.render("{{ job.sref }}", variables())[0] == "ok"
+        assert worker._child is first
+    finally:
+        worker.close()

@@ -36,6 +36,9 @@ NOT_FOR_CHECK = (
     "watcher.server",
     "watcher.explain",
     "watcher.status",
+    "watcher.notifier",
+    "watcher.store",
+    "prometheus_client",
 )
 
 

@@ -11,7 +11,7 @@ import apprise
 from watcher import __version__, report
 from watcher.arguments import EXIT_FAILED, EXIT_OK
 from watcher.commands import configured
-from watcher.notifier import target
+from watcher.plugins import target
 from watcher.settings import Settings
 
 

@@ -6,12 +6,12 @@ the page again with the problem named on failure."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
@@ -20,15 +20,11 @@ from watcher.people import Refused
 from watcher.vocabulary import SILENCE_KEYS
 from watcher.web import Console, actions, data
 
+if TYPE_CHECKING:
+    import jinja2
+
 STATIC = Path(__file__).with_name("static")
 _TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("watcher.web", "templates"),
-    autoescape=True,  # every name and comment comes from the API or a person: escape all
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -86,7 +82,21 @@ def quantity(value: float | None, unit: str) -> str:
     return "-" if value is None else chart.quantity(value, unit)
 
 
-_ENV.filters.update(ago=ago, clock=clock, shown_state=shown_state, quantity=quantity)
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The page's templates, loaded with Jinja2 when the page is first asked for: a
+    daemon whose page nobody opens keeps neither (about 2 MB)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("watcher.web", "templates"),
+        autoescape=True,  # every name and comment comes from the API or a person: escape all
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(ago=ago, clock=clock, shown_state=shown_state, quantity=quantity)
+    return env
 
 
 async def render(
@@ -121,7 +131,7 @@ async def render(
         "failed": failed,
         "form": form or {},
     }
-    html = _ENV.get_template("index.html").render(context)
+    html = _templates().get_template("index.html").render(context)
     return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
 
 
@@ -138,7 +148,7 @@ async def render_series(console: Console, *, refresh: bool = True) -> web.Respon
             console.store, console.accounts, console.thresholds, charts=True
         ),
     }
-    html = _ENV.get_template("series.html").render(context)
+    html = _templates().get_template("series.html").render(context)
     return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
 
