@@ -145,19 +145,22 @@ def measure(repeat: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    result = measure(parser.parse_args(argv).repeat)
-    target = f"<= {IDLE_TARGET_MB:g} MB"
+def text(result: dict[str, Any]) -> str:
+    target = f"<= {result['target_mb']:g} MB"
     rows = [
         ["idle RSS (watcher run)", f"{result['rss_mb']:.1f}", target, result["verdict"]],
         ["peak RSS (VmHWM)", f"{result['hwm_mb']:.1f}", "", ""],
         ["children running", result["children"], "", ""],
         ["children RSS", f"{result['children_rss_mb']:.1f}", "", ""],
     ]
-    print(f"median of {result['repeat']} runs, after {POLLS} polls and {IDLE_SECONDS:g} s")
-    print(table(["measure", "MB", "target", "verdict"], rows))
+    heading = f"median of {result['repeat']} runs, after {POLLS} polls and {IDLE_SECONDS:g} s"
+    return heading + "\n" + table(["measure", "MB", "target", "verdict"], rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    print(text(measure(parser.parse_args(argv).repeat)))
 
 
 if __name__ == "__main__":

@@ -273,6 +273,12 @@ def startup_targets(results: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def idle_targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not result:
+        return []
+    return [_target("idle RSS of watcher run", result["rss_mb"], result["target_mb"], " MB")]
+
+
 def failover_text(f: dict[str, Any] | None) -> str:
     if not f:
         return "(skipped: no PostgreSQL)"

@@ -6,7 +6,8 @@
 
 Parts: `poll` (one full cycle vs the limit of a bare fetch loop, and the steady state,
 per window size), `window` (peak memory of a first cycle at 100k and 1M jobs), `startup`
-(`watcher --version` and `check`, whole processes), `follow`
+(`watcher --version` and `check`, whole processes), `idle` (the daemon's memory at
+rest, one channel), `follow`
 (requests per cycle for unfinished jobs outside the window), `history` (a 1M-job state
 store vs an empty one), `burst` (1,000 alerts over five webhooks, one slow), `latency`
 (status change -> webhook, `watcher run` polling every second), `failover` (three
@@ -41,6 +42,7 @@ from benchmarks import (  # noqa: E402
     burst,
     failover,
     follow,
+    footprint,
     history,
     latency,
     pgserver,
@@ -75,6 +77,7 @@ class Plan:
     history_jobs: int
     window_jobs: tuple[int, int]  # the reference window and the large one
     startup_repeat: int
+    idle_repeat: int
     unfinished: int
     recent: int
     burst_alerts: int
@@ -135,6 +138,7 @@ def parse(argv: list[str] | None) -> tuple[Plan, Path]:
         history_jobs=args.history_jobs or (20_000 if quick else 1_000_000),
         window_jobs=(200, 2_000) if quick else (100_000, 1_000_000),
         startup_repeat=2 if quick else 10,
+        idle_repeat=1 if quick else 3,
         unfinished=100 if quick else 1_000,
         recent=50 if quick else 300,
         burst_alerts=50 if quick else 1_000,
@@ -195,6 +199,12 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
             lambda: startup.measure(p.startup_repeat),
             startup.text,
         )
+    if "idle" in p.parts:
+        out["idle"] = _section(
+            "Idle memory: `watcher run`, one channel, a quiet simulator",
+            lambda: footprint.measure(p.idle_repeat),
+            footprint.text,
+        )
     if "follow" in p.parts:
         out["follow"] = _section(
             "Requests per cycle with unfinished jobs outside the window",
@@ -238,6 +248,7 @@ def _run(plan: Plan, pg: pgserver.DurableServer | None) -> dict[str, Any]:
         *report.targets(out["poll"] or []),
         *report.window_targets(out["window"]),
         *report.startup_targets(out["startup"]),
+        *report.idle_targets(out["idle"]),
         *report.failover_targets(out["failover"]),
     ]
     _say("\n== Targets")

@@ -49,6 +49,7 @@ def test_the_quick_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert set(results["window"]["mixes"]) == {"mixed", "ended"}
     assert {"reference", "large", "growth"} <= set(results["window"]["mixes"]["ended"])
     assert {"watcher --version", "watcher check"} <= set(results["startup"])
+    assert {"rss_mb", "hwm_mb", "children"} <= set(results["idle"])
     assert {"requests", "minimum"} <= set(results["follow"])
     assert {"empty", "history", "ratio", "state_file_bytes"} <= set(results["history"])
     assert {"fast_seconds", "slow_seconds", "alerts_per_second"} <= set(results["burst"])
