@@ -91,6 +91,8 @@ class Tab:
 
     async def screenshot(self, path: Path, *, full: bool = True) -> Path:
         """A PNG of the page (with `full`, the whole page, not just the viewport)."""
+        # A tab behind another paints no frames, and Chromium's capture waits for one.
+        await self.send("Page.bringToFront")
         params: dict[str, Any] = {"format": "png"}
         if full:
             metrics = await self.send("Page.getLayoutMetrics")
