@@ -56,6 +56,7 @@ PARTS = (
     "poll",
     "window",
     "startup",
+    "idle",
     "follow",
     "history",
     "burst",
