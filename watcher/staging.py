@@ -32,7 +32,7 @@ from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Job, TemplateSta
 from watcher.store.base import StagedRow, StoreError
 
 log = structlog.get_logger("watcher.staging")
-PREFIX = ".watcher-staged-"  # beside the state file; a leftover of a killed cycle is removed
+PREFIX = ".watcher-staged-"  # then the process id: a dead process's file is removed
 CHUNK = 5_000  # rows a commit statement takes from the file at a time
 # A window of fewer jobs is held in memory (under 15 MB), where it costs less CPU than
 # the file: decided on the first page, by the total it gives, for the whole listing.
@@ -59,6 +59,10 @@ _NEWER = (
 Keep = Callable[[Job], bool]  # an unfinished job the cycle must hold in memory
 
 
+def _every(_job: Job) -> bool:
+    return True
+
+
 def open_for(folder: Path | None, now: datetime, keep: Keep) -> Staged | None:
     """A scratch file in `folder` (None: the temporary folder), or None if none can be
     made there: the first poll then holds its jobs in memory, as any other does."""
@@ -77,15 +81,24 @@ def open_for(folder: Path | None, now: datetime, keep: Keep) -> Staged | None:
 class Staged:
     """A scratch file of the jobs first seen this cycle; `take` is the listing's sink."""
 
-    def __init__(self, folder: Path | None, now: datetime, keep: Keep = bool) -> None:
-        if folder is not None:
-            remove_leftovers(folder)
+    def __init__(self, folder: Path | None, now: datetime, keep: Keep = _every) -> None:
+        remove_leftovers(folder or Path(tempfile.gettempdir()))
         handle, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", suffix=".db", dir=folder)
         os.close(handle)
         self.path = Path(name)
         self._now = now
         self._keep = keep
         self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+        self.count = 0  # distinct jobs staged
+        self._seq = 0  # the listing's order
+        self.on: bool | None = None  # staging, once the first page has told
+
+    def _prepare(self) -> None:
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -2048"):
             self._db.execute(f"PRAGMA {pragma}")
         page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -94,9 +107,6 @@ class Staged:
         # One transaction for the file's whole life: nobody else reads it, and a commit
         # a page would write the pages out each time.
         self._db.execute("BEGIN")
-        self.count = 0  # distinct jobs staged
-        self._seq = 0  # the listing's order
-        self.on: bool | None = None  # staging, once the first page has told
 
     def take(self, jobs: Sequence[Job], total: int | None) -> list[Job]:
         """Stage a page's jobs, if the listing is large (`total`, the page's count of
