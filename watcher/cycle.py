@@ -177,8 +177,8 @@ async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleRep
 
 async def observe(ctx: Context) -> Seen:
     """Read the window and the followed jobs from the API; write nothing to the store.
-    The first poll ever, which records the jobs that had ended without events, keeps
-    them in a scratch file as the pages come (`staging`), not in memory."""
+    The first poll ever (which records the jobs that had ended without events) keeps the
+    jobs that can make no event in a scratch file as the pages come (`staging`)."""
     watermark = await ctx.store.watermark()
     open_jobs = ctx.followed.take(ctx.fence)
     if open_jobs is None:
