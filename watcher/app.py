@@ -12,6 +12,7 @@ import asyncio
 import secrets
 import signal
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from watcher import cycle, fast, heap, logs, regress, report, schedule
+from watcher import cycle, fast, heap, logs, regress, report, schedule, staging
 from watcher.baseline import Thresholds
 from watcher.client import ApiError, Client
 from watcher.config import ConfigError
@@ -207,6 +208,8 @@ class Daemon:
         """Poll every account this replica leads, one after the other; True if each
         succeeded. Never raises for API or database trouble."""
         self._cycles += 1
+        if self._cycles == 1:  # a scratch file a process killed after its commit left
+            staging.remove_leftovers(self._scratch or Path(tempfile.gettempdir()))
         # Every line logged while this cycle runs carries its number (contextvars: the
         # delivery task keeps its own context).
         structlog.contextvars.bind_contextvars(cycle=self._cycles)

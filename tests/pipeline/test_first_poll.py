@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,30 @@ async def test_a_full_scratch_file_reads_the_window_again_in_memory(
     assert "full" in fallback[0]["error"]
     assert len(rows(path)["jobs"]) == 3000
     assert not list(path.parent.glob(f"{staging.PREFIX}*"))
+
+
+def dead_pid() -> int:
+    """The process id of a process that has exited."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+async def test_a_scratch_file_left_after_a_commit_goes_with_the_next_start(
+    sim: SimulatorHandle, world: World, tmp_path: Path
+) -> None:
+    """A process killed between its first poll's commit and the file's removal: the next
+    start is no first poll, and still removes the file it left."""
+    world.clock = lambda: NOW
+    fill(world, 30)
+    daemon, path = await first_poll(sim, tmp_path)
+    await daemon.close()
+    leftover = path.parent / f"{staging.PREFIX}{dead_pid()}-x.db"
+    leftover.write_bytes(b"")
+    daemon, _ = await first_poll(sim, tmp_path)
+    await daemon.close()
+    assert not leftover.exists()
