@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from watcher.models import JobState
 
 if TYPE_CHECKING:
@@ -80,17 +82,5 @@ class Followed:
         100k others that die with it, and a seventh of them kept alive would keep most
         of those pages of memory in use after the cycle (4 MB more at the next one's
         peak, at 100k jobs)."""
-        self._states = {
-            sref: JobState(
-                s.sref,
-                s.status,
-                s.status_since,
-                s.first_seen,
-                s.updated_at,
-                s.started_at,
-                s.template,
-                s.name,
-            )
-            for sref, s in states.items()
-        }
+        self._states = {sref: msgspec.structs.replace(s) for sref, s in states.items()}
         self._fence = fence
