@@ -102,7 +102,8 @@ class Seen:
     now: datetime  # read after the responses, which may have corrected the clock
     first: bool  # no cycle was ever committed: the store knows no job
     open_jobs: dict[str, JobState]  # followed before this cycle
-    staged: Staged | None = None  # the first poll's ended jobs, on disk (`staging`)
+    staged: Staged | None = None  # the first poll's jobs kept on disk (`staging`)
+    staged_followed: int = 0  # of those, the unfinished ones, followed from now on
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,16 +137,18 @@ class Routed:
 async def run_cycle(ctx: Context) -> CycleReport:
     """Poll, find what changed, queue its alerts, in one commit; return the summary."""
     started = time.monotonic()
-    seen = await observe(ctx)
+    router = rules.Router(ctx.rules)
+    seen = await observe(ctx, router)
     try:
-        return await _after_observing(ctx, seen, started)
+        return await _after_observing(ctx, router, seen, started)
     finally:
         if seen.staged:
             seen.staged.close()
 
 
-async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleReport:
-    router = rules.Router(ctx.rules)
+async def _after_observing(
+    ctx: Context, router: rules.Router, seen: Seen, started: float
+) -> CycleReport:
     known = await known_reruns(ctx, seen)
     changes = await diff(ctx, seen, router)
     timed = await due_timers(ctx, seen, changes)
@@ -170,12 +173,12 @@ async def _after_observing(ctx: Context, seen: Seen, started: float) -> CycleRep
         skipped=observation.skipped,
         events=kinds.total(),
         alerts=queued,
-        followed=len(changes.open_after) + (seen.staged.unfinished() if seen.staged else 0),
+        followed=len(changes.open_after) + seen.staged_followed,
         seconds=time.monotonic() - started,
     )
 
 
-async def observe(ctx: Context) -> Seen:
+async def observe(ctx: Context, router: rules.Router) -> Seen:
     """Read the window and the followed jobs from the API; write nothing to the store.
     The first poll ever (which records the jobs that had ended without events) keeps the
     jobs that can make no event in a scratch file as the pages come (`staging`)."""
@@ -185,7 +188,7 @@ async def observe(ctx: Context) -> Seen:
         open_jobs = await ctx.store.open_jobs()
     now = ctx.clock()
     quiet = watermark is None and not ctx.poll.alert_on_first_run
-    staged = staging.open_for(ctx.scratch, now, _held(ctx, now)) if quiet else None
+    staged = staging.open_for(ctx.scratch, now, _held(ctx, router, now)) if quiet else None
 
     async def listed(sink: Staged | None) -> Observation:
         return await poller.observe(
@@ -211,14 +214,14 @@ async def observe(ctx: Context) -> Seen:
         if staged:
             staged.close()
         raise
-    return Seen(observation, ctx.clock(), watermark is None, open_jobs, staged)
+    followed = staged.unfinished() if staged else 0
+    return Seen(observation, ctx.clock(), watermark is None, open_jobs, staged, followed)
 
 
-def _held(ctx: Context, now: datetime) -> staging.Keep:
+def _held(ctx: Context, router: rules.Router, now: datetime) -> staging.Keep:
     """Which unfinished jobs of a first poll stay in memory: those that could make an
     event this cycle (a rule wants their status, or a `stuck` rule's time has come);
     the rest are staged (`staging`). With `explain`, every one (each event is made)."""
-    router = rules.Router(ctx.rules)
     stuck = [r for r in ctx.rules if r.match.event is EventKind.STUCK]
 
     def keep(job: Job) -> bool:
@@ -272,8 +275,8 @@ async def diff(ctx: Context, seen: Seen, router: rules.Router) -> Changes:
         )
     for name, state in quiet.items():  # written as the staged jobs left them, if not since
         found.templates.setdefault(name, state)
-    if seen.staged:  # their first sightings, which no rule wanted (else they were held)
-        found.unrouted[EventKind.TRANSITION] += seen.staged.unfinished()
+    # The staged unfinished jobs' first sightings, which no rule wanted (else held).
+    found.unrouted[EventKind.TRANSITION] += seen.staged_followed
     templates = {**known_templates, **found.templates}
     for name in timers.watched_templates(ctx.rules, templates):
         if name not in templates:  # the watcher begins watching it now
@@ -544,14 +547,13 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
     observation = seen.observation
-    listed, staged_followed = observation.ended, 0
+    listed = observation.ended
     if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
         staged = seen.staged.statuses(SETTLED_STAGED)
         stored.update(staged)
         listed = {**listed, **staged}
-        staged_followed = seen.staged.unfinished()
     ctx.settled.settle(observation.unchanged, listed, stored)
-    if not staged_followed:  # else the store alone knows every job followed now
+    if not seen.staged_followed:  # else the store alone knows every job followed now
         ctx.followed.keep(changes.followed, ctx.fence)
 
 

@@ -49,12 +49,24 @@ def job(record: Record, sref: str, started: datetime | None, updated: datetime |
 
 
 def first_state(job: Job, now: datetime) -> JobState:
-    """A job seen for the first time; first seen running, it has run since it started."""
-    started = job.started_at
-    since = started if job.status == "running" and started is not None and started < now else now
+    """A job seen for the first time, as of `first_since`."""
     return JobState(
-        job.sref, job.status, since, now, job.updated_at, started, job.template, job.name
+        job.sref,
+        job.status,
+        first_since(job, now),
+        now,
+        job.updated_at,
+        job.started_at,
+        job.template,
+        job.name,
     )
+
+
+def first_since(job: Job, now: datetime) -> datetime:
+    """Since when a job seen for the first time has had its status: first seen running,
+    it has run since it started; otherwise, since now."""
+    started = job.started_at
+    return started if job.status == "running" and started is not None and started < now else now
 
 
 def alerts(

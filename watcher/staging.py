@@ -10,8 +10,9 @@ needs of the staged jobs is read back from the file: each template's last start 
 failure streak (one scan), the rows for the commit (in chunks), how many are followed,
 and the statuses of the ended ones for the next cycle's listing.
 
-The file is scratch, not state: no journal, no fsync, deleted when the cycle ends, and
-a file left by a killed process is deleted by the next cycle that stages.
+The file is scratch, not state: no journal, no fsync, deleted when the cycle ends; a
+file left by a killed process is deleted by the next process's first cycle
+(`remove_leftovers`, called by the daemon).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import structlog
 
+from watcher import fast
 from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Job, TemplateState
-from watcher.store.base import StagedRow, StoreError
+from watcher.store.base import StagedRow, StoreError, ts
 
 log = structlog.get_logger("watcher.staging")
 PREFIX = ".watcher-staged-"  # then the process id: a dead process's file is removed
@@ -82,7 +84,6 @@ class Staged:
     """A scratch file of the jobs first seen this cycle; `take` is the listing's sink."""
 
     def __init__(self, folder: Path | None, now: datetime, keep: Keep = _every) -> None:
-        remove_leftovers(folder or Path(tempfile.gettempdir()))
         handle, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", suffix=".db", dir=folder)
         os.close(handle)
         self.path = Path(name)
@@ -132,21 +133,16 @@ class Staged:
         return held
 
     def _row(self, job: Job) -> tuple[object, ...]:
-        """A job's row: since when it has had its status as `fast.first_state` says (a
-        job first seen running has run since it started), and whether it has ended."""
-        now, started = self._now, job.started_at
-        running = job.status == "running" and started is not None and started < now
-        since = started if running and started is not None else now
-        ended = job.status in TERMINAL_STATUSES
+        """A job's row, its status's start as a first sighting's (`fast.first_since`)."""
         return (
             job.sref,
             job.status,
-            _ts(job.updated_at),
-            _ts(started),
+            ts(job.updated_at),
+            ts(job.started_at),
             job.template,
             job.name,
-            since.timestamp(),
-            ended,
+            fast.first_since(job, self._now).timestamp(),
+            job.status in TERMINAL_STATUSES,
         )
 
     def among(self, srefs: Iterable[str]) -> set[str]:
@@ -274,10 +270,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
-
-
-def _ts(when: datetime | None) -> float | None:
-    return None if when is None else when.timestamp()
 
 
 def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -134,7 +134,8 @@ def test_a_small_window_stays_in_memory_as_its_first_page_says(staged: Staged) -
     assert staged.count == 0
 
 
-def test_the_file_goes_when_closed_and_a_dead_process_leftover_at_the_next(tmp_path: Path) -> None:
+def test_the_file_goes_when_closed_and_a_dead_process_leftover_when_asked(tmp_path: Path) -> None:
+    """The daemon removes leftovers at its first cycle (tests/pipeline/test_first_poll.py)."""
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -146,7 +147,8 @@ def test_the_file_goes_when_closed_and_a_dead_process_leftover_at_the_next(tmp_p
     alive = tmp_path / f"{staging.PREFIX}{os.getppid()}-abc.db"  # a live process's
     alive.write_bytes(b"")
     stage = Staged(tmp_path, NOW)
-    assert stage.path.exists()
+    staging.remove_leftovers(tmp_path)
+    assert stage.path.exists()  # this process's own, in use
     assert stage.path.parent == tmp_path
     assert not leftover.exists()
     assert alive.exists()
