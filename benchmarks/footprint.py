@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import yaml
 
-from benchmarks.harness import NOWHERE, ROOT, Poll, Sim, child_env, simulator, watcher_doc
+from benchmarks.harness import NOWHERE, ROOT, Poll, Sim, child_env, simulator, stop, watcher_doc
 from benchmarks.report import table
 from watcher.render_worker import IDLE_SECONDS
 
@@ -113,12 +113,7 @@ def one_run(sim: Sim) -> dict[str, Any]:
                 own = status_mb(proc.pid)
                 kids = [status_mb(pid) for pid in children(proc.pid)]
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc, 20.0)
     return {
         "rss_mb": own["VmRSS"],
         "hwm_mb": own["VmHWM"],

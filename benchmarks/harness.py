@@ -63,12 +63,17 @@ def simulator(**options: object) -> Iterator[Sim]:
         ready = json.loads(line)
         yield Sim(port=int(ready["port"]), token=str(ready["token"]))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10.0)
+
+
+def stop(proc: subprocess.Popen[str], patience: float) -> None:
+    """SIGTERM, then SIGKILL if `proc` has not ended within `patience` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(patience)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # -- measurement children --------------------------------------------------------------
