@@ -204,17 +204,17 @@ async def observe(ctx: Context, router: rules.Router) -> Seen:
 
     try:
         observation = await listed(staged)
+        followed = staged.finish() if staged else 0
     except staging.StagingFailed as exc:
         assert staged is not None  # only a scratch file fails so
         staged.close()
         staged = None
         log.warning("first_poll_in_memory", error=str(exc), hint="the window is read again")
-        observation = await listed(None)
+        observation, followed = await listed(None), 0
     except BaseException:
         if staged:
             staged.close()
         raise
-    followed = staged.unfinished() if staged else 0
     return Seen(observation, ctx.clock(), watermark is None, open_jobs, staged, followed)
 
 

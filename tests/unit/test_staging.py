@@ -3,8 +3,10 @@ path would have made of the same jobs (`tracker.diff` with `baseline`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -55,7 +57,7 @@ def test_unfinished_jobs_the_cycle_does_not_hold_are_staged_as_followed(tmp_path
     try:
         jobs = [job(1, "running"), job(2, "failed"), job(3, "running"), job(4, "pending")]
         assert stage.take(jobs, None) == [jobs[2]]
-        assert (stage.count, stage.unfinished()) == (3, 2)
+        assert (stage.count, stage.finish()) == (3, 2)
         assert stage.statuses(10) == {"jobs/2": "failed"}
         rows = {r[0]: r for chunk in stage.rows() for r in chunk}
         now = NOW.timestamp()
@@ -160,3 +162,15 @@ def test_no_scratch_file_where_none_can_be_made_means_the_poll_holds_its_jobs(
     tmp_path: Path,
 ) -> None:
     assert staging.open_for(tmp_path / "missing", NOW, bool) is None
+
+
+def test_a_finished_file_gives_another_connection_the_rows(staged: Staged) -> None:
+    """What a SQLite store copies itself (`shared`) is what `rows` gives."""
+    staged.take([job(1, "failed"), job(2, "completed"), job(3, "running")], None)
+    staged.finish()
+    path, query = staged.shared()
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute("ATTACH DATABASE ? AS scratch", (str(path),))
+        copied = {r[0]: (*r[:8], r[8] == 1) for r in db.execute(query, (NOW.timestamp(),))}
+    assert copied == {r[0]: r for chunk in staged.rows() for r in chunk}
+    assert sorted(copied) == ["jobs/1", "jobs/2"]  # the running one is held

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -231,6 +232,12 @@ class StagedRows(Protocol):
     than once (a commit retried on a new connection)."""
 
     def rows(self) -> Iterator[list[StagedRow]]: ...
+
+    def shared(self) -> tuple[Path, str]:
+        """The rows' SQLite file, readable by another connection from now on, and the
+        query of `rows`' columns from it once attached as `scratch` (one parameter:
+        the first-seen time), for a SQLite store to copy them without Python."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from watcher.store.base import (
     Lookup,
     SeriesKey,
     SeriesRow,
+    StagedRows,
     Store,
     StoreError,
     all_series_query,
@@ -281,8 +282,8 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
         memory as lists of tuples.
         """
         stamps = fast.Stamps()
-        with self._write():
-            self._write_jobs(commit, stamps)
+        with self._attached(commit.staged) as staged, self._write():
+            self._write_jobs(commit, stamps, staged)
             self._write_templates(commit.templates)
             fresh = self._record_events(commit, stamps)
             queued = self._queue_alerts(commit, fresh)
@@ -295,7 +296,27 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
             )
         return queued, fresh
 
-    def _write_jobs(self, commit: CycleCommit, stamp: fast.Stamps) -> None:
+    @contextmanager
+    def _attached(self, staged: StagedRows | None) -> Iterator[str | None]:
+        """The staged rows' file attached as `scratch` (outside any transaction, as
+        SQLite wants), and the query of its rows; None without staged rows."""
+        if staged is None:
+            yield None
+            return
+        path, query = staged.shared()
+        try:
+            self._db.execute("ATTACH DATABASE ? AS scratch", (str(path),))
+        except sqlite3.Error as exc:
+            raise StoreError(f"the first poll's scratch file {path}: {exc}") from None
+        try:
+            yield query
+        finally:
+            try:
+                self._db.execute("DETACH DATABASE scratch")
+            except sqlite3.Error as exc:
+                raise StoreError(f"the first poll's scratch file {path}: {exc}") from None
+
+    def _write_jobs(self, commit: CycleCommit, stamp: fast.Stamps, staged: str | None) -> None:
         when, now, account = commit.now, commit.now.timestamp(), self.account
         self._insert(
             *_UPSERT_JOBS,
@@ -315,8 +336,10 @@ class SqliteStore(OutboxTables, HistoryTables, PeopleTables, RerunTables):
                 for s in commit.states  # the hot loop of a large window: no calls
             ),
         )
-        for chunk in commit.staged.rows() if commit.staged else ():
-            self._insert(*_UPSERT_JOBS, ((account, *row) for row in chunk))
+        if staged:  # "WHERE true": SQLite's parser wants it before an upsert's ON CONFLICT
+            head, tail = _UPSERT_JOBS
+            copy_rows = f"{head} SELECT ?, * FROM ({staged}) WHERE true{tail}"  # noqa: S608  # our own query
+            self._db.execute(copy_rows, (account, now))
         self._db.executemany(
             "UPDATE jobs SET followed = 0 WHERE account = ? AND sref = ?",
             [(account, s) for s in commit.unfollowed],

@@ -5,7 +5,9 @@ beside it: tests/unit/store/test_sqlite.py, test_postgres.py."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 
 from watcher.models import Alert, Event, EventKind, Job, JobState, Severity
 from watcher.store import CycleCommit, OutboxCounts, SqliteStore, Store
+from watcher.store.base import StagedRow
 from watcher.store.postgres import PgStore
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
@@ -112,21 +115,30 @@ async def test_commit_cycle_writes_states(store: Store) -> None:
 
 
 class Staged:
-    """Staged rows as `staging.Staged` gives them: in chunks, readable twice."""
+    """Staged rows as `staging.Staged` gives them: in chunks, readable twice, or from a
+    file of their own (their first-seen time is the commit's, as staging's are)."""
 
-    def __init__(
-        self, rows: list[tuple[str, str, float, float, float | None, float | None, str, str, bool]]
-    ) -> None:
+    def __init__(self, rows: list[StagedRow], folder: Path) -> None:
         self._rows = rows
+        self._path = folder / "staged.db"
 
-    def rows(
-        self,
-    ) -> Iterator[list[tuple[str, str, float, float, float | None, float | None, str, str, bool]]]:
+    def rows(self) -> Iterator[list[StagedRow]]:
         yield self._rows[:2]
         yield self._rows[2:]
 
+    def shared(self) -> tuple[Path, str]:
+        with contextlib.closing(sqlite3.connect(self._path)) as db, db:
+            db.execute(
+                "CREATE TABLE staged (sref, status, since, updated, started, template, name, ended)"
+            )
+            db.executemany(
+                "INSERT INTO staged VALUES (?,?,?,?,?,?,?,?)", [r[:3] + r[4:] for r in self._rows]
+            )
+        query = "SELECT sref, status, since, ?, updated, started, template, name, ended"
+        return self._path, query + " FROM scratch.staged"
 
-async def test_commit_cycle_writes_staged_rows_as_states(store: Store) -> None:
+
+async def test_commit_cycle_writes_staged_rows_as_states(store: Store, tmp_path: Path) -> None:
     """The first poll's staged jobs are written beside the cycle's states."""
     t0, t1 = T0.timestamp(), T1.timestamp()
     rows = [
@@ -135,7 +147,7 @@ async def test_commit_cycle_writes_staged_rows_as_states(store: Store) -> None:
     ]
     rows[3] = ("jobs/3", "failed", t1, t1, None, None, "", "Job 3", True)
     rows.append(("jobs/5", "running", t0 - 60, t1, t0, t0 - 60, "jobTemplates/1", "Job 5", False))
-    commit = dataclasses.replace(cycle([state("jobs/9")], now=T1), staged=Staged(rows))
+    commit = dataclasses.replace(cycle([state("jobs/9")], now=T1), staged=Staged(rows, tmp_path))
     await store.commit_cycle(commit)
     ended, unended = await store.seen([f"jobs/{n}" for n in range(10)])
     assert ended == {f"jobs/{n}": "failed" if n == 3 else "completed" for n in range(5)}
