@@ -82,7 +82,8 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     extra: list[dict[str, Any]],
 ) -> None:
     """Every job row, template and event the same; running jobs a stuck rule fires
-    for are held in memory, the other unfinished jobs staged as followed."""
+    for are held in memory, the other unfinished jobs staged as followed, and kept for
+    the next cycle as the store follows them."""
     monkeypatch.setattr(staging, "STAGE_FROM", 100)
     staged_counts: list[int] = []
     close = staging.Staged.close
@@ -96,7 +97,11 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     fill(world, 600)
     staged, staged_path = await first_poll(sim, tmp_path / "staged", extra)
     assert staged_counts[0] > 0
-    report = staged.accounts["default"].last_report
+    account = staged.accounts["default"]
+    report = account.last_report
+    kept = account.followed.take(None)  # the next cycle's followed jobs, not read
+    assert kept is not None
+    assert kept == await account.store.open_jobs()
     await staged.close()
     monkeypatch.setattr(staging, "open_for", lambda folder, now, keep: None)
     held, held_path = await first_poll(sim, tmp_path / "held", extra)
