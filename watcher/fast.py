@@ -14,7 +14,7 @@ import functools
 import gc
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
@@ -211,6 +211,16 @@ class Stamps(dict[datetime, float]):
 
     def __missing__(self, key: datetime) -> float:
         value = self[key] = key.timestamp()
+        return value
+
+
+class Dates(dict[float, datetime]):
+    """timestamp -> UTC datetime, each made once: the rows of a store's jobs share their
+    dates (the `now` of the cycle that wrote them, starts to the second), and the states
+    of the followed jobs live from one cycle to the next."""
+
+    def __missing__(self, key: float) -> datetime:
+        value = self[key] = datetime.fromtimestamp(key, UTC)
         return value
 
 

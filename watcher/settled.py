@@ -9,6 +9,7 @@ store confirms is settled, so a read the tracker ignored is read again next time
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,9 @@ class Settled:
                 del statuses[sref]
         for sref, status in listed.items():
             if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
-                statuses[sref] = status
+                # A handful of values, one object each: the statuses read back from a
+                # first poll's scratch file are a string a job (5 MB at 100k jobs).
+                statuses[sref] = sys.intern(status)
 
 
 class Followed:

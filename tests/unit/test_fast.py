@@ -200,6 +200,14 @@ def test_stamps_are_the_timestamps() -> None:
     assert list(stamps) == [T0]
 
 
+def test_dates_are_the_utc_datetimes_of_timestamps_one_object_each() -> None:
+    dates = fast.Dates()
+    first = dates[T0.timestamp()]
+    assert first == T0
+    assert first.tzinfo is UTC
+    assert dates[T0.timestamp()] is first
+
+
 def test_the_collector_is_paused_during_the_work_and_restored_after() -> None:
     seen: list[bool] = []
 
