@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -46,6 +47,17 @@ def job(record: Record, sref: str, started: datetime | None, updated: datetime |
         intern(record.jobTemplateUri or ""),
         record.testRunsUri or "",
     )
+
+
+def unsettled(records: Sequence[Record], settled: Mapping[str, str]) -> tuple[list[int], list[str]]:
+    """(the places of the records to read, the srefs of those whose job is in `settled`
+    with the status they read): `payload._unsettled`'s loop as comprehensions. A steady
+    cycle's records are mostly settled, and a loop that branches for each of them costs
+    more than the decoding of the page."""
+    get = settled.get
+    same = [bool(r.status) and get(r.sref) == r.status for r in records]
+    unchanged = [r.sref for r in itertools.compress(records, same)]
+    return [i for i, settled_now in enumerate(same) if not settled_now], unchanged
 
 
 def first_state(job: Job, now: datetime) -> JobState:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -371,25 +371,39 @@ def _identity(item: object) -> tuple[object, object]:
     return None, None
 
 
+def _unsettled(
+    results: list[Any], typed: bool, settled: Mapping[str, str]
+) -> tuple[Sequence[int], list[str]]:
+    """(the places of the records to read, the srefs of the settled jobs that read the
+    status they had: counted, not read). A record without a status is read."""
+    if typed:  # every record is a `Record`: most of them settled in a steady cycle
+        return fast.unsettled(results, settled)
+    places: list[int] = []
+    unchanged: list[str] = []
+    for index, item in enumerate(results):
+        sref, status = (item.sref, item.status) if type(item) is Record else _identity(item)
+        if type(sref) is str and status and settled.get(sref) == status:
+            unchanged.append(sref)
+        else:
+            places.append(index)
+    return places, unchanged
+
+
 def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -> Page:
     """One page of a listing. Records of jobs in `settled` (sref -> the terminal status
     they had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
     results, meta = _page_parts(body, page)
-    jobs: list[Job] = []
+    places: Sequence[int] = range(len(results))
     unchanged: list[str] = []
+    if settled:
+        places, unchanged = _unsettled(results, type(body) is _Listing, settled)
+    jobs: list[Job] = []
     malformed = 0
-    lookup = settled.get if settled else None
-    for index, item in enumerate(results):
-        typed = type(item) is Record
-        if lookup is not None:
-            sref, status = (item.sref, item.status) if typed else _identity(item)
-            # A settled status is a terminal one: a record without a status is read.
-            if type(sref) is str and status and lookup(sref) == status:
-                unchanged.append(sref)
-                continue
+    for index in places:
+        item = results[index]
         say = malformed < MAX_SKIPPED_LINES
-        if typed:
+        if type(item) is Record:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
             job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}", say)
