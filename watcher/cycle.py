@@ -197,7 +197,7 @@ async def observe(ctx: Context, router: rules.Router) -> Seen:
             watermark,
             open_jobs,
             now,
-            ctx.settled.statuses,
+            ctx.settled.by_status,
             ctx.store.count_started_between,
             sink,
         )

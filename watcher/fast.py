@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import functools
 import gc
-import itertools
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -25,6 +24,7 @@ from watcher.models import DEFAULT_ACCOUNT, PERF_KINDS, Alert, Event, EventKind,
 if TYPE_CHECKING:
     from watcher.payload import Record
     from watcher.settings import Rule
+    from watcher.settled import ByStatus
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -49,15 +49,15 @@ def job(record: Record, sref: str, started: datetime | None, updated: datetime |
     )
 
 
-def unsettled(records: Sequence[Record], settled: Mapping[str, str]) -> tuple[list[int], list[str]]:
-    """(the places of the records to read, the srefs of those whose job is in `settled`
-    with the status they read): `payload._unsettled`'s loop as comprehensions. A steady
-    cycle's records are mostly settled, and a loop that branches for each of them costs
-    more than the decoding of the page."""
+def unsettled(records: Sequence[Record], settled: ByStatus) -> tuple[list[int], list[str]]:
+    """(the places of the records to read, the srefs that `settled` holds of the jobs
+    that read the status they are settled with): `payload._unsettled`'s loop as
+    comprehensions. A steady cycle's records are mostly settled, and a loop that
+    branches for each of them costs more than the decoding of the page."""
     get = settled.get
-    same = [bool(r.status) and get(r.sref) == r.status for r in records]
-    unchanged = [r.sref for r in itertools.compress(records, same)]
-    return [i for i, settled_now in enumerate(same) if not settled_now], unchanged
+    own = [srefs.get(r.sref) if (srefs := get(r.status)) else None for r in records]
+    unchanged = [sref for sref in own if sref is not None]
+    return [i for i, sref in enumerate(own) if sref is None], unchanged
 
 
 def first_state(job: Job, now: datetime) -> JobState:

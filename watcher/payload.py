@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import structlog
@@ -27,6 +27,9 @@ from msgspec.structs import asdict
 
 from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
+
+if TYPE_CHECKING:
+    from watcher.settled import ByStatus
 
 log = structlog.get_logger("watcher.payload")
 
@@ -317,7 +320,8 @@ class Page:
     skipped: int
     total: int | None
     next_url: str | None
-    unchanged: list[str] = field(default_factory=list)  # settled jobs, not parsed
+    # settled jobs, not parsed: their srefs as the settled jobs' map holds them
+    unchanged: list[str] = field(default_factory=list)
 
 
 def _envelope(body: Any) -> Any:
@@ -372,26 +376,29 @@ def _identity(item: object) -> tuple[object, object]:
 
 
 def _unsettled(
-    results: list[Any], typed: bool, settled: Mapping[str, str]
+    results: list[Any], typed: bool, settled: ByStatus
 ) -> tuple[Sequence[int], list[str]]:
-    """(the places of the records to read, the srefs of the settled jobs that read the
-    status they had: counted, not read). A record without a status is read."""
+    """(the places of the records to read, the settled jobs that read the status they
+    had, as the srefs that `settled` holds: counted, not read). A record without a
+    status is read."""
     if typed:  # every record is a `Record`: most of them settled in a steady cycle
         return fast.unsettled(results, settled)
     places: list[int] = []
     unchanged: list[str] = []
     for index, item in enumerate(results):
         sref, status = (item.sref, item.status) if type(item) is Record else _identity(item)
-        if type(sref) is str and status and settled.get(sref) == status:
-            unchanged.append(sref)
-        else:
+        srefs = settled.get(status) if type(status) is str else None
+        own = srefs.get(sref) if srefs is not None and type(sref) is str else None
+        if own is None:
             places.append(index)
+        else:
+            unchanged.append(own)
     return places, unchanged
 
 
-def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -> Page:
-    """One page of a listing. Records of jobs in `settled` (sref -> the terminal status
-    they had) that still read that status are counted, not parsed: a terminal status is
+def parse_list(body: Any, page: int, settled: ByStatus | None = None) -> Page:
+    """One page of a listing. Records of jobs in `settled` (by the terminal status they
+    had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
     results, meta = _page_parts(body, page)
     places: Sequence[int] = range(len(results))

@@ -69,9 +69,13 @@ def test_the_settled_records_of_a_typed_page_are_those_the_plain_loop_finds() ->
         ("jobs/5", "expired"),
     ]
     records = [payload.Record(sref=s, status=t, name="n", startedAt="") for s, t in listed]
-    settled = {"jobs/1": "completed", "jobs/2": "completed", "jobs/3": "", "jobs/5": "expired"}
+    settled = {
+        "completed": {"jobs/1": "jobs/1", "jobs/2": "jobs/2"},
+        "expired": {"jobs/5": "jobs/5"},
+    }
     found = fast.unsettled(records, settled)
     assert found == ([1, 2, 3, 4], ["jobs/1", "jobs/1", "jobs/5"])
+    assert found[1][0] is settled["completed"]["jobs/1"]
     assert found == payload._unsettled(records, False, settled)  # its twin
 
 
