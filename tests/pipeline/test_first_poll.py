@@ -116,6 +116,27 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     assert not list((tmp_path / "staged" / "state").glob(f"{staging.PREFIX}*"))
 
 
+async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_followed_jobs_to_the_store(
+    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cycle is committed: it succeeds, says so, and keeps no followed jobs (the
+    next cycle reads them from the store)."""
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+
+    def failing(self: staging.Staged) -> None:
+        raise staging.StagingFailed("disk gone")
+
+    monkeypatch.setattr(staging.Staged, "followed", failing)
+    world.clock = lambda: NOW
+    fill(world, 300)
+    with structlog.testing.capture_logs() as logged:
+        daemon, _ = await first_poll(sim, tmp_path)
+    account = daemon.accounts["default"]
+    await daemon.close()
+    assert account.followed.take(None) is None
+    assert [e["error"] for e in logged if e["event"] == "followed_jobs_not_kept"] == ["disk gone"]
+
+
 async def test_a_full_scratch_file_reads_the_window_again_in_memory(
     sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
