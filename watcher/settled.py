@@ -30,8 +30,7 @@ class Settled:
     history.
 
     Each sref maps to itself: a listing that finds a settled job keeps the string this
-    map holds, not the one it has just decoded (at 100k jobs, 85k strings: 5 MB of a
-    steady cycle's peak)."""
+    map holds, not the one it has just decoded (at 100k jobs, 85k strings: 5 MB)."""
 
     def __init__(self) -> None:
         self._srefs: dict[str, dict[str, str]] = {}
@@ -52,14 +51,11 @@ class Settled:
         Kept in place: most of a window's settled jobs are listed again every cycle, and
         a dict of them rebuilt each time costs a tenth of a 100k-job steady cycle."""
         by_status = self._srefs
-        # The last word on the listed jobs parsed now, before the jobs that the listings
-        # no longer showed unchanged (all of those, as they were parsed) are dropped.
-        before = {
-            sref: status
-            for status, srefs in by_status.items()
-            for sref in listed.keys() & srefs.keys()
-        }
+        before: dict[str, str] = {}  # the last word on the listed jobs parsed now
         for status, srefs in by_status.items():
+            for sref in listed.keys() & srefs.keys():  # settled again below, or not at all
+                before[sref] = status
+                del srefs[sref]
             for sref in [sref for sref in srefs if sref not in unchanged]:
                 del srefs[sref]
             for sref in stored.keys() & srefs.keys():  # none, unless a read went around
