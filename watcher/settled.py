@@ -9,7 +9,6 @@ store confirms is settled, so a read the tracker ignored is read again next time
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING
 
@@ -63,7 +62,10 @@ class Settled:
                     del srefs[sref]
         for sref, status in listed.items():
             if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
-                by_status.setdefault(sys.intern(status), {})[sref] = sref
+                srefs = by_status.get(status)
+                if srefs is None:
+                    srefs = by_status[status] = {}
+                srefs[sref] = sref
 
 
 def with_ended(by_status: ByStatus, ended: Mapping[str, str]) -> dict[str, dict[str, str]]:
