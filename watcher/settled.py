@@ -62,10 +62,10 @@ class Settled:
                     del srefs[sref]
         for sref, status in listed.items():
             if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
-                srefs = by_status.get(status)
-                if srefs is None:
-                    srefs = by_status[status] = {}
-                srefs[sref] = sref
+                under = by_status.get(status)
+                if under is None:
+                    under = by_status[status] = {}
+                under[sref] = sref
 
 
 def with_ended(by_status: ByStatus, ended: Mapping[str, str]) -> dict[str, dict[str, str]]:
