@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
 import aiohttp
@@ -34,6 +34,9 @@ from watcher.metrics import Metrics
 from watcher.models import Job
 from watcher.paging import Listing
 from watcher.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from watcher.settled import ByStatus
 
 log = structlog.get_logger("watcher.client")
 
@@ -83,7 +86,7 @@ class _Failure:
 
 
 Sleep = Callable[[float], Awaitable[None]]
-NOTHING_SETTLED: Mapping[str, str] = MappingProxyType({})
+NOTHING_SETTLED: ByStatus = MappingProxyType({})
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -478,7 +481,7 @@ class Client:
         self,
         start: datetime,
         end: datetime,
-        settled: Mapping[str, str] = NOTHING_SETTLED,
+        settled: ByStatus = NOTHING_SETTLED,
         *,
         template: str | None = None,
         sink: paging.Sink | None = None,
@@ -486,7 +489,7 @@ class Client:
         """Every job whose start lies in [start, end] (of one template), across all
         pages, one per sref.
 
-        Records of jobs in `settled` (sref -> the terminal status the store holds) that
+        Records of jobs in `settled` (by the terminal status the store holds) that
         still read that status are counted, not parsed (see `payload.parse_list`). A
         `sink` takes each page's jobs that it wants out of the listing's memory.
         """
@@ -539,9 +542,7 @@ class Client:
         return found.listing(page)
 
     @staticmethod
-    async def _read_page(
-        fetch: Awaitable[Any], page: int, settled: Mapping[str, str]
-    ) -> payload.Page:
+    async def _read_page(fetch: Awaitable[Any], page: int, settled: ByStatus) -> payload.Page:
         try:
             body = await fetch
         except _NotFound:

@@ -197,7 +197,7 @@ async def observe(ctx: Context, router: rules.Router) -> Seen:
             watermark,
             open_jobs,
             now,
-            ctx.settled.statuses,
+            ctx.settled.by_status,
             ctx.store.count_started_between,
             sink,
         )
@@ -553,8 +553,23 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
         stored.update(staged)
         listed = {**listed, **staged}
     ctx.settled.settle(observation.unchanged, listed, stored)
-    if not seen.staged_followed:  # else the store alone knows every job followed now
-        ctx.followed.keep(changes.followed, ctx.fence)
+    followed = _followed_now(seen, changes)
+    if followed is not None:
+        ctx.followed.keep(followed, ctx.fence)
+
+
+def _followed_now(seen: Seen, changes: Changes) -> dict[str, JobState] | None:
+    """What the store follows now that the cycle is committed: the unfinished jobs held
+    in memory, and those a first poll staged, read back from its scratch file; None if
+    that file fails now (the next cycle reads the store)."""
+    if not seen.staged_followed:
+        return changes.followed
+    assert seen.staged is not None  # only a staged first poll follows staged jobs
+    try:
+        return {**changes.followed, **seen.staged.followed()}
+    except staging.StagingFailed as exc:
+        log.warning("followed_jobs_not_kept", error=str(exc), hint="the next cycle reads them")
+        return None
 
 
 def account(

@@ -14,7 +14,7 @@ import functools
 import gc
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
@@ -24,6 +24,7 @@ from watcher.models import DEFAULT_ACCOUNT, PERF_KINDS, Alert, Event, EventKind,
 if TYPE_CHECKING:
     from watcher.payload import Record
     from watcher.settings import Rule
+    from watcher.settled import ByStatus
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,6 +47,17 @@ def job(record: Record, sref: str, started: datetime | None, updated: datetime |
         intern(record.jobTemplateUri or ""),
         record.testRunsUri or "",
     )
+
+
+def unsettled(records: Sequence[Record], settled: ByStatus) -> tuple[list[int], list[str]]:
+    """(the places of the records to read, the srefs that `settled` holds of the jobs
+    that read the status they are settled with): `payload._unsettled`'s loop as
+    comprehensions. A steady cycle's records are mostly settled, and a loop that
+    branches for each of them costs more than the decoding of the page."""
+    get = settled.get
+    own = [srefs.get(r.sref) if (srefs := get(r.status)) else None for r in records]
+    unchanged = [sref for sref in own if sref is not None]
+    return [i for i, sref in enumerate(own) if sref is None], unchanged
 
 
 def first_state(job: Job, now: datetime) -> JobState:
@@ -211,6 +223,16 @@ class Stamps(dict[datetime, float]):
 
     def __missing__(self, key: datetime) -> float:
         value = self[key] = key.timestamp()
+        return value
+
+
+class Dates(dict[float, datetime]):
+    """timestamp -> UTC datetime, each made once: the rows of a store's jobs share their
+    dates (the `now` of the cycle that wrote them, starts to the second), and the states
+    of the followed jobs live from one cycle to the next."""
+
+    def __missing__(self, key: float) -> datetime:
+        value = self[key] = datetime.fromtimestamp(key, UTC)
         return value
 
 

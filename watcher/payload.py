@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import structlog
@@ -27,6 +27,9 @@ from msgspec.structs import asdict
 
 from watcher import fast, salvage
 from watcher.models import KNOWN_STATUSES, Job
+
+if TYPE_CHECKING:
+    from watcher.settled import ByStatus
 
 log = structlog.get_logger("watcher.payload")
 
@@ -189,9 +192,12 @@ _encode = msgspec.json.Encoder().encode
 
 def _without_nul(body: bytes) -> bytes:
     """The body with each escaped NUL (`\\u0000`) as U+FFFD: PostgreSQL's text holds no
-    NUL, so a job name with one would fail every write of the state. A search of the
-    bytes, cheap beside the decoding."""
-    return body.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in body else body
+    NUL, so a job name with one would fail every write of the state. Most bodies have
+    no backslash at all: looking for that one byte first (memchr) costs a tenth of the
+    search for the six-byte escape, which would be a quarter of the decoding."""
+    if b"\\" in body and b"\\u0000" in body:
+        return body.replace(b"\\u0000", b"\\ufffd")
+    return body
 
 
 def decode_listing(body: bytes) -> Any:
@@ -314,7 +320,8 @@ class Page:
     skipped: int
     total: int | None
     next_url: str | None
-    unchanged: list[str] = field(default_factory=list)  # settled jobs, not parsed
+    # settled jobs, not parsed: their srefs as the settled jobs' map holds them
+    unchanged: list[str] = field(default_factory=list)
 
 
 def _envelope(body: Any) -> Any:
@@ -368,25 +375,42 @@ def _identity(item: object) -> tuple[object, object]:
     return None, None
 
 
-def parse_list(body: Any, page: int, settled: Mapping[str, str] | None = None) -> Page:
-    """One page of a listing. Records of jobs in `settled` (sref -> the terminal status
-    they had) that still read that status are counted, not parsed: a terminal status is
+def _unsettled(
+    results: list[Any], typed: bool, settled: ByStatus
+) -> tuple[Sequence[int], list[str]]:
+    """(the places of the records to read, the settled jobs that read the status they
+    had, as the srefs that `settled` holds: counted, not read). A record without a
+    status is read."""
+    if typed:  # every record is a `Record`: most of them settled in a steady cycle
+        return fast.unsettled(results, settled)
+    places: list[int] = []
+    unchanged: list[str] = []
+    for index, item in enumerate(results):
+        sref, status = (item.sref, item.status) if type(item) is Record else _identity(item)
+        srefs = settled.get(status) if type(status) is str else None
+        own = srefs.get(sref) if srefs is not None and type(sref) is str else None
+        if own is None:
+            places.append(index)
+        else:
+            unchanged.append(own)
+    return places, unchanged
+
+
+def parse_list(body: Any, page: int, settled: ByStatus | None = None) -> Page:
+    """One page of a listing. Records of jobs in `settled` (by the terminal status they
+    had) that still read that status are counted, not parsed: a terminal status is
     final, so nothing about them can have changed that matters."""
     results, meta = _page_parts(body, page)
-    jobs: list[Job] = []
+    places: Sequence[int] = range(len(results))
     unchanged: list[str] = []
+    if settled:
+        places, unchanged = _unsettled(results, type(body) is _Listing, settled)
+    jobs: list[Job] = []
     malformed = 0
-    lookup = settled.get if settled else None
-    for index, item in enumerate(results):
-        typed = type(item) is Record
-        if lookup is not None:
-            sref, status = (item.sref, item.status) if typed else _identity(item)
-            # A settled status is a terminal one: a record without a status is read.
-            if type(sref) is str and status and lookup(sref) == status:
-                unchanged.append(sref)
-                continue
+    for index in places:
+        item = results[index]
         say = malformed < MAX_SKIPPED_LINES
-        if typed:
+        if type(item) is Record:
             # An unusual typed record goes back to the plain values it was decoded from
             # (dates are kept as text): the tolerant reader sees what it would have seen.
             job = _documented(item) or _unusual(asdict(item), f"page {page} item {index}", say)

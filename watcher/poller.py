@@ -17,6 +17,7 @@ from watcher.client import ApiError, Client, JobGone
 from watcher.models import Job, JobState, Observation, Window
 from watcher.paging import Listing, Sink
 from watcher.settings import PollSettings
+from watcher.settled import ByStatus, with_ended
 
 log = structlog.get_logger("watcher.poller")
 
@@ -75,7 +76,7 @@ async def observe(
     watermark: datetime | None,
     open_jobs: Mapping[str, JobState],
     now: datetime,
-    settled: Mapping[str, str],
+    settled: ByStatus,
     known_between: KnownBetween | None = None,
     sink: Sink | None = None,
 ) -> Observation:
@@ -109,7 +110,7 @@ async def observe(
         else None
     )
     if back is not None:
-        extra = await client.list_jobs(back, win.start, {**settled, **listing.ended})
+        extra = await client.list_jobs(back, win.start, with_ended(settled, listing.ended))
         log.info(
             "window_widened", back_to=back.isoformat(), followed=len(follow), pages=extra.pages
         )

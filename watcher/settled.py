@@ -1,4 +1,4 @@
-"""What a cycle knows from the last committed one: the ended jobs it listed, with the
+"""What a cycle knows from the last committed one: the ended jobs it listed, by the
 status the store holds for each (a listing counts such a record without parsing it
 while it reads the same: a terminal status is final, so nothing that matters changed),
 and the unfinished jobs the store follows.
@@ -20,16 +20,23 @@ if TYPE_CHECKING:
     from watcher.store import Lease
 
 
+ByStatus = Mapping[str, Mapping[str, str]]  # status -> {sref: that same sref}
+
+
 class Settled:
-    """sref -> terminal status of the ended jobs listed by the last committed cycle;
-    as large as one window, never a history."""
+    """The ended jobs listed by the last committed cycle, by the terminal status the
+    store holds for them (each job under one status); as large as one window, never a
+    history.
+
+    Each sref maps to itself: a listing that finds a settled job keeps the string this
+    map holds, not the one it has just decoded (at 100k jobs, 85k strings: 5 MB)."""
 
     def __init__(self) -> None:
-        self._statuses: dict[str, str] = {}
+        self._srefs: dict[str, dict[str, str]] = {}
 
     @property
-    def statuses(self) -> Mapping[str, str]:
-        return self._statuses
+    def by_status(self) -> ByStatus:
+        return self._srefs
 
     def settle(
         self, unchanged: Set[str], listed: Mapping[str, str], stored: Mapping[str, str]
@@ -42,18 +49,34 @@ class Settled:
 
         Kept in place: most of a window's settled jobs are listed again every cycle, and
         a dict of them rebuilt each time costs a tenth of a 100k-job steady cycle."""
-        statuses = self._statuses
-        # The last word on the listed jobs parsed now, before the jobs that the listings
-        # no longer showed unchanged (those among them) are dropped.
-        before = {sref: statuses[sref] for sref in listed.keys() & statuses.keys()}
-        for sref in [sref for sref in statuses if sref not in unchanged]:
-            del statuses[sref]
-        for sref in stored.keys() & statuses.keys():  # none, unless a read went around
-            if stored[sref] != statuses[sref]:
-                del statuses[sref]
+        by_status = self._srefs
+        before: dict[str, str] = {}  # the last word on the listed jobs parsed now
+        for status, srefs in by_status.items():
+            for sref in listed.keys() & srefs.keys():  # settled again below, or not at all
+                before[sref] = status
+                del srefs[sref]
+            for sref in [sref for sref in srefs if sref not in unchanged]:
+                del srefs[sref]
+            for sref in stored.keys() & srefs.keys():  # none, unless a read went around
+                if stored[sref] != status:
+                    del srefs[sref]
         for sref, status in listed.items():
             if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
-                statuses[sref] = status
+                under = by_status.get(status)
+                if under is None:
+                    under = by_status[status] = {}
+                under[sref] = sref
+
+
+def with_ended(by_status: ByStatus, ended: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`by_status` and the `ended` jobs (sref -> status) a listing has just parsed, which
+    take the place of what was settled: for the listing of the span behind a window."""
+    merged = {status: dict(srefs) for status, srefs in by_status.items()}
+    for sref, status in ended.items():
+        for srefs in merged.values():
+            srefs.pop(sref, None)
+        merged.setdefault(status, {})[sref] = sref
+    return merged
 
 
 class Followed:

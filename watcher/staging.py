@@ -30,8 +30,8 @@ from pathlib import Path
 import structlog
 
 from watcher import fast
-from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Job, TemplateState
-from watcher.store.base import StagedRow, StoreError
+from watcher.models import FAILURE_STATUSES, TERMINAL_STATUSES, Job, JobState, TemplateState
+from watcher.store.base import StagedRow, StoreError, job_states
 
 log = structlog.get_logger("watcher.staging")
 PREFIX = ".watcher-staged-"  # then the process id: a dead process's file is removed
@@ -252,6 +252,16 @@ class Staged:
             return int(
                 self._db.execute("SELECT COUNT(*) FROM staged WHERE ended = 0").fetchone()[0]
             )
+
+    def followed(self) -> dict[str, JobState]:
+        """The staged jobs that have not ended, as `Store.open_jobs` reads them once
+        committed (the same rows, made by the same function): the next cycle's start."""
+        sql = (
+            "SELECT sref, status, since, ?, updated, started, template, name FROM staged"
+            " WHERE ended = 0"
+        )
+        with self._scratch():
+            return job_states(self._db.execute(sql, (self._now.timestamp(),)))
 
     def statuses(self, limit: int) -> dict[str, str]:
         """sref -> status of at most `limit` staged jobs that have ended (for the next

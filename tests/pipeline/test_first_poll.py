@@ -82,7 +82,8 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     extra: list[dict[str, Any]],
 ) -> None:
     """Every job row, template and event the same; running jobs a stuck rule fires
-    for are held in memory, the other unfinished jobs staged as followed."""
+    for are held in memory, the other unfinished jobs staged as followed, and kept for
+    the next cycle as the store follows them."""
     monkeypatch.setattr(staging, "STAGE_FROM", 100)
     staged_counts: list[int] = []
     close = staging.Staged.close
@@ -96,7 +97,11 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     fill(world, 600)
     staged, staged_path = await first_poll(sim, tmp_path / "staged", extra)
     assert staged_counts[0] > 0
-    report = staged.accounts["default"].last_report
+    account = staged.accounts["default"]
+    report = account.last_report
+    kept = account.followed.take(None)  # the next cycle's followed jobs, not read
+    assert kept is not None
+    assert kept == await account.store.open_jobs()
     await staged.close()
     monkeypatch.setattr(staging, "open_for", lambda folder, now, keep: None)
     held, held_path = await first_poll(sim, tmp_path / "held", extra)
@@ -109,6 +114,27 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     assert rows(staged_path) == rows(held_path)
     assert len(rows(staged_path)["jobs"]) == 600
     assert not list((tmp_path / "staged" / "state").glob(f"{staging.PREFIX}*"))
+
+
+async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_followed_jobs_to_the_store(
+    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cycle is committed: it succeeds, says so, and keeps no followed jobs (the
+    next cycle reads them from the store)."""
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+
+    def failing(self: staging.Staged) -> None:
+        raise staging.StagingFailed("disk gone")
+
+    monkeypatch.setattr(staging.Staged, "followed", failing)
+    world.clock = lambda: NOW
+    fill(world, 300)
+    with structlog.testing.capture_logs() as logged:
+        daemon, _ = await first_poll(sim, tmp_path)
+    account = daemon.accounts["default"]
+    await daemon.close()
+    assert account.followed.take(None) is None
+    assert [e["error"] for e in logged if e["event"] == "followed_jobs_not_kept"] == ["disk gone"]
 
 
 async def test_a_full_scratch_file_reads_the_window_again_in_memory(

@@ -191,7 +191,7 @@ async def test_settle_keeps_the_ended_jobs_the_store_confirms(store: SqliteStore
         ended={"jobs/1": "failed"},
     )
     await run_stages(ctx, now_seen)
-    assert dict(ctx.settled.statuses) == {"jobs/1": "failed"}
+    assert ctx.settled.by_status == {"failed": {"jobs/1": "jobs/1"}}
 
 
 async def test_account_counts_only_events_new_to_the_ledger(store: SqliteStore) -> None:

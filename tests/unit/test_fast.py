@@ -56,6 +56,29 @@ def test_job_from_a_record_is_the_job_by_keyword() -> None:
     assert fast.job(record, "jobs/1", JOB.started_at, JOB.updated_at) == JOB
 
 
+def test_the_settled_records_of_a_typed_page_are_those_the_plain_loop_finds() -> None:
+    """Same status: counted (twice if listed twice); another status, no status, a job
+    not settled, an sref written another way: read, in their places."""
+    listed = [
+        ("jobs/1", "completed"),
+        ("jobs/2", "failed"),
+        ("jobs/3", ""),
+        ("jobs/4", "running"),
+        ("/jobs/1", "completed"),
+        ("jobs/1", "completed"),
+        ("jobs/5", "expired"),
+    ]
+    records = [payload.Record(sref=s, status=t, name="n", startedAt="") for s, t in listed]
+    settled = {
+        "completed": {"jobs/1": "jobs/1", "jobs/2": "jobs/2"},
+        "expired": {"jobs/5": "jobs/5"},
+    }
+    found = fast.unsettled(records, settled)
+    assert found == ([1, 2, 3, 4], ["jobs/1", "jobs/1", "jobs/5"])
+    assert found[1][0] is settled["completed"]["jobs/1"]
+    assert found == payload._unsettled(records, False, settled)  # its twin
+
+
 def test_an_empty_record_gives_the_keyword_defaults() -> None:
     """Fields the record leaves out are the model's defaults."""
     record = payload.Record(sref="jobs/2", status="pending", name="", startedAt="")
@@ -198,6 +221,14 @@ def test_stamps_are_the_timestamps() -> None:
     assert stamps[T0] == T0.timestamp()
     assert stamps[T0] == T0.timestamp()  # from the cache
     assert list(stamps) == [T0]
+
+
+def test_dates_are_the_utc_datetimes_of_timestamps_one_object_each() -> None:
+    dates = fast.Dates()
+    first = dates[T0.timestamp()]
+    assert first == T0
+    assert first.tzinfo is UTC
+    assert dates[T0.timestamp()] is first
 
 
 def test_the_collector_is_paused_during_the_work_and_restored_after() -> None:

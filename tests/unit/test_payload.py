@@ -89,8 +89,11 @@ def test_settled_records_that_read_the_same_are_counted_not_parsed(decode: Any) 
         record(sref="jobs/3", status=""),
     ]
     body = decode(json.dumps({"results": records}).encode())
-    page = parse_list(body, 1, {"jobs/1": "completed", "jobs/2": "completed"})
+    kept = "".join(["jobs/", "1"])  # not the string decoded from the page
+    settled = {"completed": {kept: kept, "jobs/2": "jobs/2", "jobs/3": "jobs/3"}}
+    page = parse_list(body, 1, settled)
     assert page.unchanged == ["jobs/1"]
+    assert page.unchanged[0] is kept
     assert [j.sref for j in page.jobs] == ["jobs/2"]
     assert page.skipped == 1  # jobs/3: no status
 

@@ -8,6 +8,7 @@ leases are shared by all (`scoped` gives the same store seen from another accoun
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from watcher import fast
 from watcher.flakes import Change, Rerun
 from watcher.models import Alert, Event, Job, JobState, OutboxItem, TemplateState
 from watcher.people import Ack, AlertRecord, Silence, Step
@@ -67,16 +69,19 @@ EVENT_COLUMNS = "kind, sref, from_status, to_status, at, account, template, last
 
 
 def job_states(rows: Iterable[Sequence[Any]]) -> dict[str, JobState]:
-    """sref -> JobState from rows of STATE_COLUMNS."""
+    """sref -> JobState from rows of STATE_COLUMNS. The followed jobs' states live from
+    one cycle to the next: statuses and templates (a handful of values) and dates (the
+    rows share them) are one object each, not one a row (a fifth of their memory)."""
+    when, intern = fast.Dates(), sys.intern
     return {
         row[0]: JobState(
             sref=row[0],
-            status=row[1],
-            status_since=need_dt(row[2]),
-            first_seen=need_dt(row[3]),
-            updated_at=dt(row[4]),
-            started_at=dt(row[5]),
-            template=row[6],
+            status=intern(row[1]),
+            status_since=when[row[2]],
+            first_seen=when[row[3]],
+            updated_at=None if row[4] is None else when[row[4]],
+            started_at=None if row[5] is None else when[row[5]],
+            template=intern(row[6]),
             name=row[7],
         )
         for row in rows
