@@ -547,12 +547,9 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
     observation = seen.observation
-    listed = observation.ended
+    ctx.settled.settle(observation.unchanged, observation.ended, stored)
     if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
-        staged = seen.staged.statuses(SETTLED_STAGED)
-        stored.update(staged)
-        listed = {**listed, **staged}
-    ctx.settled.settle(observation.unchanged, listed, stored)
+        ctx.settled.adopt(seen.staged.settled(SETTLED_STAGED))
     followed = _followed_now(seen, changes)
     if followed is not None:
         ctx.followed.keep(followed, ctx.fence)

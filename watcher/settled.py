@@ -67,6 +67,25 @@ class Settled:
                     under = by_status[status] = {}
                 under[sref] = sref
 
+    def adopt(self, written: dict[str, dict[str, str]]) -> None:
+        """Jobs a cycle wrote as it listed them (a first poll's staged jobs), in this
+        form: settled as they are, the maps taken, not copied (100k jobs at a first
+        poll). A job held under another status leaves it (none, at a first poll)."""
+        by_status = self._srefs
+        for status, srefs in written.items():
+            for other, held in by_status.items():
+                if other != status:
+                    for sref in held.keys() & srefs.keys():
+                        del held[sref]
+            under = by_status.get(status)
+            if not under:
+                by_status[status] = srefs
+            elif len(under) < len(srefs):
+                srefs.update(under)
+                by_status[status] = srefs
+            else:
+                under.update(srefs)
+
 
 def with_ended(by_status: ByStatus, ended: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """`by_status` and the `ended` jobs (sref -> status) a listing has just parsed, which

@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import os
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -263,12 +264,18 @@ class Staged:
         with self._scratch():
             return job_states(self._db.execute(sql, (self._now.timestamp(),)))
 
-    def statuses(self, limit: int) -> dict[str, str]:
-        """sref -> status of at most `limit` staged jobs that have ended (for the next
-        cycle's listing)."""
+    def settled(self, limit: int) -> dict[str, dict[str, str]]:
+        """At most `limit` staged jobs that have ended, by status, each sref mapping to
+        itself (`settled.Settled`'s form, which takes them as they are)."""
         sql = "SELECT sref, status FROM staged WHERE ended = 1 LIMIT ?"
+        by_status: dict[str, dict[str, str]] = {}
         with self._scratch():
-            return dict(self._db.execute(sql, (limit,)))
+            for sref, status in self._db.execute(sql, (limit,)):
+                under = by_status.get(status)
+                if under is None:
+                    under = by_status[sys.intern(status)] = {}
+                under[sref] = sref
+        return by_status
 
     def close(self) -> None:
         self._db.close()
