@@ -257,10 +257,7 @@ class Staged:
     def followed(self) -> dict[str, JobState]:
         """The staged jobs that have not ended, as `Store.open_jobs` reads them once
         committed (the same rows, made by the same function): the next cycle's start."""
-        sql = (
-            "SELECT sref, status, since, ?, updated, started, template, name FROM staged"
-            " WHERE ended = 0"
-        )
+        sql = _ROWS.format(schema="main") + " WHERE ended = 0"
         with self._scratch():
             return job_states(self._db.execute(sql, (self._now.timestamp(),)))
 
