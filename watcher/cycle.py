@@ -539,6 +539,10 @@ async def commit(
 
 
 SETTLED_STAGED = 200_000  # staged jobs the next listing may skip unparsed (memory bound)
+# Staged unfinished jobs kept for the next cycle's start (`Followed`); more are read from
+# the store by that cycle instead: held from the end of the first cycle on, their states
+# (200 bytes each) would add to its peak, which the settled jobs make.
+FOLLOWED_STAGED = 50_000
 
 
 def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
@@ -558,9 +562,11 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
 def _followed_now(seen: Seen, changes: Changes) -> dict[str, JobState] | None:
     """What the store follows now that the cycle is committed: the unfinished jobs held
     in memory, and those a first poll staged, read back from its scratch file; None if
-    that file fails now (the next cycle reads the store)."""
+    they are too many or that file fails now (the next cycle reads the store)."""
     if not seen.staged_followed:
         return changes.followed
+    if seen.staged_followed > FOLLOWED_STAGED:
+        return None
     assert seen.staged is not None  # only a staged first poll follows staged jobs
     try:
         return {**changes.followed, **seen.staged.followed()}

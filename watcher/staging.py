@@ -189,30 +189,34 @@ class Staged:
         return out
 
     def _scan(self) -> tuple[dict[str, tuple[float, int, str]], dict[str, tuple[bool, int]]]:
-        """One plain scan (SQLite's sort of the whole file costs more than this loop):
-        template -> (newest start, -its place, its name), the first listed of two
-        alike; template -> (a completed job broke the streak, failures after the last
-        one), in the order the jobs ended, then started, then were listed, as `tracker`
-        counts; cancelled jobs neither break nor extend a streak."""
+        """Two plain scans (SQLite's sort of the whole file costs more than these loops),
+        holding a few values a template, never a job: template -> (newest start, -its
+        place, its name), the first listed of two alike; template -> (a completed job
+        broke the streak, failures after the last one), in the order the jobs ended,
+        then started, then were listed, as `tracker` counts; cancelled jobs neither break
+        nor extend a streak."""
         now = self._now.timestamp()
         newest: dict[str, tuple[float, int, str]] = {}
         cut: dict[str, tuple[float, float, int]] = {}  # template -> its last completion
-        failed: list[tuple[str, tuple[float, float, int]]] = []
-        scan = (
-            "SELECT template, status, updated, started, seq, name FROM staged WHERE template != ''"
-        )
-        for template, status, updated, started, seq, name in self._db.execute(scan):
+        # a job's place in that order: (ended, started, seq), now for a date not given
+        dates = "coalesce(updated, :now), coalesce(started, :now)"
+        every = f"SELECT template, status, started, seq, name, {dates} FROM staged"  # noqa: S608
+        for template, status, started, seq, name, ended_at, started_at in self._db.execute(
+            every + " WHERE template != ''", {"now": now}
+        ):
             if started is not None and (
                 template not in newest or (started, -seq) > newest[template][:2]
             ):
                 newest[template] = (started, -seq, name)
-            key = (now if updated is None else updated, now if started is None else started, seq)
-            if status == "completed" and (template not in cut or key > cut[template]):
-                cut[template] = key
-            elif status in FAILURE_STATUSES:
-                failed.append((template, key))
+            if status == "completed":
+                key = (ended_at, started_at, seq)
+                if template not in cut or key > cut[template]:
+                    cut[template] = key
         streaks = dict.fromkeys(cut, (True, 0))
-        for template, key in failed:
+        failed = " OR ".join(f"status = '{status}'" for status in sorted(FAILURE_STATUSES))
+        failures = f"SELECT template, {dates}, seq FROM staged WHERE template != '' AND ({failed})"  # noqa: S608
+        for template, ended_at, started_at, seq in self._db.execute(failures, {"now": now}):
+            key = (ended_at, started_at, seq)
             if template not in cut or key > cut[template]:
                 broken, count = streaks.get(template, (False, 0))
                 streaks[template] = (broken, count + 1)
