@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 from tests.conftest import config_document
-from watcher import staging
+from watcher import cycle, staging
 from watcher.app import Daemon
 from watcher.settings import Settings
 from watcher.simulator.runner import SimulatorHandle
@@ -135,6 +135,23 @@ async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_followed_jo
     await daemon.close()
     assert account.followed.take(None) is None
     assert [e["error"] for e in logged if e["event"] == "followed_jobs_not_kept"] == ["disk gone"]
+
+
+async def test_many_staged_unfinished_jobs_are_left_to_the_store(
+    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `FOLLOWED_STAGED` the first cycle keeps no followed jobs (it would hold their
+    states from its end on): the next cycle reads them from the store."""
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+    monkeypatch.setattr(cycle, "FOLLOWED_STAGED", 1)
+    world.clock = lambda: NOW
+    fill(world, 300)
+    daemon, _ = await first_poll(sim, tmp_path)
+    account = daemon.accounts["default"]
+    followed = await account.store.open_jobs()
+    await daemon.close()
+    assert len(followed) > 1
+    assert account.followed.take(None) is None
 
 
 async def test_a_full_scratch_file_reads_the_window_again_in_memory(
