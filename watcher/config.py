@@ -207,6 +207,35 @@ def _check_shape(root: yaml.Node) -> None:
         )
 
 
+# What YAML may read a mapping's key as: every key of the configuration is a name (a
+# merge key, `<<`, stands for the keys it brings).
+_NAME_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge")
+
+
+def _check_keys(root: yaml.Node) -> None:
+    """Refuses a key that YAML reads as something other than text, where it stands:
+    YAML 1.1 reads `on`, `yes` and `no` as booleans and `404` as a number, which the
+    validation would report as "Keys should be strings", naming neither the key nor
+    its line. Runs after `_check_shape`, so every alias has an end."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag not in _NAME_TAGS:
+                    kind = key.tag.rsplit(":", 1)[-1]
+                    raise _Refused(
+                        f"the key {key.value} reads as a {kind} in YAML, not a name:"
+                        f' quote it ("{key.value}")',
+                        key.start_mark,
+                    )
+        stack.extend(_children(node))
+
+
 def _parse(text: str) -> Any:
     loader = _Loader(text)
     try:
@@ -214,6 +243,7 @@ def _parse(text: str) -> Any:
         if root is None:
             return None
         _check_shape(root)
+        _check_keys(root)
         return loader.construct_document(root)
     finally:
         loader.dispose()

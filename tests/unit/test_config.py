@@ -627,6 +627,26 @@ def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("loader")
+@pytest.mark.parametrize(
+    ("key", "kind"), [("on", "bool"), ("yes", "bool"), ("404", "int"), ("~", "null")]
+)
+def test_a_key_yaml_reads_as_no_name_is_refused_where_it_stands(
+    tmp_path: Path, key: str, kind: str
+) -> None:
+    """`on:` in a rule is a boolean to YAML 1.1: the error names the key, its line and
+    the fix; quoted, the same key is a name (and reaches validation)."""
+    text = yaml.safe_dump(document())
+    path = write(tmp_path, text + f"log:\n  {key}: 1\n")
+    line = text.count("\n") + 2
+    assert error(path) == (
+        f"{path}: line {line}, column 3: the key {key} reads as a {kind} in YAML, not a name:"
+        f' quote it ("{key}")'
+    )
+    quoted = write(tmp_path, text + f'log:\n  "{key}": 1\n', "quoted.yaml")
+    assert "reads as" not in error(quoted)
+
+
+@pytest.mark.usefixtures("loader")
 def test_nesting_past_the_bound_is_refused(tmp_path: Path) -> None:
     """A document nested deeper than any configuration needs is refused, in flow style and
     in block style."""
