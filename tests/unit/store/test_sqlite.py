@@ -3,17 +3,28 @@ refusing files it does not recognise."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from tests.unit.store.test_contract import T0, T1, alert, cycle, event, failed_job, queued, state
+from tests.unit.store.test_contract import (
+    T0,
+    T1,
+    alert,
+    cycle,
+    event,
+    failed_job,
+    queued,
+    state,
+)
 from watcher.store import SCHEMA_VERSION, OutboxCounts, SqliteStore, StoreError
+from watcher.store.base import StagedRow
 from watcher.store.schema import MIGRATIONS
 
 
@@ -317,3 +328,37 @@ async def test_a_large_cycle_writes_every_row(store: SqliteStore, variables: int
     due = await store.due(T1, limit=2000)
     assert [i.alert for i in due] == [alert(e) for e in events]
     assert (await store.outbox_counts()).pending == 1234
+
+
+# -- a first poll's staged rows ---------------------------------------------------------------
+
+
+class _Gone:
+    """Staged rows whose file is gone by the commit (rows as `Staged` would give them)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "gone.db"
+
+    def rows(self) -> Iterator[list[StagedRow]]:
+        yield []
+
+    def shared(self) -> tuple[Path, str]:
+        return (
+            self.path,
+            "SELECT sref, status, since, ?, updated, started, template, name, ended"
+            " FROM scratch.staged",
+        )
+
+
+async def test_staged_rows_that_cannot_be_read_fail_the_whole_cycle(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """The scratch file gone before the commit: a StoreError, nothing of the cycle
+    written, and the store's next commit works (the file was detached)."""
+    commit = dataclasses.replace(cycle([state("jobs/9")], now=T1), staged=_Gone(tmp_path))
+    with pytest.raises(StoreError, match=r"no such table: scratch\.staged"):
+        await store.commit_cycle(commit)
+    assert await store.watermark() is None
+    assert await store.states(["jobs/9"]) == {}
+    await store.commit_cycle(cycle([state("jobs/9")], now=T1))
+    assert list(await store.states(["jobs/9"])) == ["jobs/9"]
