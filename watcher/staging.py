@@ -131,7 +131,7 @@ class Staged:
         if len(held) == len(jobs):
             return held
         kept = {id(j) for j in held}
-        stamps = fast.Stamps()  # a page's jobs share dates; one per page, as memory goes
+        stamps = fast.Stamps()  # a page's jobs share dates; one a page keeps it small
         staging = (j for j in jobs if id(j) not in kept)
         staged = [self._row(j, self._seq + n, stamps) for n, j in enumerate(staging)]
         self._seq += len(staged)
