@@ -553,7 +553,7 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     observation = seen.observation
     ctx.settled.settle(observation.unchanged, observation.ended, stored)
     if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
-        ctx.settled.adopt(seen.staged.settled(SETTLED_STAGED))
+        ctx.settled.adopt(seen.staged.ended(SETTLED_STAGED))
     followed = _followed_now(seen, changes)
     if followed is not None:
         ctx.followed.keep(followed, ctx.fence)

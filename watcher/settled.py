@@ -9,7 +9,8 @@ store confirms is settled, so a read the tracker ignored is read again next time
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+import sys
+from collections.abc import Iterable, Mapping, Set
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -60,19 +61,22 @@ class Settled:
             for sref in stored.keys() & srefs.keys():  # none, unless a read went around
                 if stored[sref] != status:
                     del srefs[sref]
-        for sref, status in listed.items():
-            if (stored.get(sref) or before.get(sref)) == status:  # a status is never ""
-                under = by_status.get(status)
-                if under is None:
-                    under = by_status[status] = {}
-                under[sref] = sref
+        confirmed = (
+            (sref, status)
+            for sref, status in listed.items()
+            if (stored.get(sref) or before.get(sref)) == status  # a status is never ""
+        )
+        _group(confirmed, by_status)
 
-    def adopt(self, written: dict[str, dict[str, str]]) -> None:
-        """Jobs a cycle wrote as it listed them (a first poll's staged jobs), in this
-        form: settled as they are, the maps taken, not copied (100k jobs at a first
-        poll). A job held under another status leaves it (none, at a first poll)."""
+    def adopt(self, written: Iterable[tuple[str, str]]) -> None:
+        """Jobs a cycle wrote as it listed them (sref, status: a first poll's staged
+        jobs, 100k at a first poll): settled as they are, grouped apart first, then the
+        larger map of each status kept, not copied. A job held under another status
+        leaves it (none, at a first poll)."""
+        grouped: dict[str, dict[str, str]] = {}
+        _group(written, grouped)
         by_status = self._srefs
-        for status, srefs in written.items():
+        for status, srefs in grouped.items():
             for other, held in by_status.items():
                 if other != status:
                     for sref in held.keys() & srefs.keys():
@@ -91,11 +95,20 @@ def with_ended(by_status: ByStatus, ended: Mapping[str, str]) -> dict[str, dict[
     """`by_status` and the `ended` jobs (sref -> status) a listing has just parsed, which
     take the place of what was settled: for the listing of the span behind a window."""
     merged = {status: dict(srefs) for status, srefs in by_status.items()}
-    for sref, status in ended.items():
+    for sref in ended:
         for srefs in merged.values():
             srefs.pop(sref, None)
-        merged.setdefault(status, {})[sref] = sref
+    _group(ended.items(), merged)
     return merged
+
+
+def _group(pairs: Iterable[tuple[str, str]], into: dict[str, dict[str, str]]) -> None:
+    """Each (sref, status) under its status in `into`, the sref mapping to itself."""
+    for sref, status in pairs:
+        under = into.get(status)
+        if under is None:
+            under = into[sys.intern(status)] = {}
+        under[sref] = sref
 
 
 class Followed:

@@ -22,7 +22,6 @@ import dataclasses
 import itertools
 import os
 import sqlite3
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -265,18 +264,12 @@ class Staged:
         with self._scratch():
             return job_states(self._db.execute(sql, (self._now.timestamp(),)))
 
-    def settled(self, limit: int) -> dict[str, dict[str, str]]:
-        """At most `limit` staged jobs that have ended, by status, each sref mapping to
-        itself (`settled.Settled`'s form, which takes them as they are)."""
+    def ended(self, limit: int) -> Iterator[tuple[str, str]]:
+        """(sref, status) of at most `limit` staged jobs that have ended (settled for
+        the next cycle's listing)."""
         sql = "SELECT sref, status FROM staged WHERE ended = 1 LIMIT ?"
-        by_status: dict[str, dict[str, str]] = {}
         with self._scratch():
-            for sref, status in self._db.execute(sql, (limit,)):
-                under = by_status.get(status)
-                if under is None:
-                    under = by_status[sys.intern(status)] = {}
-                under[sref] = sref
-        return by_status
+            yield from self._db.execute(sql, (limit,))
 
     def close(self) -> None:
         self._db.close()

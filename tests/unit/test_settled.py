@@ -107,20 +107,21 @@ def test_the_jobs_a_listing_parsed_take_the_place_of_the_settled_for_the_span_be
 
 
 def test_jobs_written_as_listed_are_adopted_whole() -> None:
-    """A first poll's staged jobs join what the cycle settled, their maps taken as they
-    are; a job another status held moves to its new one."""
+    """A first poll's staged jobs join what the cycle settled, the larger map of a
+    status kept, not copied; a job another status held moves to its new one."""
     settled = Settled()
     settled.settle(set(), {"jobs/1": "failed", "jobs/9": "expired"}, {"jobs/1": "failed"})
-    failed = {"jobs/2": "jobs/2", "jobs/3": "jobs/3"}
-    settled.adopt({"failed": failed, "completed": {"jobs/9": "jobs/9"}})
+    settled.adopt([("jobs/2", "failed"), ("jobs/3", "failed"), ("jobs/9", "completed")])
     assert statuses(settled) == {
         "jobs/1": "failed",
         "jobs/2": "failed",
         "jobs/3": "failed",
         "jobs/9": "completed",
     }
-    assert settled.by_status["failed"] is failed  # the larger map is kept, not copied
-    settled.adopt({"expired": {"jobs/2": "jobs/2"}})
+    kept = settled.by_status["failed"]
+    settled.adopt([("jobs/4", "failed")])
+    assert settled.by_status["failed"] is kept  # the larger map is kept, not copied
+    settled.adopt([("jobs/2", "expired")])
     assert statuses(settled)["jobs/2"] == "expired"
 
 

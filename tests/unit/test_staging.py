@@ -58,7 +58,7 @@ def test_unfinished_jobs_the_cycle_does_not_hold_are_staged_as_followed(tmp_path
         jobs = [job(1, "running"), job(2, "failed"), job(3, "running"), job(4, "pending")]
         assert stage.take(jobs, None) == [jobs[2]]
         assert (stage.count, stage.finish()) == (3, 2)
-        assert stage.settled(10) == {"failed": {"jobs/2": "jobs/2"}}
+        assert list(stage.ended(10)) == [("jobs/2", "failed")]
         rows = {r[0]: r for chunk in stage.rows() for r in chunk}
         now = NOW.timestamp()
         assert rows["jobs/1"][2:4] == (
