@@ -7,8 +7,10 @@ a million); here each page's jobs go to a scratch SQLite file as the page is rea
 for the unfinished ones that could make an event this cycle (the cycle's `keep`: a rule
 wants their status, or they are stuck already), which stay in memory. What the cycle
 needs of the staged jobs is read back from the file: each template's last start and
-failure streak (one scan), the rows for the commit (in chunks), how many are followed,
-and the statuses of the ended ones for the next cycle's listing.
+failure streak (two scans), the rows for the commit (a SQLite store attaches the file
+and copies them in one statement; PostgreSQL takes them in chunks), the unfinished
+ones (followed from now on), and the statuses of the ended ones for the next cycle's
+listing.
 
 The file is scratch, not state: no journal, no fsync, deleted when the cycle ends; a
 file left by a killed process is deleted by the next process's first cycle
@@ -115,8 +117,8 @@ class Staged:
         page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._db.execute(f"PRAGMA max_page_count = {max(MAX_BYTES // page, 16)}")
         self._db.execute(_SCHEMA)
-        # One transaction for the file's whole life: nobody else reads it, and a commit
-        # a page would write the pages out each time.
+        # One transaction while the listing writes (until `finish`): nobody else reads
+        # the file meanwhile, and a commit a page would write the pages out each time.
         self._db.execute("BEGIN")
 
     def take(self, jobs: Sequence[Job], total: int | None) -> list[Job]:
