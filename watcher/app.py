@@ -238,8 +238,19 @@ class Daemon:
         return AccountPoll(account.name, report.jobs_seen, report.events, report.alerts)
 
     async def _poll(self, account: Account) -> bool:
+        """One cycle of `account`; a catch-up read in steps (`poller.stepped`) runs them
+        one after the other, each committed, until it reaches now or the daemon stops."""
+        while (report := await self._run_cycle(account)) is not None:
+            if not report.window.catching_up or self.stop.is_set():
+                return True
+            self.notifier.wake.set()  # the step's alerts go out while the next is read
+            self._heap.release()
+        return False
+
+    async def _run_cycle(self, account: Account) -> cycle.CycleReport | None:
+        """One cycle of `account`, logged and counted; None if it failed."""
         if account.name not in self.leadership.leads():
-            return False  # the lease lapsed since the list was made
+            return None  # the lease lapsed since the list was made
         fence = self.leadership.fence(account.name)
         started = time.monotonic()
         try:
@@ -248,18 +259,18 @@ class Daemon:
             account.last_error = str(exc)
             self.metrics.poll_done(account.name, PollOutcome.FENCED)
             log.warning("cycle_fenced", account=account.name, error=str(exc), state="unchanged")
-            return False
+            return None
         except (ApiError, StoreError) as exc:
             account.last_error = str(exc)
             self.metrics.poll_done(account.name, PollOutcome.FAILED)
             log.warning("poll_failed", account=account.name, error=str(exc), state="unchanged")
-            return False
+            return None
         except Exception:
             # A bug must not kill the daemon: the cycle committed nothing, the next retries.
             account.last_error = "internal error (see the log)"
             self.metrics.poll_done(account.name, PollOutcome.CRASHED)
             log.exception("poll_crashed", account=account.name, state="unchanged")
-            return False
+            return None
         finally:
             self.metrics.poll_duration.observe(time.monotonic() - started)
         account.last_success = time.monotonic()
@@ -282,7 +293,7 @@ class Daemon:
             followed=report.followed,
             seconds=round(report.seconds, 3),
         )
-        return True
+        return report
 
     async def readiness(self) -> Readiness:
         """Ready while the store is usable and every account this replica polls had a

@@ -427,10 +427,25 @@ class Client:
         listing = await self.list_jobs(start, end, template=template)
         return [j for j in listing.jobs.values() if j.template == template]
 
+    async def count_jobs(self, start: datetime, end: datetime) -> int | None:
+        """How many jobs started in [start, end], as the API counts them: the
+        `paginationTotalResults` of a one-record page; None if it gives no count."""
+        try:
+            body = await self._get(
+                self._pages(start, end, size=1)(1), "jobs", payload.decode_listing
+            )
+        except _NotFound:
+            raise ApiError("GET jobs: HTTP 404") from None
+        try:
+            return payload.listing_total(body)
+        except payload.PayloadError as exc:
+            raise ApiError(f"GET jobs page 1: {exc}") from None
+
     def _pages(
-        self, start: datetime, end: datetime, template: str | None = None
+        self, start: datetime, end: datetime, template: str | None = None, size: int | None = None
     ) -> Callable[[int], str]:
-        """The URL of each page of the window [start, end]: the window is encoded once."""
+        """The URL of each page of the window [start, end] (`size` records a page, else
+        api.page_size): the window is encoded once."""
         window = {
             "fromDate": start.isoformat(timespec="seconds"),
             "toDate": end.isoformat(timespec="seconds"),
@@ -438,9 +453,9 @@ class Client:
         if template is not None:
             window["jobTemplate"] = template
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in window.items())
-        size = f"{quote(self._s.page_size_param, safe='')}={self._s.page_size}"
+        size_part = f"{quote(self._s.page_size_param, safe='')}={size or self._s.page_size}"
         prefix = f"{self._s.base_url}/jobs?{query}&{quote(self._s.page_param, safe='')}="
-        return lambda page: f"{prefix}{page}&{size}"
+        return lambda page: f"{prefix}{page}&{size_part}"
 
     async def test_runs(self, sref: str, limit: int = 50) -> list[dict[str, object]]:
         """The first `limit` test runs of a job, page by page (`api.page_param`, at most

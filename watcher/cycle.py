@@ -326,7 +326,11 @@ def _followed(
 
 
 async def due_timers(ctx: Context, seen: Seen, changes: Changes) -> list[Event]:
-    """The `stuck` and `missed` events due now that are not recorded yet."""
+    """The `stuck` and `missed` events due now that are not recorded yet; none while a
+    catch-up is read in steps: the jobs after the step, and the followed jobs' statuses
+    now, are not read yet (the last step judges them)."""
+    if seen.observation.window.catching_up:
+        return []
     unfinished = [j for j in seen.observation.jobs if j.sref in changes.open_after]
     due = [
         *timers.stuck(unfinished, changes.open_after, ctx.rules, seen.now),
@@ -538,7 +542,9 @@ async def commit(
     )
 
 
-SETTLED_STAGED = 200_000  # staged jobs the next listing may skip unparsed (memory bound)
+# Settled jobs kept beyond what one listing showed (a first poll's staged jobs, the steps
+# of a catch-up) that the next listing may skip unparsed: a memory bound.
+SETTLED_KEPT = 200_000
 # Staged unfinished jobs kept for the next cycle's start (`Followed`); more are read from
 # the store by that cycle instead: held from the end of the first cycle on, their states
 # (200 bytes each) would add to its peak, which the settled jobs make.
@@ -551,9 +557,12 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
     observation = seen.observation
-    ctx.settled.settle(observation.unchanged, observation.ended, stored)
+    # A catch-up's steps keep what earlier steps settled, for its last step's listing
+    # of the whole span (its steps' unfinished jobs are read then).
+    keep = SETTLED_KEPT if observation.window.catching_up else 0
+    ctx.settled.settle(observation.unchanged, observation.ended, stored, keep=keep)
     if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
-        ctx.settled.adopt(seen.staged.ended(SETTLED_STAGED))
+        ctx.settled.adopt(seen.staged.ended(SETTLED_KEPT))
     followed = _followed_now(seen, changes)
     if followed is not None:
         ctx.followed.keep(followed, ctx.fence)

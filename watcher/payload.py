@@ -434,6 +434,12 @@ def parse_list(body: Any, page: int, settled: ByStatus | None = None) -> Page:
     )
 
 
+def listing_total(body: Any) -> int | None:
+    """The number of records a listing's pages hold together, as its meta says; None
+    if it says none (or nothing usable). Its records are not read."""
+    return _total(_page_parts(body, 1)[1])
+
+
 def parse_one(body: Any, sref: str) -> Job | None:
     job = parse_job(_envelope(body), f"GET {sref}")
     if job is not None and job.sref != sref:

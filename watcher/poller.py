@@ -10,6 +10,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Container, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
@@ -33,6 +34,56 @@ def window(watermark: datetime | None, now: datetime, poll: PollSettings) -> Win
     if start < earliest:
         return Window(start=earliest, end=now, bounded=True)
     return Window(start=start, end=now)
+
+
+STEP_JOBS = 20_000  # jobs a catch-up step lists at most: a cycle holds its new jobs
+STEP_PROBES = 6  # counts asked of the API to place a step's end
+MIN_STEP = 60.0  # seconds a step reaches past the overlap, so that the next one moves on
+
+
+def catching_up(win: Window, poll: PollSettings) -> bool:
+    """Longer than a steady cycle's window by more than an interval: polls were missed
+    (a restart, an outage), and the window may hold more jobs than a cycle should."""
+    return (win.end - win.start).total_seconds() > 2 * poll.interval + poll.overlap
+
+
+class Counter(Protocol):
+    async def count_jobs(self, start: datetime, end: datetime) -> int | None: ...
+
+
+async def stepped(client: Counter, win: Window, since: datetime, poll: PollSettings) -> Window:
+    """`win`, or its first step when polls were missed and the API counts more than
+    STEP_JOBS jobs started after `since` (the last poll's watermark; the overlap before
+    it was listed then): the window up to where about STEP_JOBS have. Each step is a
+    cycle of its own, committed, and the next one starts at its end minus the overlap.
+    A step reaches MIN_STEP past `since` at least, so that the catch-up always moves on
+    (a burst of more jobs than that within it is read whole)."""
+    if not catching_up(win, poll):
+        return win
+    since = max(since, win.start)  # max_catch_up may have cut the window after it
+    least = since + timedelta(seconds=MIN_STEP)
+    end, total = win.end, await client.count_jobs(since, win.end)
+    probes = 1
+    while total is not None and total > STEP_JOBS and end > least:
+        if probes == STEP_PROBES:
+            end = least
+            break
+        # where STEP_JOBS would end if the jobs were spread evenly, a tenth short of it
+        share = 0.9 * STEP_JOBS / total
+        end = max(least, (since + (end - since) * share).replace(microsecond=0))
+        total = await client.count_jobs(since, end)
+        probes += 1
+    if end >= win.end:
+        return win
+    log.info(
+        "catch_up_step",
+        window_start=win.start.isoformat(),
+        step_end=end.isoformat(),
+        behind=round((win.end - end).total_seconds()),
+        new_jobs=total,
+        hint="a catch-up too large for one cycle is read in steps, each committed",
+    )
+    return Window(start=win.start, end=end, bounded=win.bounded, catching_up=True)
 
 
 def to_follow(
@@ -90,6 +141,8 @@ async def observe(
     observation (the first poll's ended jobs: `staging`).
     """
     win = window(watermark, now, poll)
+    if watermark is not None:  # a first poll looks back a set span, and stages its jobs
+        win = await stepped(client, win, watermark, poll)
     if win.bounded:
         log.warning(
             "catch_up_bounded",
@@ -99,7 +152,11 @@ async def observe(
         )
     requests_before = client.requests
     listing = await client.list_jobs(win.start, win.end, settled, sink=sink)
-    follow, unfollow = to_follow(open_jobs, listing.jobs, now, poll)
+    # A step short of now leaves the jobs followed from before to the last step: they
+    # are read once, as they are now.
+    follow, unfollow = (
+        ([], []) if win.catching_up else to_follow(open_jobs, listing.jobs, now, poll)
+    )
     for sref in unfollow:
         log.warning(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"

@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, REALM, Hook, Mailbox, config_document
+from watcher import poller
 from watcher.app import Daemon
 from watcher.cycle import MAX_EVENT_LINES
 from watcher.settings import Settings
@@ -423,3 +424,62 @@ async def test_history_older_than_retention_is_pruned_without_realerting(
     assert (await store.outbox_counts()).sent == 1
     await h.close()
     assert hook.titles() == ["Old failed", "New failed"]
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["in-steps", "no-count-read-whole"])
+async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_alerted_once(
+    make: Make, clock: Clock, hook: Hook, monkeypatch: pytest.MonkeyPatch, counted: bool
+) -> None:
+    """Six hours down, a job of a watched template every ten minutes, every third
+    failed: read in steps of five new jobs, each committed, within one poll. Each
+    failure is alerted once; a job that failed while the daemon was down is no stuck
+    job; the template is not missed (its later jobs are in later steps). An API that
+    gives no count is read in one cycle, with the same alerts."""
+    monkeypatch.setattr(poller, "STEP_JOBS", 5)
+    h = make(
+        [
+            {
+                "name": "failures",
+                "match": {"to": "failed"},
+                "notify": ["hook"],
+                "title": "{{ job.name }} failed",
+            },
+            {
+                "name": "stuck",
+                "match": {"event": "stuck", "status": "running", "after": "2h"},
+                "notify": ["hook"],
+                "title": "{{ job.name }} stuck",
+            },
+            {
+                "name": "hourly",
+                "match": {"event": "missed", "template": "jobTemplates/7", "every": "1h"},
+                "notify": ["hook"],
+            },
+        ]
+    )
+    h.world.faults.omit_total = not counted
+    long_run = h.world.add_job(name="Long run", status="running")
+    h.world.add_job(name="Hourly", status="completed", template="jobTemplates/7")
+    await h.cycle()
+    down_at = clock.now
+    clock.advance(hours=6)
+    h.world.set_status(long_run, "failed")
+    for n in range(36):
+        h.world.add_job(
+            name=f"Job {n}",
+            status="failed" if n % 3 == 0 else "completed",
+            template="jobTemplates/7",
+            started_at=down_at + timedelta(minutes=10 * n + 5),
+        )
+    h.world.add_job(name="Still running", status="running", started_at=down_at + timedelta(hours=1))
+    with structlog.testing.capture_logs() as logged:
+        await h.cycle()
+    steps = [e for e in logged if e["event"] == "catch_up_step"]
+    watermark = await h.daemon.store.watermark()
+    await h.cycle()  # the next poll finds nothing new
+    await h.close()
+    failed = [f"Job {n} failed" for n in range(0, 36, 3)]
+    assert sorted(hook.titles()) == sorted([*failed, "Long run failed", "Still running stuck"])
+    assert watermark == clock.now
+    assert len(steps) >= (36 // 5 if counted else 0)
+    assert counted or steps == []
