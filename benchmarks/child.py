@@ -3,9 +3,10 @@ are its own and runs do not contaminate each other.
 
 ``python -m benchmarks.child KIND SPEC_JSON`` prints one JSON line with the result.
 Kinds: ``limit`` (bare aiohttp + json.loads over the window's pages), ``cycles`` (the
-real watcher's poll cycles), ``follow`` (cycles plus what the minimum requests would
-be), ``profile`` (cycles under cProfile) and ``deliver`` (a cycle, then delivery until
-SIGTERM; prints a line when the alerts are queued).
+real watcher's poll cycles), ``catch_up`` (a catch-up after an outage, and the cycle
+after it), ``follow`` (cycles plus what the minimum requests would be), ``profile``
+(cycles under cProfile) and ``deliver`` (a cycle, then delivery until SIGTERM; prints
+a line when the alerts are queued).
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ def _devnull() -> Any:
     return open(os.devnull, "w", encoding="utf-8")
 
 
-async def _daemon(spec: Spec) -> Any:
-    """The daemon of `spec["doc"]`, its store opened (SQLite or PostgreSQL); on
-    PostgreSQL it takes every account's lease first, as a lone replica would."""
+async def _daemon(spec: Spec, clock: Callable[[], datetime] | None = None) -> Any:
+    """The daemon of `spec["doc"]` (on `clock`, if given: else the API's), its store
+    opened (SQLite or PostgreSQL); on PostgreSQL it takes every account's lease first, as
+    a lone replica would."""
     from watcher import logs
     from watcher.app import Daemon, open_state
     from watcher.leadership import Elector
@@ -114,7 +116,7 @@ async def _daemon(spec: Spec) -> Any:
 
     logs.configure(fmt="json", level=spec.get("log_level", "info"), stream=_devnull())
     settings = Settings(**spec["doc"])
-    daemon = Daemon(settings, store=await open_state(settings, dry_run=False))
+    daemon = Daemon(settings, store=await open_state(settings, dry_run=False), clock=clock)
     if isinstance(daemon.leadership, Elector):
         await daemon.leadership.take_all()
         if not daemon.leadership.leads():
@@ -172,6 +174,28 @@ async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] 
     reset_peak()
     try:
         results = [await _one_cycle(daemon, wrap) for _ in range(int(spec.get("cycles", 1)))]
+    finally:
+        await _release(daemon)
+    return {
+        "cycles": results,
+        "base_rss_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+        "store": _store_counts(spec["doc"]["state"]),
+    }
+
+
+async def catch_up(spec: Spec) -> Spec:
+    """A first cycle `spec["outage"]` seconds ago, which finds no job (the clock set
+    back); then, at the right time, the catch-up over every job since and the cycle
+    after it, each timed. Peak RSS covers those two."""
+    behind = [timedelta(seconds=float(spec["outage"]))]
+    daemon = await _daemon(spec, clock=lambda: datetime.now(UTC) - behind[0])
+    try:
+        await _one_cycle(daemon, _plain)
+        behind[0] = timedelta(0)
+        base = rss_mb()
+        reset_peak()
+        results = [await _one_cycle(daemon, _plain) for _ in range(2)]
     finally:
         await _release(daemon)
     return {
@@ -265,6 +289,7 @@ KINDS: dict[str, Callable[[Spec], Coroutine[Any, Any, Spec]]] = {
     "limit": limit,
     "cycles": cycles,
     "follow": follow,
+    "catch_up": catch_up,
     "profile": profile,
     "deliver": deliver,
 }

@@ -251,7 +251,7 @@ def window_text(w: dict[str, Any]) -> str:
         for mix, m in w["mixes"].items()
         for r in (m["reference"], m["large"])
     ]
-    headers = ["mix", "jobs", "stored", "first s", "first cpu", "base MB", "peak MB", "growth"]
+    headers = ["mix", "jobs", "stored", "cycle s", "cycle cpu", "base MB", "peak MB", "growth"]
     return table([*headers, f"<={w['target']:g}x"], rows)
 
 

@@ -150,6 +150,10 @@ class Client:
     def page_size(self) -> int:
         return self._s.page_size
 
+    @property
+    def max_pages(self) -> int:
+        return self._s.max_pages
+
     async def __aenter__(self) -> Client:
         return self
 

@@ -110,15 +110,19 @@ async def backfill_start(
     win: Window,
     known_between: KnownBetween,
     page_size: int,
+    max_pages: int | None = None,
 ) -> datetime | None:
     """Where to widen the window back to, when listing the jobs started since the oldest
-    followed one takes fewer requests than one GET per followed job; else None."""
+    followed one takes fewer requests than one GET per followed job, and no more than
+    `max_pages` pages (a listing past them fails: after a large catch-up, say); else
+    None."""
     starts = [s for sref in follow if (s := open_jobs[sref].started_at) is not None]
     if len(starts) < 2:
         return None
     oldest = min(starts)
     pages = math.ceil((await known_between(oldest, win.start) + 1) / page_size)
-    return oldest if pages < len(follow) else None
+    fits = max_pages is None or pages <= max_pages
+    return oldest if fits and pages < len(follow) else None
 
 
 async def observe(
@@ -162,7 +166,9 @@ async def observe(
             "job_follow_abandoned", sref=sref, status=open_jobs[sref].status, hint="poll.follow_for"
         )
     back = (
-        await backfill_start(follow, open_jobs, win, known_between, client.page_size)
+        await backfill_start(
+            follow, open_jobs, win, known_between, client.page_size, client.max_pages
+        )
         if known_between
         else None
     )

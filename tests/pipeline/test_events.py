@@ -426,15 +426,25 @@ async def test_history_older_than_retention_is_pruned_without_realerting(
     assert hook.titles() == ["Old failed", "New failed"]
 
 
-@pytest.mark.parametrize("counted", [True, False], ids=["in-steps", "no-count-read-whole"])
+@pytest.mark.parametrize(
+    ("counted", "api"),
+    [(True, {}), (False, {}), (True, {"page_size": 2, "max_pages": 4})],
+    ids=["in-steps", "no-count-read-whole", "in-steps-past-max-pages"],
+)
 async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_alerted_once(
-    make: Make, clock: Clock, hook: Hook, monkeypatch: pytest.MonkeyPatch, counted: bool
+    make: Make,
+    clock: Clock,
+    hook: Hook,
+    monkeypatch: pytest.MonkeyPatch,
+    counted: bool,
+    api: dict[str, int],
 ) -> None:
     """Six hours down, a job of a watched template every ten minutes, every third
     failed: read in steps of five new jobs, each committed, within one poll. Each
     failure is alerted once; a job that failed while the daemon was down is no stuck
     job; the template is not missed (its later jobs are in later steps). An API that
-    gives no count is read in one cycle, with the same alerts."""
+    gives no count is read in one cycle, with the same alerts. Steps of a few pages each
+    read a catch-up of more pages than api.max_pages (which one cycle could not read)."""
     monkeypatch.setattr(poller, "STEP_JOBS", 5)
     h = make(
         [
@@ -455,7 +465,8 @@ async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_a
                 "match": {"event": "missed", "template": "jobTemplates/7", "every": "1h"},
                 "notify": ["hook"],
             },
-        ]
+        ],
+        api=api,
     )
     h.world.faults.omit_total = not counted
     long_run = h.world.add_job(name="Long run", status="running")

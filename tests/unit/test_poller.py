@@ -82,6 +82,15 @@ async def test_backfill_keeps_gets_when_they_are_fewer() -> None:
     assert await backfill_start(list(open_jobs), open_jobs, win, counting(1000), 100) is None
 
 
+async def test_backfill_keeps_gets_when_the_span_is_past_max_pages() -> None:
+    """Three followed jobs, a span of 50 known jobs: two pages, but api.max_pages is one
+    (a listing past it fails)."""
+    open_jobs = {f"jobs/{n}": state(f"jobs/{n}", NOW - (n + 2) * H) for n in range(3)}
+    win = Window(NOW - H, NOW)
+    assert await backfill_start(list(open_jobs), open_jobs, win, counting(50), 30, 1) is None
+    assert await backfill_start(list(open_jobs), open_jobs, win, counting(50), 30, 2) is not None
+
+
 async def test_backfill_needs_two_jobs_with_a_start() -> None:
     open_jobs = {"jobs/1": state("jobs/1", NOW - 2 * H), "jobs/2": state("jobs/2", None)}
     win = Window(NOW - H, NOW)
