@@ -561,11 +561,20 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     # of the whole span (its steps' unfinished jobs are read then).
     keep = SETTLED_KEPT if observation.window.catching_up else 0
     ctx.settled.settle(observation.unchanged, observation.ended, stored, keep=keep)
-    if seen.staged:  # written as listed; beyond the bound, the next cycle reads them again
-        ctx.settled.adopt(seen.staged.ended(SETTLED_KEPT))
+    if seen.staged:
+        _adopt_staged(ctx.settled, seen.staged)
     followed = _followed_now(seen, changes)
     if followed is not None:
         ctx.followed.keep(followed, ctx.fence)
+
+
+def _adopt_staged(settled: Settled, staged: Staged) -> None:
+    """A first poll's staged ended jobs settled as written (beyond the bound, or if the
+    scratch file fails now that the cycle is committed, the next cycle parses them)."""
+    try:
+        settled.adopt(staged.ended(SETTLED_KEPT))
+    except staging.StagingFailed as exc:
+        log.warning("settled_jobs_not_kept", error=str(exc), hint="the next cycle reads them")
 
 
 def _followed_now(seen: Seen, changes: Changes) -> dict[str, JobState] | None:

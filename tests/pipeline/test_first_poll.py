@@ -8,6 +8,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,34 @@ async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_followed_jo
     await daemon.close()
     assert account.followed.take(None) is None
     assert [e["error"] for e in logged if e["event"] == "followed_jobs_not_kept"] == ["disk gone"]
+
+
+async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_ended_jobs_unsettled(
+    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the staged ended jobs back fails halfway: the committed cycle succeeds and
+    says so; none of them is settled (the next listing parses them), and it finds
+    nothing new."""
+    monkeypatch.setattr(staging, "STAGE_FROM", 100)
+
+    def failing(self: staging.Staged, limit: int) -> Iterator[tuple[str, str]]:
+        yield "jobs/1", "completed"
+        raise staging.StagingFailed("disk gone")
+
+    monkeypatch.setattr(staging.Staged, "ended", failing)
+    world.clock = lambda: NOW
+    fill(world, 300)
+    with structlog.testing.capture_logs() as logged:
+        daemon, _ = await first_poll(sim, tmp_path)
+    account = daemon.accounts["default"]
+    settled = sum(len(srefs) for srefs in account.settled.by_status.values())
+    assert await daemon.poll_once()
+    report = account.last_report
+    await daemon.close()
+    assert [e["error"] for e in logged if e["event"] == "settled_jobs_not_kept"] == ["disk gone"]
+    assert settled == 0
+    assert report is not None
+    assert report.events == 0
 
 
 async def test_many_staged_unfinished_jobs_are_left_to_the_store(
