@@ -557,15 +557,26 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
     observation = seen.observation
-    # A catch-up's steps keep what earlier steps settled, for its last step's listing
-    # of the whole span (its steps' unfinished jobs are read then).
-    keep = SETTLED_KEPT if observation.window.catching_up else 0
+    keep = _kept(ctx, observation, changes)
     ctx.settled.settle(observation.unchanged, observation.ended, stored, keep=keep)
     if seen.staged:
         _adopt_staged(ctx.settled, seen.staged)
     followed = _followed_now(seen, changes)
     if followed is not None:
         ctx.followed.keep(followed, ctx.fence)
+
+
+def _kept(ctx: Context, observation: Observation, changes: Changes) -> int:
+    """How many settled jobs a cycle keeps, at most, beyond those its listing showed: a
+    catch-up's steps keep what earlier steps settled, for the last step, which reads
+    the unfinished jobs of the steps. While those outnumber the pages of the span, it
+    lists the span again (`poller.backfill_start`): then every settled job is kept (the
+    cycles after it hold them all the same), else at most SETTLED_KEPT."""
+    if not observation.window.catching_up:
+        return 0
+    span = len(ctx.settled) + len(observation.ended)
+    listed_again = len(changes.followed) * ctx.client.page_size > span
+    return max(SETTLED_KEPT, span) if listed_again else SETTLED_KEPT
 
 
 def _adopt_staged(settled: Settled, staged: Staged) -> None:

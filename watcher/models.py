@@ -242,7 +242,7 @@ class Window:
     end: datetime
     bounded: bool = False  # True when max_catch_up cut the window short
     # True when the window ends before now: a catch-up too large for one cycle is read in
-    # steps (`poller.step`), and the next step follows this one's commit at once
+    # steps (`poller.stepped`), and the next step follows this one's commit at once
     catching_up: bool = False
 
 

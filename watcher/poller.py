@@ -38,7 +38,7 @@ def window(watermark: datetime | None, now: datetime, poll: PollSettings) -> Win
 
 STEP_JOBS = 20_000  # jobs a catch-up step lists at most: a cycle holds its new jobs
 STEP_PROBES = 6  # counts asked of the API to place a step's end
-MIN_STEP = 60.0  # seconds a step reaches past the overlap, so that the next one moves on
+MIN_STEP = 60.0  # seconds a step reaches past the last watermark: the next one moves on
 
 
 def catching_up(win: Window, poll: PollSettings) -> bool:
