@@ -63,17 +63,20 @@ async def stepped(client: Counter, win: Window, since: datetime, poll: PollSetti
     since = max(since, win.start)  # max_catch_up may have cut the window after it
     least = since + timedelta(seconds=MIN_STEP)
     end, total = win.end, await client.count_jobs(since, win.end)
-    probes = 1
+    whole, probes = total, 1
     while total is not None and total > STEP_JOBS and end > least:
         if probes == STEP_PROBES:
-            end = least
+            end, total = least, None  # not counted
             break
         # where STEP_JOBS would end if the jobs were spread evenly, a tenth short of it
         share = 0.9 * STEP_JOBS / total
         end = max(least, (since + (end - since) * share).replace(microsecond=0))
         total = await client.count_jobs(since, end)
         probes += 1
-    if end >= win.end:
+    # The shortest step holding as many as the whole window: none started after it (a
+    # burst), or the API's count ignores the dates. Steps would gain nothing.
+    full = total is not None and whole is not None and total >= whole
+    if end >= win.end or (end == least and full):
         return win
     log.info(
         "catch_up_step",

@@ -156,9 +156,10 @@ async def test_a_large_catch_up_reads_a_first_step_of_at_most_a_step_of_new_jobs
 
 @pytest.mark.usefixtures("step_of_ten")
 async def test_a_burst_beyond_a_step_is_read_in_the_shortest_step() -> None:
-    """A hundred jobs in one second: the step reaches MIN_STEP past the watermark, the
-    least that moves the catch-up on, and holds the burst whole."""
-    api = Counted([DOWN_SINCE + timedelta(seconds=1)] * 100)
+    """A hundred jobs in one second, then one a minute: the step reaches MIN_STEP past
+    the watermark, the least that moves the catch-up on, and holds the burst whole."""
+    later = [DOWN_SINCE + timedelta(minutes=n) for n in range(2, 300)]
+    api = Counted([DOWN_SINCE + timedelta(seconds=1)] * 100 + later)
     win = await stepped(api)
     assert win.catching_up
     assert win.end == DOWN_SINCE + timedelta(seconds=poller.MIN_STEP)
@@ -182,6 +183,26 @@ async def test_each_step_moves_the_catch_up_on_until_it_reaches_now() -> None:
             break
     assert watermark == NOW
     assert read == set(starts)
+
+
+class CountsAll(Counted):
+    """An API whose count ignores the dates: every job it has, whatever the span."""
+
+    async def count_jobs(self, start: datetime, end: datetime) -> int | None:
+        self.asked.append((start, end))
+        return len(self.starts)
+
+
+@pytest.mark.usefixtures("step_of_ten")
+async def test_a_count_that_does_not_drop_with_the_span_reads_the_window_whole() -> None:
+    """Whether nothing started after the shortest step (a burst at its start) or the API
+    counts every job it has, the shortest step would hold as many as the whole window:
+    the window is read whole."""
+    api = CountsAll([DOWN_SINCE + timedelta(minutes=n) for n in range(1, 360)])
+    assert await stepped(api) == catch_up_window()
+    assert len(api.asked) <= poller.STEP_PROBES
+    burst = Counted([DOWN_SINCE + timedelta(seconds=1)] * 100)
+    assert await stepped(burst) == catch_up_window()
 
 
 @pytest.mark.usefixtures("step_of_ten")
