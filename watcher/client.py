@@ -433,11 +433,10 @@ class Client:
 
     async def count_jobs(self, start: datetime, end: datetime) -> int | None:
         """How many jobs started in [start, end], as the API counts them: the
-        `paginationTotalResults` of a one-record page; None if it gives no count."""
+        `paginationTotalResults` of its first page (asked as the listing asks it: a
+        server may refuse another page size); None if it gives no count."""
         try:
-            body = await self._get(
-                self._pages(start, end, size=1)(1), "jobs", payload.decode_listing
-            )
+            body = await self._get(self._pages(start, end)(1), "jobs", payload.decode_listing)
         except _NotFound:
             raise ApiError("GET jobs: HTTP 404") from None
         try:
@@ -446,10 +445,9 @@ class Client:
             raise ApiError(f"GET jobs page 1: {exc}") from None
 
     def _pages(
-        self, start: datetime, end: datetime, template: str | None = None, size: int | None = None
+        self, start: datetime, end: datetime, template: str | None = None
     ) -> Callable[[int], str]:
-        """The URL of each page of the window [start, end] (`size` records a page, else
-        api.page_size): the window is encoded once."""
+        """The URL of each page of the window [start, end]: the window is encoded once."""
         window = {
             "fromDate": start.isoformat(timespec="seconds"),
             "toDate": end.isoformat(timespec="seconds"),
@@ -457,9 +455,9 @@ class Client:
         if template is not None:
             window["jobTemplate"] = template
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in window.items())
-        size_part = f"{quote(self._s.page_size_param, safe='')}={size or self._s.page_size}"
+        size = f"{quote(self._s.page_size_param, safe='')}={self._s.page_size}"
         prefix = f"{self._s.base_url}/jobs?{query}&{quote(self._s.page_param, safe='')}="
-        return lambda page: f"{prefix}{page}&{size_part}"
+        return lambda page: f"{prefix}{page}&{size}"
 
     async def test_runs(self, sref: str, limit: int = 50) -> list[dict[str, object]]:
         """The first `limit` test runs of a job, page by page (`api.page_param`, at most
