@@ -167,13 +167,15 @@ async def _plain(step: Awaitable[bool]) -> bool:
     return await step
 
 
-async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] = _plain) -> Spec:
-    """`spec["cycles"]` poll cycles of one daemon, each timed on its own."""
-    daemon = await _daemon(spec)
+async def _timed(
+    daemon: Any, spec: Spec, count: int, wrap: Callable[[Awaitable[bool]], Awaitable[bool]]
+) -> Spec:
+    """`count` poll cycles of `daemon`, each timed on its own, peak RSS over them all;
+    then the daemon is released."""
     base = rss_mb()
     reset_peak()
     try:
-        results = [await _one_cycle(daemon, wrap) for _ in range(int(spec.get("cycles", 1)))]
+        results = [await _one_cycle(daemon, wrap) for _ in range(count)]
     finally:
         await _release(daemon)
     return {
@@ -182,6 +184,11 @@ async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] 
         "peak_rss_mb": peak_rss_mb(),
         "store": _store_counts(spec["doc"]["state"]),
     }
+
+
+async def cycles(spec: Spec, wrap: Callable[[Awaitable[bool]], Awaitable[bool]] = _plain) -> Spec:
+    """`spec["cycles"]` poll cycles of one daemon, each timed on its own."""
+    return await _timed(await _daemon(spec), spec, int(spec.get("cycles", 1)), wrap)
 
 
 async def catch_up(spec: Spec) -> Spec:
@@ -192,18 +199,11 @@ async def catch_up(spec: Spec) -> Spec:
     daemon = await _daemon(spec, clock=lambda: datetime.now(UTC) - behind[0])
     try:
         await _one_cycle(daemon, _plain)
-        behind[0] = timedelta(0)
-        base = rss_mb()
-        reset_peak()
-        results = [await _one_cycle(daemon, _plain) for _ in range(2)]
-    finally:
+    except BaseException:
         await _release(daemon)
-    return {
-        "cycles": results,
-        "base_rss_mb": base,
-        "peak_rss_mb": peak_rss_mb(),
-        "store": _store_counts(spec["doc"]["state"]),
-    }
+        raise
+    behind[0] = timedelta(0)
+    return await _timed(daemon, spec, 2, _plain)
 
 
 async def _total(spec: Spec, start: datetime, end: datetime) -> int:

@@ -8,7 +8,7 @@ import random
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,51 +117,51 @@ async def test_a_staged_first_poll_stores_what_one_held_in_memory_does(
     assert not list((tmp_path / "staged" / "state").glob(f"{staging.PREFIX}*"))
 
 
-async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_followed_jobs_to_the_store(
-    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _fails_at_once(self: staging.Staged) -> dict[str, object]:
+    raise staging.StagingFailed("disk gone")
+
+
+def _fails_halfway(self: staging.Staged, limit: int) -> Iterator[tuple[str, str]]:
+    yield "jobs/1", "completed"
+    raise staging.StagingFailed("disk gone")
+
+
+@pytest.mark.parametrize(
+    ("read", "fake", "said"),
+    [
+        ("followed", _fails_at_once, "followed_jobs_not_kept"),
+        ("ended", _fails_halfway, "settled_jobs_not_kept"),
+    ],
+    ids=["followed", "ended"],
+)
+async def test_a_scratch_file_that_fails_after_the_commit_leaves_its_jobs_to_the_next_cycle(
+    sim: SimulatorHandle,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    read: str,
+    fake: Callable[..., object],
+    said: str,
 ) -> None:
-    """The cycle is committed: it succeeds, says so, and keeps no followed jobs (the
-    next cycle reads them from the store)."""
+    """Reading the staged jobs back fails after the commit: the cycle succeeds and says
+    so, and keeps none of them (the next cycle reads the followed jobs from the store
+    and parses the ended ones), and the next cycle finds nothing new."""
     monkeypatch.setattr(staging, "STAGE_FROM", 100)
-
-    def failing(self: staging.Staged) -> None:
-        raise staging.StagingFailed("disk gone")
-
-    monkeypatch.setattr(staging.Staged, "followed", failing)
+    monkeypatch.setattr(staging.Staged, read, fake)
     world.clock = lambda: NOW
     fill(world, 300)
     with structlog.testing.capture_logs() as logged:
         daemon, _ = await first_poll(sim, tmp_path)
     account = daemon.accounts["default"]
-    await daemon.close()
-    assert account.followed.take(None) is None
-    assert [e["error"] for e in logged if e["event"] == "followed_jobs_not_kept"] == ["disk gone"]
-
-
-async def test_a_scratch_file_that_fails_after_the_commit_leaves_the_ended_jobs_unsettled(
-    sim: SimulatorHandle, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Reading the staged ended jobs back fails halfway: the committed cycle succeeds and
-    says so; none of them is settled (the next listing parses them), and it finds
-    nothing new."""
-    monkeypatch.setattr(staging, "STAGE_FROM", 100)
-
-    def failing(self: staging.Staged, limit: int) -> Iterator[tuple[str, str]]:
-        yield "jobs/1", "completed"
-        raise staging.StagingFailed("disk gone")
-
-    monkeypatch.setattr(staging.Staged, "ended", failing)
-    world.clock = lambda: NOW
-    fill(world, 300)
-    with structlog.testing.capture_logs() as logged:
-        daemon, _ = await first_poll(sim, tmp_path)
-    account = daemon.accounts["default"]
-    settled = sum(len(srefs) for srefs in account.settled.by_status.values())
+    kept = {
+        "followed": account.followed.take(None),
+        "ended": [s for srefs in account.settled.by_status.values() for s in srefs],
+    }[read]
     assert await daemon.poll_once()
     report = account.last_report
     await daemon.close()
-    assert [e["error"] for e in logged if e["event"] == "settled_jobs_not_kept"] == ["disk gone"]
-    assert settled == 0
+    assert [e["error"] for e in logged if e["event"] == said] == ["disk gone"]
+    assert not kept
     assert report is not None
     assert report.events == 0
 
