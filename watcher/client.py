@@ -17,7 +17,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -502,13 +502,15 @@ class Client:
         *,
         template: str | None = None,
         sink: paging.Sink | None = None,
+        only: Container[str] | None = None,
     ) -> Listing:
         """Every job whose start lies in [start, end] (of one template), across all
         pages, one per sref.
 
         Records of jobs in `settled` (by the terminal status the store holds) that
-        still read that status are counted, not parsed (see `payload.parse_list`). A
-        `sink` takes each page's jobs that it wants out of the listing's memory.
+        still read that status are counted, not parsed (see `payload.parse_list`), and
+        with `only`, so are those of the jobs not in it. A `sink` takes each page's jobs
+        that it wants out of the listing's memory.
         """
         found = paging.Found(sink=sink)
         page_url = self._pages(start, end, template)
@@ -528,7 +530,7 @@ class Client:
                     )
                 visited.add(url)
                 fetch = ahead.pop(page) or self._get(url, "jobs", payload.decode_listing)
-                listed = await self._read_page(fetch, page, settled)
+                listed = await self._read_page(fetch, page, settled, only)
                 new = found.add(listed)
                 # What a listing holds is bounded like its pages: a server that answers
                 # more records a page than asked for must not make a cycle hold more.
@@ -559,12 +561,14 @@ class Client:
         return found.listing(page)
 
     @staticmethod
-    async def _read_page(fetch: Awaitable[Any], page: int, settled: ByStatus) -> payload.Page:
+    async def _read_page(
+        fetch: Awaitable[Any], page: int, settled: ByStatus, only: Container[str] | None = None
+    ) -> payload.Page:
         try:
             body = await fetch
         except _NotFound:
             raise ApiError("GET jobs: HTTP 404") from None
         try:
-            return payload.parse_list(body, page, settled)
+            return payload.parse_list(body, page, settled, only)
         except payload.PayloadError as exc:
             raise ApiError(f"GET jobs page {page}: {exc}") from None

@@ -542,9 +542,7 @@ async def commit(
     )
 
 
-# Settled jobs kept beyond what one listing showed (a first poll's staged jobs, the steps
-# of a catch-up) that the next listing may skip unparsed: a memory bound.
-SETTLED_KEPT = 200_000
+SETTLED_STAGED = 200_000  # staged jobs the next listing may skip unparsed (memory bound)
 # Staged unfinished jobs kept for the next cycle's start (`Followed`); more are read from
 # the store by that cycle instead: held from the end of the first cycle on, their states
 # (200 bytes each) would add to its peak, which the settled jobs make.
@@ -557,8 +555,7 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
     stored = {s.sref: s.status for s in changes.found.states if s.status in TERMINAL_STATUSES}
     stored.update(changes.ended)  # the diff left those out: the two never share a job
     observation = seen.observation
-    keep = _kept(ctx, observation, changes)
-    ctx.settled.settle(observation.unchanged, observation.ended, stored, keep=keep)
+    ctx.settled.settle(observation.unchanged, observation.ended, stored)
     if seen.staged:
         _adopt_staged(ctx.settled, seen.staged)
     followed = _followed_now(seen, changes)
@@ -566,24 +563,11 @@ def settle(ctx: Context, seen: Seen, changes: Changes) -> None:
         ctx.followed.keep(followed, ctx.fence)
 
 
-def _kept(ctx: Context, observation: Observation, changes: Changes) -> int:
-    """How many settled jobs a cycle keeps, at most, beyond those its listing showed: a
-    catch-up's steps keep what earlier steps settled, for the last step, which reads
-    the unfinished jobs of the steps. While those outnumber the pages of the span, it
-    lists the span again (`poller.backfill_start`): then every settled job is kept (the
-    cycles after it hold them all the same), else at most SETTLED_KEPT."""
-    if not observation.window.catching_up:
-        return 0
-    span = len(ctx.settled) + len(observation.ended)
-    listed_again = len(changes.followed) * ctx.client.page_size > span
-    return max(SETTLED_KEPT, span) if listed_again else SETTLED_KEPT
-
-
 def _adopt_staged(settled: Settled, staged: Staged) -> None:
     """A first poll's staged ended jobs settled as written (beyond the bound, or if the
     scratch file fails now that the cycle is committed, the next cycle parses them)."""
     try:
-        settled.adopt(staged.ended(SETTLED_KEPT))
+        settled.adopt(staged.ended(SETTLED_STAGED))
     except staging.StagingFailed as exc:
         log.warning("settled_jobs_not_kept", error=str(exc), hint="the next cycle reads them")
 

@@ -32,7 +32,8 @@ class Listing:
     jobs: dict[str, Job]  # by sref
     pages: int
     skipped: int
-    # settled jobs listed again with the same status, not parsed
+    # jobs counted, not parsed: settled ones listed again with the same status, and the
+    # ones a listing for some jobs alone passed over
     unchanged: set[str] = field(default_factory=set)
     ended: dict[str, str] = field(default_factory=dict)  # sref -> status of those parsed
     sunk: int = 0  # jobs the sink took (not in `jobs`)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -320,7 +320,8 @@ class Page:
     skipped: int
     total: int | None
     next_url: str | None
-    # settled jobs, not parsed: their srefs as the settled jobs' map holds them
+    # jobs counted, not parsed: settled ones (their srefs as the settled jobs' map holds
+    # them), and with `only`, the others
     unchanged: list[str] = field(default_factory=list)
 
 
@@ -396,15 +397,43 @@ def _unsettled(
     return places, unchanged
 
 
-def parse_list(body: Any, page: int, settled: ByStatus | None = None) -> Page:
+def _among(
+    results: list[Any],
+    places: Sequence[int],
+    only: Container[str],
+    settled: ByStatus | None,
+    passed: list[str],
+) -> list[int]:
+    """Of the records at `places`, the places of those to parse: a job in `only`, a
+    settled job that reads another status now (settled jobs hold what the store holds),
+    a record without a readable sref (counted as malformed). The others' srefs go to
+    `passed`: counted, not parsed."""
+    held = list(settled.values()) if settled else []
+    kept: list[int] = []
+    for index in places:
+        item = results[index]
+        sref = item.sref if type(item) is Record else _identity(item)[0]
+        if type(sref) is str and sref not in only and not any(sref in h for h in held):
+            passed.append(sref)
+        else:
+            kept.append(index)
+    return kept
+
+
+def parse_list(
+    body: Any, page: int, settled: ByStatus | None = None, only: Container[str] | None = None
+) -> Page:
     """One page of a listing. Records of jobs in `settled` (by the terminal status they
     had) that still read that status are counted, not parsed: a terminal status is
-    final, so nothing about them can have changed that matters."""
+    final, so nothing about them can have changed that matters. With `only`, so are
+    the records of every other job (a listing for some jobs alone)."""
     results, meta = _page_parts(body, page)
     places: Sequence[int] = range(len(results))
     unchanged: list[str] = []
     if settled:
         places, unchanged = _unsettled(results, type(body) is _Listing, settled)
+    if only is not None:
+        places = _among(results, places, only, settled, unchanged)
     jobs: list[Job] = []
     malformed = 0
     for index in places:

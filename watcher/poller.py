@@ -176,7 +176,11 @@ async def observe(
         else None
     )
     if back is not None:
-        extra = await client.list_jobs(back, win.start, with_ended(settled, listing.ended))
+        # The span behind the window is listed for the followed jobs alone: the others
+        # there were listed by the cycles that read it (a catch-up's steps, say), and
+        # parsing them all again would hold them all.
+        ended = with_ended(settled, listing.ended)
+        extra = await client.list_jobs(back, win.start, ended, only=set(follow))
         log.info(
             "window_widened", back_to=back.isoformat(), followed=len(follow), pages=extra.pages
         )

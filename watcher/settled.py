@@ -40,12 +40,7 @@ class Settled:
         return self._srefs
 
     def settle(
-        self,
-        unchanged: Set[str],
-        listed: Mapping[str, str],
-        stored: Mapping[str, str],
-        *,
-        keep: int = 0,
+        self, unchanged: Set[str], listed: Mapping[str, str], stored: Mapping[str, str]
     ) -> None:
         """A cycle was committed: `unchanged` are the settled jobs its listings showed
         again with the same status (not parsed), `listed` the other ended jobs they
@@ -54,21 +49,15 @@ class Settled:
         cycle or (for a job the cycle did not write) the last one.
 
         Kept in place: most of a window's settled jobs are listed again every cycle, and
-        a dict of them rebuilt each time costs a tenth of a 100k-job steady cycle.
-
-        With `keep`, the jobs settled before and not listed again stay, while at most
-        `keep` are settled in all: a catch-up read in steps ends with one listing of
-        the whole span, for the unfinished jobs of its steps."""
+        a dict of them rebuilt each time costs a tenth of a 100k-job steady cycle."""
         by_status = self._srefs
-        keep_unlisted = keep > 0 and len(self) + len(listed) <= keep
         before: dict[str, str] = {}  # the last word on the listed jobs parsed now
         for status, srefs in by_status.items():
             for sref in listed.keys() & srefs.keys():  # settled again below, or not at all
                 before[sref] = status
                 del srefs[sref]
-            if not keep_unlisted:
-                for sref in [sref for sref in srefs if sref not in unchanged]:
-                    del srefs[sref]
+            for sref in [sref for sref in srefs if sref not in unchanged]:
+                del srefs[sref]
             for sref in stored.keys() & srefs.keys():  # none, unless a read went around
                 if stored[sref] != status:
                     del srefs[sref]
@@ -78,9 +67,6 @@ class Settled:
             if (stored.get(sref) or before.get(sref)) == status  # a status is never ""
         )
         _group(confirmed, by_status)
-
-    def __len__(self) -> int:
-        return sum(len(srefs) for srefs in self._srefs.values())
 
     def adopt(self, written: Iterable[tuple[str, str]]) -> None:
         """Jobs a cycle wrote as it listed them (sref, status: a first poll's staged

@@ -55,10 +55,9 @@ def seen(
     open_jobs: dict[str, JobState] | None = None,
     unfollow: tuple[str, ...] = (),
     ended: dict[str, str] | None = None,
-    catching_up: bool = False,
 ) -> cycle.Seen:
     observation = Observation(
-        window=Window(NOW - timedelta(hours=1), NOW, catching_up=catching_up),
+        window=Window(NOW - timedelta(hours=1), NOW),
         jobs=tuple(jobs),
         ended=ended or {},
         unfollow=unfollow,
@@ -193,33 +192,6 @@ async def test_settle_keeps_the_ended_jobs_the_store_confirms(store: SqliteStore
     )
     await run_stages(ctx, now_seen)
     assert ctx.settled.by_status == {"failed": {"jobs/1": "jobs/1"}}
-
-
-@pytest.mark.parametrize("followed", [True, False], ids=["followed-jobs", "none-followed"])
-async def test_the_steps_of_a_catch_up_keep_what_they_settled_for_the_last_step(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, followed: bool
-) -> None:
-    """A step settles jobs/1; the next step lists jobs/2 only. While unfinished jobs are
-    followed (the last step lists the span again for them), jobs/1 stays settled; with
-    none, at most SETTLED_KEPT (here one) are kept; after the steps, what the last
-    listing showed."""
-    monkeypatch.setattr(cycle, "SETTLED_KEPT", 1)
-    ctx = context(store, FAILURES)
-    running = [job("jobs/9", "running")] if followed else []
-    await run_stages(
-        ctx, seen([job("jobs/1", "failed"), *running], ended={"jobs/1": "failed"}, catching_up=True)
-    )
-    step = seen(
-        [job("jobs/2", "completed")],
-        open_jobs=await store.open_jobs(),
-        ended={"jobs/2": "completed"},
-        catching_up=True,
-    )
-    await run_stages(ctx, step)
-    settled = {sref for srefs in ctx.settled.by_status.values() for sref in srefs}
-    assert settled == ({"jobs/1", "jobs/2"} if followed else {"jobs/2"})
-    await run_stages(ctx, seen([], open_jobs=await store.open_jobs()))
-    assert not ctx.settled.by_status.get("failed")
 
 
 async def test_account_counts_only_events_new_to_the_ledger(store: SqliteStore) -> None:

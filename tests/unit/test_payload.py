@@ -98,6 +98,25 @@ def test_settled_records_that_read_the_same_are_counted_not_parsed(decode: Any) 
     assert page.skipped == 1  # jobs/3: no status
 
 
+@pytest.mark.parametrize("decode", [decode_listing, json.loads], ids=["typed", "plain"])
+def test_a_listing_for_some_jobs_counts_the_others_without_parsing_them(decode: Any) -> None:
+    """With `only`, a record of another job is counted (as unchanged), unless it is a
+    settled job that reads another status now or has no readable sref: those are read."""
+    records = [
+        record(sref="jobs/1", status="running"),
+        record(sref="jobs/2"),
+        record(sref="jobs/3"),  # settled as failed: it reads completed now
+        record(sref="jobs/4"),  # settled as completed: unchanged, as always
+        record(sref=7),
+    ]
+    body = decode(json.dumps({"results": records}).encode())
+    settled = {"failed": {"jobs/3": "jobs/3"}, "completed": {"jobs/4": "jobs/4"}}
+    page = parse_list(body, 1, settled, only={"jobs/1"})
+    assert [j.sref for j in page.jobs] == ["jobs/1", "jobs/3"]
+    assert sorted(page.unchanged) == ["jobs/2", "jobs/4"]
+    assert (page.count, page.skipped) == (5, 1)
+
+
 @pytest.mark.parametrize(
     "total",
     [None, -1, "7", True, 1.5, 2**63, 10**400],

@@ -27,23 +27,6 @@ def test_nothing_is_settled_at_first() -> None:
     assert statuses(Settled()) == {}
 
 
-def test_the_steps_of_a_catch_up_keep_what_earlier_steps_settled() -> None:
-    """For the last step's listing of the whole span: within `keep` jobs in all."""
-    settled = Settled()
-    settled.settle(set(), {"jobs/1": "failed"}, {"jobs/1": "failed"}, keep=3)
-    settled.settle(set(), {"jobs/2": "completed"}, {"jobs/2": "completed"}, keep=3)
-    assert statuses(settled) == {"jobs/1": "failed", "jobs/2": "completed"}
-    settled.settle(set(), {"jobs/3": "failed", "jobs/4": "failed"}, {}, keep=3)
-    assert statuses(settled) == {}  # past the bound: what this listing showed, as always
-
-
-def test_a_status_read_anew_in_a_step_replaces_the_kept_one() -> None:
-    settled = Settled()
-    settled.settle(set(), {"jobs/1": "failed"}, {"jobs/1": "failed"}, keep=10)
-    settled.settle(set(), {"jobs/1": "completed"}, {"jobs/1": "completed"}, keep=10)
-    assert statuses(settled) == {"jobs/1": "completed"}
-
-
 def test_a_listed_job_the_store_holds_with_that_status_is_settled() -> None:
     settled = Settled()
     settled.settle(set(), {"jobs/1": "failed", "jobs/2": "completed"}, {"jobs/1": "failed"})
