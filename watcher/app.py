@@ -278,6 +278,9 @@ class Daemon:
         account.last_report = report
         self.metrics.poll_done(account.name, PollOutcome.OK)
         self.metrics.jobs_followed.labels(account.name).set(report.followed)
+        window = report.window
+        behind = (self.clock() - window.end).total_seconds() if window.catching_up else 0.0
+        self.metrics.catch_up_behind.labels(account.name).set(max(0.0, behind))
         log.info(
             "poll_done",
             account=account.name,

@@ -89,6 +89,12 @@ class Metrics:
         self.jobs_followed = Gauge(
             "watcher_jobs_followed", "Unfinished jobs being followed", ["account"], registry=r
         )
+        self.catch_up_behind = Gauge(
+            "watcher_catch_up_behind_seconds",
+            "How far the last step of a catch-up read in steps ends before now (0: none)",
+            ["account"],
+            registry=r,
+        )
         self.events = Counter(
             "watcher_events", "Events by account and kind", ["account", "kind"], registry=r
         )
@@ -154,6 +160,7 @@ class Metrics:
         for change in LeaderChange:
             self.leader_changes.labels(account, change)
         self.jobs_followed.labels(account)
+        self.catch_up_behind.labels(account)
         self.leader.labels(account)
         for outcome in RERUN_OUTCOMES:
             self.reruns.labels(account, outcome)

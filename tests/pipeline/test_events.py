@@ -444,7 +444,8 @@ async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_a
     failure is alerted once; a job that failed while the daemon was down is no stuck
     job; the template is not missed (its later jobs are in later steps). An API that
     gives no count is read in one cycle, with the same alerts. Steps of a few pages each
-    read a catch-up of more pages than api.max_pages (which one cycle could not read)."""
+    read a catch-up of more pages than api.max_pages (which one cycle could not read).
+    The metric of how far behind the catch-up is falls to 0 at its last step."""
     monkeypatch.setattr(poller, "STEP_JOBS", 5)
     h = make(
         [
@@ -483,10 +484,22 @@ async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_a
             started_at=down_at + timedelta(minutes=10 * n + 5),
         )
     h.world.add_job(name="Still running", status="running", started_at=down_at + timedelta(hours=1))
+    behind: list[float | None] = []
+    cycle_of = Daemon._run_cycle
+
+    async def gauged(daemon: Daemon, account: Any) -> Any:
+        report = await cycle_of(daemon, account)
+        sample = {"account": account.name}
+        registry = daemon.metrics.registry
+        behind.append(registry.get_sample_value("watcher_catch_up_behind_seconds", sample))
+        return report
+
+    monkeypatch.setattr(Daemon, "_run_cycle", gauged)
     with structlog.testing.capture_logs() as logged:
         await h.cycle()
     steps = [e for e in logged if e["event"] == "catch_up_step"]
     watermark = await h.daemon.store.watermark()
+    monkeypatch.undo()
     await h.cycle()  # the next poll finds nothing new
     await h.close()
     failed = [f"Job {n} failed" for n in range(0, 36, 3)]
@@ -494,3 +507,6 @@ async def test_a_catch_up_too_large_for_one_cycle_is_read_in_steps_each_change_a
     assert watermark == clock.now
     assert len(steps) >= (36 // 5 if counted else 0)
     assert counted or steps == []
+    assert len(behind) == len(steps) + 1
+    assert all(seconds is not None and seconds > 0 for seconds in behind[:-1])
+    assert behind[-1] == 0
