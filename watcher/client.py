@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import aiohttp
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from watcher.settled import ByStatus
 
 log = structlog.get_logger("watcher.client")
+T = TypeVar("T")
 
 AGREEMENT = 0.5  # seconds of slack beyond the Date header's whole-second resolution
 SKEW_WARNING = 60.0  # seconds between the API's clock and ours worth a log line
@@ -435,14 +436,8 @@ class Client:
         """How many jobs started in [start, end], as the API counts them: the
         `paginationTotalResults` of its first page (asked as the listing asks it: a
         server may refuse another page size); None if it gives no count."""
-        try:
-            body = await self._get(self._pages(start, end)(1), "jobs", payload.decode_listing)
-        except _NotFound:
-            raise ApiError("GET jobs: HTTP 404") from None
-        try:
-            return payload.listing_total(body)
-        except payload.PayloadError as exc:
-            raise ApiError(f"GET jobs page 1: {exc}") from None
+        fetch = self._get(self._pages(start, end)(1), "jobs", payload.decode_listing)
+        return await self._read_page(fetch, 1, payload.listing_total)
 
     def _pages(
         self, start: datetime, end: datetime, template: str | None = None
@@ -530,7 +525,8 @@ class Client:
                     )
                 visited.add(url)
                 fetch = ahead.pop(page) or self._get(url, "jobs", payload.decode_listing)
-                listed = await self._read_page(fetch, page, settled, only)
+                read = functools.partial(payload.parse_list, page=page, settled=settled, only=only)
+                listed = await self._read_page(fetch, page, read)
                 new = found.add(listed)
                 # What a listing holds is bounded like its pages: a server that answers
                 # more records a page than asked for must not make a cycle hold more.
@@ -561,14 +557,13 @@ class Client:
         return found.listing(page)
 
     @staticmethod
-    async def _read_page(
-        fetch: Awaitable[Any], page: int, settled: ByStatus, only: Container[str] | None = None
-    ) -> payload.Page:
+    async def _read_page(fetch: Awaitable[Any], page: int, read: Callable[[Any], T]) -> T:
+        """What `read` takes from a listing's page, its failures as the API's."""
         try:
             body = await fetch
         except _NotFound:
             raise ApiError("GET jobs: HTTP 404") from None
         try:
-            return payload.parse_list(body, page, settled, only)
+            return read(body)
         except payload.PayloadError as exc:
             raise ApiError(f"GET jobs page {page}: {exc}") from None
